@@ -1,0 +1,66 @@
+"""What the HTTP API returns about a ticket."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+
+from shared.commands import Attachment
+from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+
+if TYPE_CHECKING:
+    from services.intake.domain import Ticket
+
+
+class MessageView(BaseModel):
+    id: str
+    author: Author
+    author_id: str | None
+    body: str
+    public: bool
+    created_at: datetime
+    secret_redacted: bool
+
+
+class TicketView(BaseModel):
+    id: str
+    status: Status
+    priority: Priority
+    category: Category
+    channel: Channel
+    group: str
+    assignee: str | None
+    escalation_level: int
+    requester: Requester
+    subject: str
+    description: str
+    crypto: CryptoContext | None
+    attachments: list[Attachment]
+    secret_redacted: bool
+    messages: list[MessageView]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketView:
+        return cls(
+            id=ticket.id,
+            status=ticket.status,
+            priority=ticket.priority,
+            category=ticket.category,
+            channel=ticket.channel,
+            group=ticket.group,
+            assignee=ticket.assignee,
+            escalation_level=ticket.escalation_level,
+            requester=ticket.requester,
+            subject=ticket.subject,
+            description=ticket.description,
+            crypto=ticket.crypto,
+            attachments=ticket.attachments,
+            secret_redacted=ticket.secret_redacted,
+            messages=[MessageView(**m.__dict__) for m in ticket.messages],
+            created_at=ticket.created_at,
+            updated_at=ticket.updated_at,
+        )

@@ -1,0 +1,80 @@
+"""Commands other systems send to intake (HTTP bodies and `helpstream.commands` data).
+
+Named as imperatives. The same models validate an HTTP request and a Kafka command,
+so both doors accept exactly the same input.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+
+MAX_TEXT = 20_000
+
+
+class Attachment(BaseModel):
+    """Metadata only: files live in the platform's object store."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(max_length=255, examples=["screenshot.png"])
+    content_type: str = Field(max_length=100, examples=["image/png"])
+    size: int = Field(ge=0, le=100 * 1024 * 1024)
+    url: str | None = Field(None, max_length=2048)
+
+
+class Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    command_type: ClassVar[str]
+
+
+class OpenTicket(Command):
+    command_type: ClassVar[str] = "helpstream.ticket.open"
+
+    requester: Requester
+    channel: Channel = Field(examples=["web"])
+    subject: str = Field(min_length=1, max_length=300, examples=["提现未到账 / withdrawal pending"])
+    description: str = Field(min_length=1, max_length=MAX_TEXT)
+    category: Category | None = Field(None, description="Leave empty to let triage decide.")
+    priority: Priority | None = Field(None, description="Leave empty to let triage decide.")
+    crypto: CryptoContext | None = None
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class AddMessage(Command):
+    command_type: ClassVar[str] = "helpstream.ticket.add_message"
+
+    ticket_id: str | None = Field(
+        None, description="Kafka commands only; HTTP takes it from the path."
+    )
+    author: Author
+    author_id: str | None = Field(None, max_length=128, description="Agent id, for agents.")
+    body: str = Field(min_length=1, max_length=MAX_TEXT)
+    public: bool = Field(True, description="False: internal note, never shown to the requester.")
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+
+
+class UpdateTicket(Command):
+    command_type: ClassVar[str] = "helpstream.ticket.update"
+
+    ticket_id: str | None = None
+    status: Status | None = None
+    priority: Priority | None = None
+    assignee: str | None = Field(None, max_length=128)
+    group: str | None = Field(None, max_length=64)
+
+
+class EscalateTicket(Command):
+    command_type: ClassVar[str] = "helpstream.ticket.escalate"
+
+    ticket_id: str | None = None
+    by: Literal["requester", "agent"]
+    reason: str | None = Field(None, max_length=2000)
+
+
+COMMAND_MODELS: dict[str, type[Command]] = {
+    model.command_type: model for model in (OpenTicket, AddMessage, UpdateTicket, EscalateTicket)
+}

@@ -1,0 +1,426 @@
+"""Wire contracts: the CloudEvents 1.0 envelope and the data of every event.
+
+Events are named in the past tense. Schemas evolve additively: consumers ignore
+fields they do not know (`extra="ignore"`), and a breaking change is a new `type`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.errors import Invalid
+from shared.ids import new_id
+
+# --- vocabulary -------------------------------------------------------------------
+
+
+class Channel(StrEnum):
+    web = "web"
+    app = "app"
+    email = "email"
+    chat = "chat"
+    phone = "phone"
+    social = "social"
+    community = "community"
+    api = "api"
+
+
+class Status(StrEnum):
+    new = "new"
+    open = "open"
+    pending = "pending"
+    on_hold = "on_hold"
+    solved = "solved"
+    closed = "closed"
+
+
+class Priority(StrEnum):
+    low = "low"
+    normal = "normal"
+    high = "high"
+    urgent = "urgent"
+
+
+class Category(StrEnum):
+    account_security = "account_security"
+    scam_report = "scam_report"
+    withdrawal_delay = "withdrawal_delay"
+    deposit_missing = "deposit_missing"
+    transfer_failed = "transfer_failed"
+    wallet_recovery = "wallet_recovery"
+    kyc = "kyc"
+    trading = "trading"
+    fees = "fees"
+    complaint = "complaint"
+    other = "other"
+
+
+class Author(StrEnum):
+    requester = "requester"
+    agent = "agent"
+    system = "system"
+
+
+class SlaMetric(StrEnum):
+    first_reply = "first_reply"
+    next_reply = "next_reply"
+    periodic_update = "periodic_update"
+    resolution = "resolution"
+
+
+class Contract(BaseModel):
+    """Base of every event's data: tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+# --- tickets (intake) ---------------------------------------------------------------
+
+
+class Requester(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(min_length=1, max_length=128, examples=["u-10086"])
+    email: str | None = Field(
+        None, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$", examples=["li.wei@example.com"]
+    )
+    locale: str = Field("en", max_length=16, examples=["zh-CN", "en"])
+    timezone: str = Field("UTC", max_length=64, examples=["Asia/Shanghai"])
+    tier: str = Field("standard", max_length=32, examples=["standard", "vip"])
+
+
+class CryptoContext(BaseModel):
+    """What agents need to trace a transfer; never keys or seed phrases."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    asset: str | None = Field(None, max_length=16, examples=["USDT"])
+    network: str | None = Field(None, max_length=32, examples=["TRC20"])
+    tx_hash: str | None = Field(None, max_length=128)
+    amount: Decimal | None = Field(None, ge=0, examples=["2500"])
+    address: str | None = Field(None, max_length=128)
+    withdrawal_id: str | None = Field(None, max_length=64)
+    deposit_id: str | None = Field(None, max_length=64)
+
+
+class TicketSummary(BaseModel):
+    """The ticket's state after the change, so each event stands on its own."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    status: Status
+    priority: Priority
+    category: Category
+    channel: Channel
+    group: str
+    assignee: str | None = None
+    escalation_level: int = Field(0, ge=0, le=3)
+    requester_id: str
+    requester_tier: str = "standard"
+    created_at: datetime
+
+
+class TicketCreated(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.created"
+
+    ticket_id: str
+    ticket: TicketSummary
+    requester: Requester
+    subject: str
+    crypto: CryptoContext | None = None
+    secret_redacted: bool = False
+
+
+class TicketMessageAdded(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.message_added"
+
+    ticket_id: str
+    ticket: TicketSummary
+    message_id: str
+    author: Author
+    public: bool = True
+    body: str | None = Field(None, description="Public messages only; already redacted.")
+    secret_redacted: bool = False
+
+
+class TicketStatusChanged(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.status_changed"
+
+    ticket_id: str
+    ticket: TicketSummary
+    old: Status
+    new: Status
+
+
+class TicketPriorityChanged(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.priority_changed"
+
+    ticket_id: str
+    ticket: TicketSummary
+    old: Priority
+    new: Priority
+    reason: str | None = None
+
+
+class TicketAssigned(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.assigned"
+
+    ticket_id: str
+    ticket: TicketSummary
+    assignee: str | None
+    group: str
+
+
+class TicketEscalated(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.escalated"
+
+    ticket_id: str
+    ticket: TicketSummary
+    level: int = Field(ge=1, le=3)
+    reason: Literal["requester_request", "agent", "sla_breach", "low_rating"]
+    cause_id: str | None = Field(None, description="Event id that caused it, if any.")
+
+
+class TicketReopened(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.reopened"
+
+    ticket_id: str
+    ticket: TicketSummary
+    reason: str = "requester_reply"
+
+
+# --- SLA (sla_monitor) --------------------------------------------------------------
+
+
+class SlaClockData(Contract):
+    ticket_id: str
+    metric: SlaMetric
+    cycle: int = Field(1, ge=1, description="Counts next_reply/periodic cycles.")
+    target_s: float = Field(ge=0)
+    elapsed_s: float = Field(ge=0)
+    remaining_s: float
+    deadline: datetime | None
+    priority: Priority
+    policy: str
+    policy_version: str
+
+
+class SlaApplied(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.applied"
+
+
+class SlaPaused(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.paused"
+
+
+class SlaResumed(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.resumed"
+
+
+class SlaWarning(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.warning"
+
+    threshold: float = Field(gt=0, lt=1, examples=[0.75])
+
+
+class SlaBreached(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.breached"
+
+    breached_at: datetime
+
+
+class SlaFulfilled(SlaClockData):
+    event_type: ClassVar[str] = "helpstream.sla.fulfilled"
+
+
+# --- feedback -------------------------------------------------------------------------
+
+
+class FeedbackRequested(Contract):
+    event_type: ClassVar[str] = "helpstream.feedback.requested"
+
+    ticket_id: str
+    survey_id: str
+    requester_id: str
+    locale: str
+    survey_url: str
+    expires_at: datetime
+
+
+class DimensionScores(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attitude: int | None = Field(None, ge=1, le=5)
+    speed: int | None = Field(None, ge=1, le=5)
+    clarity: int | None = Field(None, ge=1, le=5)
+
+
+class FeedbackSubmitted(Contract):
+    event_type: ClassVar[str] = "helpstream.feedback.submitted"
+
+    ticket_id: str
+    survey_id: str
+    score: int = Field(ge=1, le=5)
+    dimensions: DimensionScores = DimensionScores()
+    reasons: list[str] = Field(default_factory=list)
+    needs_follow_up: bool = False
+    agent: str | None = None
+    group: str | None = None
+    category: Category | None = None
+    channel: Channel | None = None
+
+
+class FeedbackCancelled(Contract):
+    event_type: ClassVar[str] = "helpstream.feedback.cancelled"
+
+    ticket_id: str
+    survey_id: str
+    reason: str = "ticket_reopened"
+
+
+# --- notifications (audit trail) --------------------------------------------------
+
+
+class NotificationOutcome(Contract):
+    ticket_id: str
+    notification_id: str
+    cause_event_id: str
+    channel: Literal["email", "webhook", "inbox"]
+    template: str
+    recipient_kind: Literal["requester", "agent", "lead"]
+
+
+class NotificationDelivered(NotificationOutcome):
+    event_type: ClassVar[str] = "helpstream.notification.delivered"
+
+
+class NotificationFailed(NotificationOutcome):
+    event_type: ClassVar[str] = "helpstream.notification.failed"
+
+    error: str
+
+
+EVENT_MODELS: dict[str, type[Contract]] = {
+    model.event_type: model
+    for model in (
+        TicketCreated,
+        TicketMessageAdded,
+        TicketStatusChanged,
+        TicketPriorityChanged,
+        TicketAssigned,
+        TicketEscalated,
+        TicketReopened,
+        SlaApplied,
+        SlaPaused,
+        SlaResumed,
+        SlaWarning,
+        SlaBreached,
+        SlaFulfilled,
+        FeedbackRequested,
+        FeedbackSubmitted,
+        FeedbackCancelled,
+        NotificationDelivered,
+        NotificationFailed,
+    )
+}
+
+# --- envelope ---------------------------------------------------------------------
+
+DataT = TypeVar("DataT")
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class CloudEvent(BaseModel, Generic[DataT]):
+    """CloudEvents 1.0, structured mode; `correlationid` follows a request through every effect."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    specversion: Literal["1.0"] = "1.0"
+    id: str = Field(default_factory=new_id, min_length=1, max_length=128)
+    source: str = Field(pattern=r"^/helpstream/|^/", examples=["/helpstream/intake"])
+    type: str = Field(examples=["helpstream.ticket.created"])
+    subject: str = Field(description="The ticket id; also the Kafka key.")
+    time: datetime
+    datacontenttype: Literal["application/json"] = "application/json"
+    dataschemaversion: int = Field(1, ge=1)
+    correlationid: str = Field(min_length=1, max_length=128)
+    data: DataT
+
+    @field_validator("time")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("time must carry a UTC offset (RFC 3339)")
+        return value.astimezone(UTC)
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json(serialize_as_any=True).encode()
+
+
+def make_event(
+    data: Contract,
+    *,
+    source: str,
+    time: datetime,
+    correlationid: str,
+    event_id: str | None = None,
+) -> CloudEvent[Contract]:
+    ticket_id = getattr(data, "ticket_id", None)
+    if not isinstance(ticket_id, str):
+        raise TypeError(f"{type(data).__name__} has no ticket_id to use as subject")
+    return CloudEvent[Contract](
+        id=event_id or new_id(),
+        source=source,
+        type=data.event_type,
+        subject=ticket_id,
+        time=time,
+        dataschemaversion=data.schema_version,
+        correlationid=correlationid,
+        data=data,
+    )
+
+
+class _RawEnvelope(CloudEvent[dict[str, Any]]):
+    pass
+
+
+def parse_event(raw: bytes, accept: frozenset[str] | None = None) -> CloudEvent[Contract]:
+    """Decode and validate one message; every failure is `Invalid` with a reason code."""
+    try:
+        envelope = _RawEnvelope.model_validate_json(raw)
+    except ValidationError as exc:
+        reason = "invalid_json" if _is_json_error(exc) else "invalid_envelope"
+        raise Invalid(reason, _short(exc)) from exc
+    model = EVENT_MODELS.get(envelope.type)
+    if model is None or (accept is not None and envelope.type not in accept):
+        raise Invalid("unknown_type", f"event type {envelope.type!r} is not handled here")
+    if envelope.dataschemaversion > model.schema_version:
+        raise Invalid(
+            "unsupported_version",
+            f"{envelope.type} v{envelope.dataschemaversion} is newer than "
+            f"v{model.schema_version} known here",
+        )
+    try:
+        data = model.model_validate(envelope.data)
+    except ValidationError as exc:
+        raise Invalid("invalid_data", _short(exc)) from exc
+    return CloudEvent[Contract](**{**envelope.__dict__, "data": data})
+
+
+def _is_json_error(exc: ValidationError) -> bool:
+    return any(err["type"] in ("json_invalid", "json_type") for err in exc.errors())
+
+
+def _short(exc: ValidationError, limit: int = 500) -> str:
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+        for err in exc.errors()[:5]
+    ]
+    return "; ".join(parts)[:limit]

@@ -1,0 +1,120 @@
+"""HTTP mechanics every service shares: problem bodies, health, metrics, RED timing.
+
+Errors follow RFC 9457 (application/problem+json): a client always gets a 4xx with
+a body that says what to fix, never a stack trace or a 500 for its own mistake.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from prometheus_client import CollectorRegistry
+    from starlette.routing import BaseRoute
+
+    from shared.metrics import HttpMetrics
+
+PROBLEM = "application/problem+json"
+
+
+class ProblemError(Exception):
+    """Raised by routes and handlers to answer with a problem body."""
+
+    def __init__(self, status: int, title: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.extra = extra
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ProblemError)
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", ""))}
+            for err in exc.errors()[:20]
+        ]
+        return problem(
+            422, "Invalid request", "The request does not match the schema.", errors=errors
+        )
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
+
+    app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_operational_routes(
+    app: FastAPI,
+    registry: CollectorRegistry,
+    ready: Callable[[], Awaitable[dict[str, bool]]],
+) -> None:
+    """/healthz (the process answers), /readyz (its dependencies do), /metrics."""
+
+    @app.get("/healthz", tags=["operations"], summary="Process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Broker, database and consumers ready")
+    async def readyz() -> Response:
+        checks = await ready()
+        status = 200 if all(checks.values()) else 503
+        return JSONResponse({"ready": status == 200, "checks": checks}, status_code=status)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def install_red_metrics(app: FastAPI, metrics: HttpMetrics) -> None:
+    """Counts and times every request by route template (bounded labels)."""
+
+    @app.middleware("http")
+    async def red(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route: BaseRoute | None = request.scope.get("route")
+            template = getattr(route, "path", "unmatched")
+            if template not in ("/metrics", "/healthz", "/readyz"):
+                metrics.requests.labels(template, request.method, str(status)).inc()
+                metrics.duration.labels(template, request.method).observe(
+                    time.perf_counter() - started
+                )

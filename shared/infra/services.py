@@ -1,0 +1,36 @@
+"""The four services as child processes (the local run and end-to-end tests)."""
+
+from __future__ import annotations
+
+import sys
+import urllib.request
+from typing import TYPE_CHECKING
+
+from shared.infra.processes import ManagedProcess
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SERVICES: dict[str, int] = {"intake": 8001, "sla_monitor": 8002, "feedback": 8003, "notifier": 8004}
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def service_process(
+    name: str, port: int, env: dict[str, str], log_dir: Path, *, wait_ready: bool = True
+) -> ManagedProcess:
+    """`python -m services.<name>`; ready once /readyz (or /healthz) answers 200."""
+    probe = "readyz" if wait_ready else "healthz"
+    return ManagedProcess(
+        name=name,
+        argv=[sys.executable, "-m", f"services.{name}"],
+        log_path=log_dir / f"{name}.log",
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/{probe}"),
+        env={**env, "HELPSTREAM_HTTP_PORT": str(port)},
+    )

@@ -1,0 +1,134 @@
+"""Metric names shared by every service, each with what it counts.
+
+Every service owns an explicit `CollectorRegistry` (never the global default), so
+tests can read exactly what one service instance did. Labels are bounded: never
+ticket ids, emails or free text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+@dataclass(frozen=True)
+class ConsumerMetrics:
+    """RED metrics of a batch consumer, labelled by consumer name and topic."""
+
+    # messages taken from Kafka and applied (after the effect was durable)
+    processed: Counter
+    # messages sent to the DLQ, by reason code
+    rejected: Counter
+    # batches that failed transiently and were retried from the same offsets
+    retries: Counter
+    # wall time of one batch: decode, durable write, DLQ, commit
+    batch_seconds: Histogram
+    # messages in one batch
+    batch_size: Histogram
+    # highwater minus committed position, per partition
+    lag: Gauge
+
+
+def consumer_metrics(registry: CollectorRegistry, service: str) -> ConsumerMetrics:
+    prefix = f"helpstream_{service}_consumer"
+    labels = ("consumer", "topic")
+    return ConsumerMetrics(
+        processed=Counter(
+            f"{prefix}_messages_processed", "Messages applied.", labels, registry=registry
+        ),
+        rejected=Counter(
+            f"{prefix}_messages_rejected",
+            "Messages sent to the dead-letter topic.",
+            (*labels, "reason"),
+            registry=registry,
+        ),
+        retries=Counter(
+            f"{prefix}_batch_retries",
+            "Batches retried after a transient error.",
+            ("consumer",),
+            registry=registry,
+        ),
+        batch_seconds=Histogram(
+            f"{prefix}_batch_duration_seconds",
+            "Time to process one batch.",
+            ("consumer",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        batch_size=Histogram(
+            f"{prefix}_batch_size_messages",
+            "Messages per batch.",
+            ("consumer",),
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+            registry=registry,
+        ),
+        lag=Gauge(
+            "helpstream_kafka_consumer_lag_messages",
+            "Messages not yet consumed (highwater minus position).",
+            ("service", "group", "topic", "partition"),
+            registry=registry,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class OutboxMetrics:
+    # events acknowledged by Kafka (acks=all)
+    relayed: Counter
+    # relay attempts that failed and will be retried
+    failures: Counter
+    # documents holding events not yet acknowledged by Kafka
+    backlog: Gauge
+    # time from the state change to the broker's acknowledgement
+    relay_lag_seconds: Histogram
+
+
+def outbox_metrics(registry: CollectorRegistry, service: str) -> OutboxMetrics:
+    prefix = f"helpstream_{service}_outbox"
+    return OutboxMetrics(
+        relayed=Counter(
+            f"{prefix}_events_relayed", "Events relayed.", ("topic",), registry=registry
+        ),
+        failures=Counter(f"{prefix}_relay_failures", "Failed relay rounds.", registry=registry),
+        backlog=Gauge(
+            f"{prefix}_pending_documents",
+            "Documents with events not yet acknowledged by Kafka.",
+            registry=registry,
+        ),
+        relay_lag_seconds=Histogram(
+            f"{prefix}_relay_lag_seconds",
+            "State change to broker acknowledgement.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HttpMetrics:
+    # requests served, by route template (never the raw path), method and status
+    requests: Counter
+    # request latency by route template and method
+    duration: Histogram
+
+
+def http_metrics(registry: CollectorRegistry, service: str) -> HttpMetrics:
+    prefix = f"helpstream_{service}_http"
+    return HttpMetrics(
+        requests=Counter(
+            f"{prefix}_requests",
+            "HTTP requests.",
+            ("route", "method", "status"),
+            registry=registry,
+        ),
+        duration=Histogram(
+            f"{prefix}_request_duration_seconds",
+            "HTTP request latency.",
+            ("route", "method"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+    )

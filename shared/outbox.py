@@ -1,0 +1,180 @@
+"""Transactional outbox inside the state document, and the relay that drains it.
+
+A state change and the events it causes are written in one document update (the
+`_outbox` array), so no crash can separate them. The relay publishes pending events
+with acks=all and only then pulls them out. A crash between the two republishes the
+same event ids, which consumers dedupe: nothing is lost, no effect is doubled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pymongo import ASCENDING, UpdateMany, UpdateOne
+
+from shared.kafka import EVENT_HEADERS
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from aiokafka import AIOKafkaProducer
+    from pymongo.asynchronous.collection import AsyncCollection
+
+    from shared.clock import Clock
+    from shared.events import CloudEvent
+    from shared.metrics import OutboxMetrics
+    from shared.mongo import Document
+
+log = structlog.get_logger(__name__)
+
+OUTBOX = "_outbox"
+OUTBOX_SINCE = "_outbox_since"
+
+
+def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
+    return {
+        "id": event.id,
+        "topic": topic,
+        "key": event.subject,
+        "value": event.to_bytes(),
+        "time": event.time,
+    }
+
+
+def outbox_update(entries: Sequence[Document], now: datetime) -> Document:
+    """Update operators that append events to a document's outbox."""
+    return {"$push": {OUTBOX: {"$each": list(entries)}}, "$min": {OUTBOX_SINCE: now}}
+
+
+def new_document_outbox(entries: Sequence[Document], now: datetime) -> Document:
+    """Outbox fields for a document being inserted with its first events."""
+    return {OUTBOX: list(entries), OUTBOX_SINCE: now} if entries else {}
+
+
+async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
+    await collection.create_index([(OUTBOX_SINCE, ASCENDING)], sparse=True)
+
+
+class OutboxRelay:
+    """Drains the outboxes of some collections to Kafka, oldest first."""
+
+    def __init__(
+        self,
+        collections: Sequence[AsyncCollection[Document]],
+        producer: AIOKafkaProducer,
+        metrics: OutboxMetrics,
+        clock: Clock,
+        *,
+        batch_size: int = 500,
+        idle_interval_s: float = 0.25,
+    ) -> None:
+        self._collections = list(collections)
+        self._producer = producer
+        self._metrics = metrics
+        self._clock = clock
+        self._batch_size = batch_size
+        self._idle = idle_interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failures = 0
+
+    def wake(self) -> None:
+        """Called after a write with events, so they go out without waiting for the poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                relayed = await self.relay_once()
+                self._failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failures += 1
+                self._metrics.failures.inc()
+                delay = min(5.0, 0.1 * 2 ** min(self._failures, 6))
+                log.warning(
+                    "outbox_relay_failed", error=f"{type(exc).__name__}: {exc}"[:300], delay_s=delay
+                )
+                await asyncio.sleep(delay)
+                continue
+            if relayed < self._batch_size:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._idle)
+
+    async def relay_once(self) -> int:
+        """Publish one batch of pending events; returns how many were acknowledged."""
+        total = 0
+        backlog = 0
+        for collection in self._collections:
+            docs = (
+                await collection.find({OUTBOX_SINCE: {"$exists": True}}, {OUTBOX: 1})
+                .sort(OUTBOX_SINCE, ASCENDING)
+                .limit(self._batch_size)
+                .to_list()
+            )
+            if not docs:
+                continue
+            total += await self._publish(collection, docs)
+            backlog += await collection.count_documents({OUTBOX_SINCE: {"$exists": True}})
+        self._metrics.backlog.set(backlog)
+        return total
+
+    async def _publish(self, collection: AsyncCollection[Document], docs: list[Document]) -> int:
+        started = time.perf_counter()
+        futures = []
+        sent: list[tuple[Any, list[str]]] = []
+        for doc in docs:
+            ids = []
+            for entry in doc.get(OUTBOX) or []:
+                futures.append(
+                    await self._producer.send(
+                        entry["topic"],
+                        bytes(entry["value"]),
+                        key=str(entry["key"]).encode(),
+                        headers=EVENT_HEADERS,
+                    )
+                )
+                ids.append(entry["id"])
+            sent.append((doc["_id"], ids))
+        await asyncio.gather(*futures)
+        now = self._clock.now()
+        ops: list[UpdateOne | UpdateMany] = [
+            UpdateOne({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}})
+            for doc_id, ids in sent
+        ]
+        ops.append(
+            UpdateMany(
+                {"_id": {"$in": [doc_id for doc_id, _ in sent]}, OUTBOX: {"$size": 0}},
+                {"$unset": {OUTBOX: "", OUTBOX_SINCE: ""}},
+            )
+        )
+        await collection.bulk_write(ops, ordered=True)
+        count = 0
+        for doc in docs:
+            for entry in doc.get(OUTBOX) or []:
+                self._metrics.relayed.labels(entry["topic"]).inc()
+                event_time = entry.get("time")
+                if isinstance(event_time, datetime):
+                    self._metrics.relay_lag_seconds.observe(
+                        max(0.0, (now - event_time).total_seconds())
+                    )
+                count += 1
+        log.debug("outbox_relayed", events=count, seconds=time.perf_counter() - started)
+        return count

@@ -1,0 +1,162 @@
+"""What every service process holds: clients, consumers, relay, metrics, lifespan.
+
+Services describe their consumers and routes; this module opens and closes the
+resources in the right order (no I/O at import time) and answers /readyz.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+
+from shared.clock import Clock, SystemClock
+from shared.http import install_operational_routes, install_problem_handlers, install_red_metrics
+from shared.kafka import BatchConsumer, DeadLetters, make_producer
+from shared.logging import configure_logging
+from shared.metrics import consumer_metrics, http_metrics, outbox_metrics
+from shared.mongo import make_client, mongo_ready, service_database
+from shared.outbox import OutboxRelay, ensure_outbox_index
+from shared.topics import Topics
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from aiokafka import AIOKafkaProducer, TopicPartition
+    from pymongo import AsyncMongoClient
+    from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from shared.kafka import BatchHandler
+    from shared.mongo import Document
+    from shared.settings import ServiceSettings
+
+
+@dataclass
+class ServiceRuntime:
+    """Resources of one running service instance. Created in the lifespan, never at import."""
+
+    service: str
+    settings: ServiceSettings
+    clock: Clock = field(default_factory=SystemClock)
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    client: AsyncMongoClient[Document] | None = None
+    producer: AIOKafkaProducer | None = None
+    consumers: list[BatchConsumer] = field(default_factory=list)
+    relay: OutboxRelay | None = None
+
+    def __post_init__(self) -> None:
+        self.topics = Topics(self.settings.topic_prefix)
+        self._consumer_metrics = consumer_metrics(self.registry, self.service)
+
+    @property
+    def db(self) -> AsyncDatabase[Document]:
+        if self.client is None:
+            raise RuntimeError("runtime not started")
+        return service_database(self.client, self.settings, self.service)
+
+    @property
+    def kafka(self) -> AIOKafkaProducer:
+        if self.producer is None:
+            raise RuntimeError("runtime not started")
+        return self.producer
+
+    async def open(self) -> None:
+        self.client = make_client(self.settings)
+        self.producer = make_producer(self.settings, client_id=self.service)
+        await self.producer.start()
+
+    def add_consumer(
+        self,
+        name: str,
+        topics: Sequence[str],
+        handle: BatchHandler,
+        *,
+        on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+        on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+    ) -> BatchConsumer:
+        consumer = BatchConsumer(
+            name=name,
+            service=self.service,
+            topics=topics,
+            group_id=f"{self.settings.topic_prefix}helpstream-{self.service}-{name}",
+            settings=self.settings,
+            handle=handle,
+            dead_letters=DeadLetters(self.kafka, f"{self.service}.{name}"),
+            metrics=self._consumer_metrics,
+            on_assigned=on_assigned,
+            on_revoked=on_revoked,
+        )
+        self.consumers.append(consumer)
+        return consumer
+
+    async def add_outbox(self, collections: Sequence[AsyncCollection[Document]]) -> OutboxRelay:
+        for collection in collections:
+            await ensure_outbox_index(collection)
+        self.relay = OutboxRelay(
+            collections, self.kafka, outbox_metrics(self.registry, self.service), self.clock
+        )
+        return self.relay
+
+    async def start(self) -> None:
+        for consumer in self.consumers:
+            await consumer.start()
+        if self.relay is not None:
+            self.relay.start()
+
+    async def close(self) -> None:
+        if self.relay is not None:
+            await self.relay.stop()
+        for consumer in self.consumers:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+        if self.producer is not None:
+            with contextlib.suppress(Exception):
+                await self.producer.stop()
+        if self.client is not None:
+            await self.client.close()
+
+    async def ready(self) -> dict[str, bool]:
+        checks = {"mongodb": self.client is not None and await mongo_ready(self.client)}
+        checks["kafka"] = self.producer is not None and not self._producer_broken()
+        for consumer in self.consumers:
+            checks[f"consumer:{consumer.name}"] = bool(consumer.assigned) and (
+                consumer.last_error is None
+            )
+        return checks
+
+    def _producer_broken(self) -> bool:
+        client = getattr(self.producer, "client", None)
+        cluster = getattr(client, "cluster", None)
+        return cluster is None or not cluster.brokers()
+
+
+def service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    setup: Callable[[ServiceRuntime, FastAPI], Awaitable[None]],
+    description: str = "",
+) -> FastAPI:
+    """A FastAPI app whose lifespan opens the runtime, lets the service wire itself, starts."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(runtime.service, runtime.settings.log_level, runtime.settings.log_json)
+        await runtime.open()
+        try:
+            await setup(runtime, app)
+            await runtime.start()
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title=title, description=description, lifespan=lifespan, version="0.1.0")
+    app.state.runtime = runtime
+    install_problem_handlers(app)
+    install_red_metrics(app, http_metrics(runtime.registry, runtime.service))
+    install_operational_routes(app, runtime.registry, runtime.ready)
+    return app

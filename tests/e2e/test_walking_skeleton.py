@@ -1,0 +1,84 @@
+"""A ticket walks through all four services, each a real process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.infra.mailcatcher import MailCatcher
+from shared.infra.modes import Infra
+from shared.infra.processes import ManagedProcess, free_port
+from shared.infra.services import SERVICES, service_process
+from tests.support import eventually
+
+
+@pytest.fixture
+def mail() -> Iterator[MailCatcher]:
+    catcher = MailCatcher(port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Iterator[dict[str, str]]:
+    env = {
+        "HELPSTREAM_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "HELPSTREAM_MONGO_URL": infra.mongo_url,
+        "HELPSTREAM_TOPIC_PREFIX": f"t{uid}.",
+        "HELPSTREAM_MONGO_DB_PREFIX": f"t{uid}",
+        "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        "HELPSTREAM_SMTP_PORT": str(mail.port),
+    }
+    started: list[ManagedProcess] = []
+    urls: dict[str, str] = {}
+    try:
+        for name in SERVICES:
+            port = free_port()
+            process = service_process(name, port, env, tmp_path)
+            process.start(timeout=60)
+            started.append(process)
+            urls[name] = f"http://127.0.0.1:{port}"
+        yield urls
+    finally:
+        for process in started:
+            process.stop()
+
+
+async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clock(
+    services: dict[str, str], mail: MailCatcher
+) -> None:
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{services['intake']}/v1/tickets",
+            json={
+                "requester": {"id": "u-42", "email": "li.wei@example.com", "locale": "zh-CN"},
+                "channel": "app",
+                "subject": "提现未到账",
+                "description": "我的USDT提现已经3小时还没到账",
+                "crypto": {"asset": "USDT", "network": "TRC20", "amount": "2500"},
+            },
+        )
+        assert response.status_code == 201, response.text
+        ticket_id = response.json()["id"]
+
+        mails = mail.wait_for(1, timeout=30)
+        assert [m.rcpt_tos for m in mails] == [("li.wei@example.com",)]
+        assert ticket_id in mails[0].subject
+        assert "我们已收到您的请求" in mails[0].text()
+
+        async def clock_started() -> bool:
+            sla = await http.get(f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla")
+            return [c["metric"] for c in sla.json()["clocks"]] == ["first_reply"]
+
+        await eventually(clock_started, timeout=30)
+
+        metrics = {name: (await http.get(f"{url}/metrics")).text for name, url in services.items()}
+    assert "helpstream_intake_outbox_events_relayed_total{topic=" in metrics["intake"]
+    assert 'helpstream_notifier_messages_sent_total{channel="email"' in metrics["notifier"]
+    for name in ("sla_monitor", "feedback", "notifier"):
+        assert f"helpstream_{name}_consumer_messages_processed_total" in metrics[name]

@@ -1,0 +1,152 @@
+"""The batch consumer: poison goes to the DLQ with its reason, failures retry, nothing is lost."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from prometheus_client import CollectorRegistry
+
+from shared.errors import Retryable
+from shared.events import (
+    Category,
+    Channel,
+    Priority,
+    Requester,
+    Status,
+    TicketCreated,
+    TicketSummary,
+    make_event,
+)
+from shared.infra.modes import Infra
+from shared.kafka import BatchConsumer, DeadLetters, Rejected, decode_events, make_producer
+from shared.metrics import consumer_metrics
+from shared.settings import ServiceSettings
+from tests.support import Tap, eventually, produce
+
+
+def created_event(ticket_id: str) -> bytes:
+    now = datetime.now(UTC)
+    summary = TicketSummary(
+        status=Status.new,
+        priority=Priority.normal,
+        category=Category.other,
+        channel=Channel.web,
+        group="general",
+        requester_id="u-1",
+        created_at=now,
+    )
+    data = TicketCreated(
+        ticket_id=ticket_id, ticket=summary, requester=Requester(id="u-1"), subject="hi"
+    )
+    return make_event(data, source="/helpstream/test", time=now, correlationid="c").to_bytes()
+
+
+async def run_consumer(
+    settings: ServiceSettings, topic: str, handle: Any, registry: CollectorRegistry
+) -> tuple[BatchConsumer, Any]:
+    producer = make_producer(settings, "test")
+    await producer.start()
+    consumer = BatchConsumer(
+        name="probe",
+        service="test",
+        topics=[topic],
+        group_id=f"{settings.topic_prefix}probe",
+        settings=settings,
+        handle=handle,
+        dead_letters=DeadLetters(producer, "test.probe"),
+        metrics=consumer_metrics(registry, "test"),
+    )
+    await consumer.start()
+    return consumer, producer
+
+
+async def test_poison_messages_go_to_the_dlq_with_a_reason_and_good_ones_are_applied(
+    infra: Infra, make_settings: Any
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}input"
+    applied: list[str] = []
+
+    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[Rejected]:
+        accepted, rejected = decode_events(records)
+        applied.extend(item.value.subject for item in accepted)
+        return rejected
+
+    await produce(
+        infra.kafka_bootstrap,
+        topic,
+        [
+            (b"a", b"\x00\xffnot json"),
+            (b"b", b'{"specversion": "1.0"}'),
+            (b"c", created_event("T-1")),
+            (b"d", created_event("T-2").replace(b"ticket.created", b"ticket.exploded")),
+        ],
+    )
+    registry = CollectorRegistry()
+    async with Tap(infra.kafka_bootstrap, f"{topic}.dlq") as dlq:
+        consumer, producer = await run_consumer(settings, topic, handle, registry)
+        try:
+            records = await dlq.collect(3)
+            await eventually(lambda: _true(applied == ["T-1"]))
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    reasons = sorted(dict(r.headers)["error-type"].decode() for r in records)
+    assert reasons == ["invalid_envelope", "invalid_json", "unknown_type"]
+    assert {r.value for r in records} >= {b"\x00\xffnot json"}
+    assert all(dict(r.headers)["consumer"] == b"test.probe" for r in records)
+    assert (
+        registry.get_sample_value(
+            "helpstream_test_consumer_messages_rejected_total",
+            {"consumer": "probe", "topic": topic, "reason": "invalid_json"},
+        )
+        == 1
+    )
+    assert (
+        registry.get_sample_value(
+            "helpstream_test_consumer_messages_processed_total",
+            {"consumer": "probe", "topic": topic},
+        )
+        == 1
+    )
+
+
+async def test_a_batch_that_fails_transiently_is_retried_until_it_succeeds(
+    infra: Infra, make_settings: Any
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}input"
+    attempts: list[int] = []
+    applied: list[str] = []
+
+    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[Rejected]:
+        attempts.append(len(records))
+        if len(attempts) < 3:
+            raise Retryable("database briefly away")
+        accepted, rejected = decode_events(records)
+        applied.extend(item.value.subject for item in accepted)
+        return rejected
+
+    await produce(infra.kafka_bootstrap, topic, [(b"k", created_event(f"T-{i}")) for i in range(5)])
+    registry = CollectorRegistry()
+    consumer, producer = await run_consumer(settings, topic, handle, registry)
+    try:
+        await eventually(lambda: _true(len(applied) == 5))
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    assert applied == [f"T-{i}" for i in range(5)]
+    assert (
+        registry.get_sample_value(
+            "helpstream_test_consumer_batch_retries_total", {"consumer": "probe"}
+        )
+        == 2
+    )
+
+
+async def _true(value: bool) -> bool:
+    return value

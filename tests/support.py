@@ -1,0 +1,106 @@
+"""Test helpers that talk to the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.events import CloudEvent, Contract, parse_event
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
+
+    from fastapi import FastAPI
+
+
+@contextlib.asynccontextmanager
+async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run a service in this event loop (its lifespan included) and talk HTTP to it."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+            yield client
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+class Tap:
+    """Reads a topic from its beginning in a group of its own."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.topic = topic
+        self.records: list[Any] = []
+        self._consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"tap-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest",
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
+            fetch_max_wait_ms=100,
+        )
+
+    async def __aenter__(self) -> Tap:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def collect(self, count: int, timeout: float = 20.0) -> list[Any]:
+        """Wait until at least `count` records arrived (or time runs out)."""
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for part in batches.values():
+                self.records.extend(part)
+        return self.records
+
+    async def settle(self, quiet: float = 1.5) -> list[Any]:
+        """Keep reading until nothing new arrives for `quiet` seconds (to prove absence)."""
+        last = -1
+        while last != len(self.records):
+            last = len(self.records)
+            batches = await self._consumer.getmany(timeout_ms=int(quiet * 1000))
+            for part in batches.values():
+                self.records.extend(part)
+        return self.records
+
+    def events(self) -> list[CloudEvent[Contract]]:
+        return [parse_event(r.value) for r in self.records]
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.1
+) -> None:
+    """Poll until `check` holds; fails with a clear message after the timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
