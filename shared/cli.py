@@ -1,0 +1,211 @@
+"""`helpstream`: run everything locally, manage the embedded infrastructure, send a demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+
+from shared.infra.embedded import kafka_answers, mongo_answers, mongo_url
+from shared.infra.mailcatcher import MailCatcher
+from shared.infra.modes import Infra, start_embedded
+from shared.infra.processes import ManagedProcess, pid_alive, stop_pid
+from shared.infra.services import SERVICES, service_process
+from shared.settings import InfraMode, ServiceSettings
+
+app = typer.Typer(help="helpstream: event-driven support backend for crypto exchanges.")
+infra_app = typer.Typer(help="The embedded Kafka broker and MongoDB server.")
+app.add_typer(infra_app, name="infra")
+
+DataDir = Annotated[Path, typer.Option(help="Where logs, data and caught mail go.")]
+KAFKA_PORT, MONGO_PORT, SMTP_PORT = 19092, 27117, 2525
+
+
+def _say(message: str) -> None:
+    typer.echo(message)
+    sys.stdout.flush()
+
+
+@app.command()
+def up(
+    data_dir: DataDir = Path(".data"),
+    kafka_port: int = KAFKA_PORT,
+    mongo_port: int = MONGO_PORT,
+    smtp_port: int = SMTP_PORT,
+) -> None:
+    """Start broker, MongoDB, mail catcher and the four services; Ctrl-C stops them all."""
+    settings = ServiceSettings()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    infra: Infra | None = None
+    services: list[ManagedProcess] = []
+    mail = MailCatcher(port=smtp_port, folder=data_dir / "mail")
+    stop = {"now": False}
+
+    def on_signal(signum: int, _: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if settings.infra is InfraMode.embedded:
+            _say(
+                f"starting Kafka (Tansu) on 127.0.0.1:{kafka_port} and MongoDB (SecantusDB) "
+                f"on 127.0.0.1:{mongo_port} ..."
+            )
+            infra = start_embedded(
+                data_dir, kafka_port=kafka_port, mongo_port=mongo_port, persistent=True
+            )
+            bootstrap, mongo = infra.kafka_bootstrap, infra.mongo_url
+        else:
+            bootstrap, mongo = settings.kafka_bootstrap, settings.mongo_url
+        _say(f"  kafka    {bootstrap}\n  mongodb  {mongo}")
+        mail.start()
+        _say(f"  mail     smtp://127.0.0.1:{smtp_port} (messages in {data_dir / 'mail'})")
+        env = {
+            "HELPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+            "HELPSTREAM_MONGO_URL": mongo,
+            "HELPSTREAM_SMTP_PORT": str(smtp_port),
+            "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": os.environ.get(
+                "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS", "2000"
+            ),
+            "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": os.environ.get(
+                "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", "300"
+            ),
+        }
+        for name, port in SERVICES.items():
+            _say(f"starting {name} ...")
+            process = service_process(name, port, env, data_dir / "logs")
+            process.start(timeout=60)
+            services.append(process)
+            _say(f"  {name:<12} http://127.0.0.1:{port}  (/docs, /metrics, /readyz)")
+        _say("helpstream is up. Try `helpstream demo` in another terminal; Ctrl-C stops.")
+        while not stop["now"]:
+            for process in services:
+                if process.process is not None and process.process.poll() is not None:
+                    _say(f"{process.name} exited; see {process.log_path}")
+                    stop["now"] = True
+            time.sleep(0.3)
+    finally:
+        _say("stopping ...")
+        for process in reversed(services):
+            process.stop()
+        mail.stop()
+        if infra is not None:
+            infra.stop()
+        _say("stopped.")
+
+
+def _state_file(data_dir: Path) -> Path:
+    return data_dir / "infra.json"
+
+
+@infra_app.command("up")
+def infra_up(
+    data_dir: DataDir = Path(".data"), kafka_port: int = KAFKA_PORT, mongo_port: int = MONGO_PORT
+) -> None:
+    """Start the broker and MongoDB detached; returns once both answer."""
+    state = _state_file(data_dir)
+    if state.exists() and _status(json.loads(state.read_text())):
+        _say(f"already running ({state})")
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    infra = start_embedded(
+        data_dir, kafka_port=kafka_port, mongo_port=mongo_port, persistent=True, detached=True
+    )
+    record = {
+        "kafka": {"pid": infra.kafka_pid, "port": kafka_port, "bootstrap": infra.kafka_bootstrap},
+        "mongodb": {"pid": infra.mongo_pid, "port": mongo_port, "url": infra.mongo_url},
+    }
+    state.write_text(json.dumps(record, indent=2))
+    _say(f"kafka    {infra.kafka_bootstrap} (pid {infra.kafka_pid})")
+    _say(f"mongodb  {infra.mongo_url} (pid {infra.mongo_pid})")
+
+
+def _status(record: dict[str, dict[str, object]]) -> bool:
+    kafka = record["kafka"]
+    mongo = record["mongodb"]
+    return kafka_answers(str(kafka["bootstrap"])) and mongo_answers(
+        mongo_url(int(str(mongo["port"])))
+    )
+
+
+@infra_app.command("status")
+def infra_status(data_dir: DataDir = Path(".data")) -> None:
+    """Exit 0 when both answer, 1 otherwise."""
+    state = _state_file(data_dir)
+    if not state.exists():
+        _say("not running (no state file)")
+        raise typer.Exit(1)
+    record = json.loads(state.read_text())
+    ok = True
+    for name, entry in record.items():
+        alive = pid_alive(int(entry["pid"]))
+        answers = (
+            kafka_answers(entry["bootstrap"]) if name == "kafka" else mongo_answers(entry["url"])
+        )
+        _say(
+            f"{name:<8} pid {entry['pid']} {'alive' if alive else 'gone'}, "
+            f"{'answering' if answers else 'NOT answering'}"
+        )
+        ok = ok and alive and answers
+    raise typer.Exit(0 if ok else 1)
+
+
+@infra_app.command("down")
+def infra_down(data_dir: DataDir = Path(".data")) -> None:
+    """Stop exactly the processes `infra up` started."""
+    state = _state_file(data_dir)
+    if not state.exists():
+        _say("nothing to stop")
+        return
+    for name, entry in json.loads(state.read_text()).items():
+        stop_pid(int(entry["pid"]))
+        _say(f"stopped {name} (pid {entry['pid']})")
+    state.unlink()
+
+
+@app.command()
+def demo(
+    intake_url: str = "http://127.0.0.1:8001",
+    count: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
+    rate: Annotated[float, typer.Option(min=0.1, max=500, help="Tickets per second.")] = 2.0,
+    seed: int = 7,
+) -> None:
+    """Send a stream of realistic crypto-support tickets (zh-CN and en) to intake."""
+    from shared.demo import demo_ticket
+
+    async def send() -> None:
+        rng = random.Random(seed)
+        async with httpx.AsyncClient(base_url=intake_url, timeout=10) as client:
+            for seq in range(count):
+                body = demo_ticket(seq, rng)
+                response = await client.post("/v1/tickets", json=body)
+                _say(
+                    f"{response.status_code} {response.json().get('id', response.text)[:60]} "
+                    f"{body['subject']}"
+                )
+                await asyncio.sleep(1 / rate)
+
+    asyncio.run(send())
+
+
+@app.command()
+def schemas(out: Path = Path("docs/events")) -> None:
+    """Write the JSON Schema of every event and command to `out`."""
+    from shared.schemas import write_schemas
+
+    for path in write_schemas(out):
+        _say(str(path))
+
+
+def main() -> None:
+    app()
