@@ -1,7 +1,8 @@
 """Commands other systems send to intake (HTTP bodies and `helpstream.commands` data).
 
 Named as imperatives. The same models validate an HTTP request and a Kafka command,
-so both doors accept exactly the same input.
+so both doors accept exactly the same input. On Kafka, the CloudEvent `subject` names
+the ticket a command changes (for `ticket.open`, any caller reference).
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+from shared.events import (
+    Author,
+    Category,
+    Channel,
+    CloudEvent,
+    CryptoContext,
+    Priority,
+    Requester,
+    Status,
+    parse_envelope,
+)
 
 MAX_TEXT = 20_000
 
@@ -29,6 +40,7 @@ class Attachment(BaseModel):
 class Command(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     command_type: ClassVar[str]
+    schema_version: ClassVar[int] = 1
 
 
 class OpenTicket(Command):
@@ -47,9 +59,6 @@ class OpenTicket(Command):
 class AddMessage(Command):
     command_type: ClassVar[str] = "helpstream.ticket.add_message"
 
-    ticket_id: str | None = Field(
-        None, description="Kafka commands only; HTTP takes it from the path."
-    )
     author: Author
     author_id: str | None = Field(None, max_length=128, description="Agent id, for agents.")
     body: str = Field(min_length=1, max_length=MAX_TEXT)
@@ -60,7 +69,6 @@ class AddMessage(Command):
 class UpdateTicket(Command):
     command_type: ClassVar[str] = "helpstream.ticket.update"
 
-    ticket_id: str | None = None
     status: Status | None = None
     priority: Priority | None = None
     assignee: str | None = Field(None, max_length=128)
@@ -70,7 +78,6 @@ class UpdateTicket(Command):
 class EscalateTicket(Command):
     command_type: ClassVar[str] = "helpstream.ticket.escalate"
 
-    ticket_id: str | None = None
     by: Literal["requester", "agent"]
     reason: str | None = Field(None, max_length=2000)
 
@@ -78,3 +85,8 @@ class EscalateTicket(Command):
 COMMAND_MODELS: dict[str, type[Command]] = {
     model.command_type: model for model in (OpenTicket, AddMessage, UpdateTicket, EscalateTicket)
 }
+
+
+def parse_command(raw: bytes) -> CloudEvent[Command]:
+    """A command from `helpstream.commands`: the same models as the HTTP API."""
+    return parse_envelope(raw, COMMAND_MODELS)

@@ -9,12 +9,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from shared.errors import Invalid
 from shared.ids import new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # --- vocabulary -------------------------------------------------------------------
 
@@ -392,26 +395,37 @@ class _RawEnvelope(CloudEvent[dict[str, Any]]):
 
 
 def parse_event(raw: bytes, accept: frozenset[str] | None = None) -> CloudEvent[Contract]:
-    """Decode and validate one message; every failure is `Invalid` with a reason code."""
+    """Decode and validate one event; every failure is `Invalid` with a reason code."""
+    return parse_envelope(raw, EVENT_MODELS, accept)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_envelope(
+    raw: bytes, models: Mapping[str, type[M]], accept: frozenset[str] | None = None
+) -> CloudEvent[M]:
+    """Decode a CloudEvent whose `type` names one of `models` (events or commands)."""
     try:
         envelope = _RawEnvelope.model_validate_json(raw)
     except ValidationError as exc:
         reason = "invalid_json" if _is_json_error(exc) else "invalid_envelope"
         raise Invalid(reason, _short(exc)) from exc
-    model = EVENT_MODELS.get(envelope.type)
+    model = models.get(envelope.type)
     if model is None or (accept is not None and envelope.type not in accept):
-        raise Invalid("unknown_type", f"event type {envelope.type!r} is not handled here")
-    if envelope.dataschemaversion > model.schema_version:
+        raise Invalid("unknown_type", f"type {envelope.type!r} is not handled here")
+    known_version = getattr(model, "schema_version", 1)
+    if envelope.dataschemaversion > known_version:
         raise Invalid(
             "unsupported_version",
             f"{envelope.type} v{envelope.dataschemaversion} is newer than "
-            f"v{model.schema_version} known here",
+            f"v{known_version} known here",
         )
     try:
         data = model.model_validate(envelope.data)
     except ValidationError as exc:
         raise Invalid("invalid_data", _short(exc)) from exc
-    return CloudEvent[Contract](**{**envelope.__dict__, "data": data})
+    return CloudEvent[M](**{**envelope.__dict__, "data": data})
 
 
 def _is_json_error(exc: ValidationError) -> bool:

@@ -1,75 +1,256 @@
-"""intake wiring: HTTP routes and the outbox relay. Thin: logic lives in handlers/domain."""
+"""intake wiring: HTTP routes, command and escalation consumers, the outbox relay."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import base64
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from pydantic import BaseModel, Field
 
-from services.intake.handlers import open_ticket
+from services.intake.auth import ALL_SCOPES, ApiKey, ApiKeyStore, Scope
+from services.intake.domain import (
+    DomainError,
+    EscalationLimit,
+    IllegalTransition,
+    TicketClosed,
+)
+from services.intake.handlers import (
+    ConcurrentChange,
+    IdempotencyMismatch,
+    TicketNotFound,
+    TicketService,
+)
+from services.intake.metrics import intake_metrics
 from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
-from services.intake.views import TicketView
-from shared.commands import OpenTicket
-from shared.http import ProblemError
-from shared.ids import new_id, stable_id
+from services.intake.triage import load_rules
+from services.intake.views import MessageView, TicketPage, TicketView
+from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket
+from shared.events import Author, Status
+from shared.http import ProblemError, problem
+from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
 
 SERVICE = "intake"
+STATUS_OF: dict[type[DomainError], int] = {
+    TicketNotFound: 404,
+    IllegalTransition: 409,
+    TicketClosed: 409,
+    EscalationLimit: 409,
+    ConcurrentChange: 409,
+    IdempotencyMismatch: 422,
+}
+
+
+async def caller(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> ApiKey:
+    """The API key of the request: `Authorization: Bearer <key>` or `X-API-Key`."""
+    secret = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        secret = authorization[7:].strip()
+    keys: ApiKeyStore = request.app.state.api_keys
+    key = await keys.verify(secret) if secret else None
+    if key is None:
+        request.app.state.intake_metrics.auth_refused.labels("unauthenticated").inc()
+        raise ProblemError(
+            401,
+            "Unauthenticated",
+            "Send a valid API key as `Authorization: Bearer <key>` or `X-API-Key`.",
+        )
+    return key
+
+
+Caller = Annotated[ApiKey, Depends(caller)]
+Correlation = Annotated[str | None, Header(max_length=128, alias="X-Correlation-Id")]
+
+
+class NewApiKey(BaseModel):
+    name: str = Field(min_length=1, max_length=100, examples=["withdrawal-service"])
+    scopes: list[Scope] = Field(min_length=1, examples=[["tickets:write", "tickets:read"]])
+
+
+class IssuedApiKey(BaseModel):
+    id: str
+    name: str
+    scopes: list[Scope]
+    key: str = Field(description="Shown once; only its hash is stored.")
+
+
+class MessageAdded(BaseModel):
+    message: MessageView
+    ticket: TicketView
 
 
 def create_app(
     settings: IntakeSettings | None = None, runtime: ServiceRuntime | None = None
 ) -> FastAPI:
-    settings = settings or IntakeSettings()
-    runtime = runtime or ServiceRuntime(SERVICE, settings)
-    holder: dict[str, TicketStore] = {}
+    cfg = settings or IntakeSettings()
+    runtime = runtime or ServiceRuntime(SERVICE, cfg)
+    metrics = intake_metrics(runtime.registry)
+    rules = load_rules(cfg.triage_rules)  # a bad rules file stops the start, not a request
+    parts: dict[str, Any] = {}
 
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         store = TicketStore(rt.db)
         await store.ensure_indexes()
-        await rt.add_outbox([store.tickets])
-        holder["store"] = store
+        relay = await rt.add_outbox([store.tickets])
+        keys = ApiKeyStore(rt.db)
+        if cfg.bootstrap_api_key is not None:
+            await keys.create(
+                "bootstrap", ALL_SCOPES, rt.clock.now(), cfg.bootstrap_api_key.get_secret_value()
+            )
+        service = TicketService(
+            store=store,
+            clock=rt.clock,
+            topics=rt.topics,
+            rules=rules,
+            metrics=metrics,
+            on_events=relay.wake,
+        )
+        rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
+        rt.add_consumer(
+            "escalations", [rt.topics.sla, rt.topics.feedback], service.on_escalation_causes
+        )
+        parts.update(store=store, keys=keys, service=service)
+        app.state.api_keys = keys
 
     app = service_app(
         runtime,
         title="helpstream intake",
-        description="Tickets in; ticket events out on helpstream.tickets.",
+        description="Tickets in (HTTP and helpstream.commands); ticket events out on "
+        "helpstream.tickets. Authenticate with `Authorization: Bearer <API key>`.",
         setup=setup,
     )
 
-    def store() -> TicketStore:
-        return holder["store"]
+    async def on_domain_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, DomainError)
+        status = STATUS_OF.get(type(exc), 409)
+        return problem(status, type(exc).__name__, str(exc), code=exc.code)
 
-    @app.post("/v1/tickets", status_code=201, response_model=TicketView, tags=["tickets"])
-    async def post_ticket(
+    app.add_exception_handler(DomainError, on_domain_error)
+    app.state.intake_metrics = metrics
+
+    def service() -> TicketService:
+        return parts["service"]  # type: ignore[no-any-return]
+
+    def store() -> TicketStore:
+        return parts["store"]  # type: ignore[no-any-return]
+
+    def need(key: ApiKey, scope: Scope) -> None:
+        if scope not in key.scopes:
+            metrics.auth_refused.labels("forbidden").inc()
+            raise ProblemError(403, "Forbidden", f"This API key lacks the {scope.value} scope.")
+
+    @app.post(
+        "/v1/tickets",
+        status_code=201,
+        response_model=TicketView,
+        tags=["tickets"],
+        summary="Open a ticket",
+        responses={200: {"description": "Same Idempotency-Key as before: the first ticket"}},
+    )
+    async def open_ticket(
         body: OpenTicket,
-        request: Request,
         response: Response,
+        key: Caller,
+        correlation: Correlation = None,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
-        x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
     ) -> TicketView:
-        ticket_id = stable_id("open", idempotency_key) if idempotency_key else None
-        opened = await open_ticket(
+        need(key, Scope.write)
+        opened = await service().open(
             body,
-            store=store(),
-            clock=runtime.clock,
-            topics=runtime.topics,
-            correlation_id=x_correlation_id or new_id(),
-            ticket_id=ticket_id,
+            correlation_id=correlation or new_id(),
+            open_key=f"http:{key.id}:{idempotency_key}" if idempotency_key else None,
         )
-        if opened.created and runtime.relay is not None:
-            runtime.relay.wake()
-        if not opened.created:
-            response.status_code = 200
+        response.status_code = 201 if opened.created else 200
         response.headers["Location"] = f"/v1/tickets/{opened.ticket.id}"
         return TicketView.of(opened.ticket)
 
     @app.get("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
-    async def get_ticket(ticket_id: str) -> TicketView:
+    async def get_ticket(ticket_id: str, key: Caller) -> TicketView:
+        need(key, Scope.read)
         ticket = await store().get(ticket_id)
         if ticket is None:
-            raise ProblemError(404, "Ticket not found", f"No ticket {ticket_id!r}.")
+            raise TicketNotFound(ticket_id)
         return TicketView.of(ticket)
 
+    @app.get("/v1/tickets", response_model=TicketPage, tags=["tickets"])
+    async def list_tickets(
+        key: Caller,
+        requester_id: Annotated[str | None, Query(max_length=128)] = None,
+        status: Status | None = None,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> TicketPage:
+        """Newest first. Pass `next_cursor` back as `cursor` for the next page."""
+        need(key, Scope.read)
+        tickets = await store().list(
+            requester_id=requester_id, status=status, before=_decode(cursor), limit=limit
+        )
+        last = tickets[-1].id if len(tickets) == limit else None
+        return TicketPage(
+            items=[TicketView.of(t) for t in tickets],
+            next_cursor=base64.urlsafe_b64encode(last.encode()).decode() if last else None,
+        )
+
+    @app.post(
+        "/v1/tickets/{ticket_id}/messages",
+        status_code=201,
+        response_model=MessageAdded,
+        tags=["tickets"],
+        summary="Add a reply or an internal note",
+    )
+    async def add_message(
+        ticket_id: str, body: AddMessage, key: Caller, correlation: Correlation = None
+    ) -> MessageAdded:
+        agent_only = body.author == Author.agent or not body.public
+        need(key, Scope.agent if agent_only else Scope.write)
+        ticket, message = await service().change(
+            ticket_id, body, correlation_id=correlation or new_id()
+        )
+        assert message is not None
+        return MessageAdded(message=MessageView.of(message), ticket=TicketView.of(ticket))
+
+    @app.patch("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
+    async def update_ticket(
+        ticket_id: str, body: UpdateTicket, key: Caller, correlation: Correlation = None
+    ) -> TicketView:
+        """Change status, priority, assignee or group. Illegal status changes get 409."""
+        need(key, Scope.agent)
+        ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
+        return TicketView.of(ticket)
+
+    @app.post("/v1/tickets/{ticket_id}/escalate", response_model=TicketView, tags=["tickets"])
+    async def escalate(
+        ticket_id: str, body: EscalateTicket, key: Caller, correlation: Correlation = None
+    ) -> TicketView:
+        """A requester asks for a manager, or an agent escalates: level 1 → 2 → 3."""
+        need(key, Scope.agent if body.by == "agent" else Scope.write)
+        ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
+        return TicketView.of(ticket)
+
+    @app.post("/v1/api-keys", status_code=201, response_model=IssuedApiKey, tags=["admin"])
+    async def create_api_key(body: NewApiKey, key: Caller) -> IssuedApiKey:
+        need(key, Scope.admin)
+        issued = await parts["keys"].create(body.name, frozenset(body.scopes), runtime.clock.now())
+        return IssuedApiKey(
+            id=issued.key.id,
+            name=issued.key.name,
+            scopes=sorted(issued.key.scopes),
+            key=issued.secret,
+        )
+
     return app
+
+
+def _decode(cursor: str | None) -> str | None:
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProblemError(400, "Bad cursor", "Pass `next_cursor` back unchanged.") from exc

@@ -1,13 +1,13 @@
 """Tickets: the aggregate, its status machine and the events each change causes.
 
-Pure: no I/O. Handlers load a `Ticket`, call a method, and store it together with
-`ticket.events` (the outbox) in one write.
+Pure: no I/O. Handlers load a `Ticket`, call methods, then store it together with the
+events it collected (`ticket.pending_events`) in one write, the outbox.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from shared.events import (
     Author,
@@ -18,7 +18,12 @@ from shared.events import (
     Priority,
     Requester,
     Status,
+    TicketAssigned,
     TicketCreated,
+    TicketEscalated,
+    TicketMessageAdded,
+    TicketPriorityChanged,
+    TicketReopened,
     TicketStatusChanged,
     TicketSummary,
 )
@@ -36,14 +41,39 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     Status.solved: frozenset({Status.open, Status.closed}),
     Status.closed: frozenset(),
 }
+PRIORITY_ORDER = (Priority.low, Priority.normal, Priority.high, Priority.urgent)
+MAX_ESCALATION_LEVEL = 3
+EscalationReason = Literal["requester_request", "agent", "sla_breach", "low_rating"]
 
 
-class IllegalTransition(Exception):
+class DomainError(Exception):
+    """A request the ticket's current state does not allow; `code` is machine-readable."""
+
+    code = "domain_error"
+
+
+class IllegalTransition(DomainError):
+    code = "illegal_transition"
+
     def __init__(self, current: Status, wanted: Status) -> None:
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none (the ticket is closed)"
-        super().__init__(f"a {current} ticket cannot become {wanted}; allowed: {allowed}")
+        super().__init__(f"status {current} cannot change to {wanted}; allowed: {allowed}")
         self.current = current
         self.wanted = wanted
+
+
+class TicketClosed(DomainError):
+    code = "ticket_closed"
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"ticket {ticket_id} is closed; open a new ticket instead")
+
+
+class EscalationLimit(DomainError):
+    code = "escalation_limit"
+
+    def __init__(self) -> None:
+        super().__init__(f"the ticket is already at the highest level ({MAX_ESCALATION_LEVEL})")
 
 
 @dataclass(frozen=True)
@@ -55,6 +85,27 @@ class Message:
     public: bool
     created_at: datetime
     secret_redacted: bool = False
+
+
+@dataclass(frozen=True)
+class EscalationPolicy:
+    """Who takes a ticket at each level, and whether escalating raises its priority."""
+
+    groups: dict[int, str]
+    raise_priority: bool = True
+
+    def group_for(self, level: int, current: str) -> str:
+        return self.groups.get(level, current)
+
+
+DEFAULT_ESCALATION = EscalationPolicy(
+    groups={1: "senior_support", 2: "service_manager", 3: "service_manager"}
+)
+
+
+def raise_one(priority: Priority) -> Priority:
+    index = PRIORITY_ORDER.index(priority)
+    return PRIORITY_ORDER[min(index + 1, len(PRIORITY_ORDER) - 1)]
 
 
 @dataclass
@@ -76,7 +127,9 @@ class Ticket:
     attachments: list[Attachment] = field(default_factory=list)
     secret_redacted: bool = False
     messages: list[Message] = field(default_factory=list)
-    events: list[Contract] = field(default_factory=list)
+    escalation_causes: list[str] = field(default_factory=list)
+    version: int = 0
+    pending_events: list[Contract] = field(default_factory=list)
 
     @classmethod
     def open(
@@ -94,7 +147,9 @@ class Ticket:
         crypto: CryptoContext | None = None,
         attachments: list[Attachment] | None = None,
         secret_redacted: bool = False,
+        warning: tuple[str, str] | None = None,
     ) -> Ticket:
+        """`warning` is (message id, text) of the security notice owed after a redaction."""
         ticket = cls(
             id=ticket_id,
             requester=requester,
@@ -110,7 +165,7 @@ class Ticket:
             attachments=list(attachments or []),
             secret_redacted=secret_redacted,
         )
-        ticket.events.append(
+        ticket._emit(
             TicketCreated(
                 ticket_id=ticket_id,
                 ticket=ticket.summary(),
@@ -120,6 +175,8 @@ class Ticket:
                 secret_redacted=secret_redacted,
             )
         )
+        if warning is not None:
+            ticket._system_notice(warning[0], warning[1], now)
         return ticket
 
     def summary(self) -> TicketSummary:
@@ -136,12 +193,157 @@ class Ticket:
             created_at=self.created_at,
         )
 
+    # --- changes ------------------------------------------------------------------
+
     def change_status(self, wanted: Status, now: datetime) -> None:
         if wanted == self.status:
             return
         if wanted not in TRANSITIONS[self.status]:
             raise IllegalTransition(self.status, wanted)
-        old, self.status, self.updated_at = self.status, wanted, now
-        self.events.append(
+        old = self.status
+        self.status = wanted
+        self.updated_at = now
+        if old == Status.solved and wanted == Status.open:
+            self._emit(TicketReopened(ticket_id=self.id, ticket=self.summary(), reason="agent"))
+        self._emit(
             TicketStatusChanged(ticket_id=self.id, ticket=self.summary(), old=old, new=wanted)
         )
+
+    def add_message(
+        self,
+        *,
+        message_id: str,
+        author: Author,
+        author_id: str | None,
+        body: str,
+        public: bool,
+        now: datetime,
+        secret_redacted: bool = False,
+        warning: tuple[str, str] | None = None,
+    ) -> Message:
+        """A requester reply reopens a solved ticket and answers a pending one; an agent's
+        first public reply opens a new ticket."""
+        if self.status == Status.closed:
+            raise TicketClosed(self.id)
+        message = Message(message_id, author, author_id, body, public, now, secret_redacted)
+        self.messages.append(message)
+        self.updated_at = now
+        if secret_redacted:
+            self.secret_redacted = True
+        self._emit(
+            TicketMessageAdded(
+                ticket_id=self.id,
+                ticket=self.summary(),
+                message_id=message_id,
+                author=author,
+                public=public,
+                body=body if public else None,
+                secret_redacted=secret_redacted,
+            )
+        )
+        if author == Author.requester:
+            if self.status == Status.solved:
+                old, self.status = self.status, Status.open
+                self._emit(TicketReopened(ticket_id=self.id, ticket=self.summary()))
+                self._emit(
+                    TicketStatusChanged(
+                        ticket_id=self.id, ticket=self.summary(), old=old, new=Status.open
+                    )
+                )
+            elif self.status == Status.pending:
+                self.change_status(Status.open, now)
+        elif author == Author.agent and public and self.status == Status.new:
+            self.change_status(Status.open, now)
+        if warning is not None:
+            self._system_notice(warning[0], warning[1], now)
+        return message
+
+    def change_priority(self, wanted: Priority, now: datetime, reason: str | None = None) -> None:
+        if wanted == self.priority:
+            return
+        self._ensure_open_for_changes()
+        old, self.priority, self.updated_at = self.priority, wanted, now
+        self._emit(
+            TicketPriorityChanged(
+                ticket_id=self.id, ticket=self.summary(), old=old, new=wanted, reason=reason
+            )
+        )
+
+    def assign(self, *, assignee: str | None, group: str | None, now: datetime) -> None:
+        new_assignee = assignee if assignee is not None else self.assignee
+        new_group = group if group is not None else self.group
+        if (new_assignee, new_group) == (self.assignee, self.group):
+            return
+        self._ensure_open_for_changes()
+        self.assignee, self.group, self.updated_at = new_assignee, new_group, now
+        self._emit(
+            TicketAssigned(
+                ticket_id=self.id, ticket=self.summary(), assignee=new_assignee, group=new_group
+            )
+        )
+
+    def escalate(
+        self,
+        *,
+        reason: EscalationReason,
+        now: datetime,
+        policy: EscalationPolicy = DEFAULT_ESCALATION,
+        cause_id: str | None = None,
+    ) -> bool:
+        """Raise the level by one. An automatic cause escalates at most once (False when
+        already applied or at the top); a person asking at the top gets `EscalationLimit`."""
+        if cause_id is not None and cause_id in self.escalation_causes:
+            return False
+        if self.status == Status.closed:
+            if cause_id is not None:
+                return False
+            raise TicketClosed(self.id)
+        if self.escalation_level >= MAX_ESCALATION_LEVEL:
+            if cause_id is not None:
+                self.escalation_causes.append(cause_id)
+                return False
+            raise EscalationLimit()
+        if cause_id is not None:
+            self.escalation_causes.append(cause_id)
+        self.escalation_level += 1
+        self.updated_at = now
+        self.group = policy.group_for(self.escalation_level, self.group)
+        self.assignee = None
+        self._emit(
+            TicketEscalated(
+                ticket_id=self.id,
+                ticket=self.summary(),
+                level=self.escalation_level,
+                reason=reason,
+                cause_id=cause_id,
+            )
+        )
+        if policy.raise_priority and self.priority != Priority.urgent:
+            self.change_priority(raise_one(self.priority), now, reason=f"escalated:{reason}")
+        return True
+
+    # --- helpers ------------------------------------------------------------------
+
+    def take_events(self) -> list[Contract]:
+        events, self.pending_events = self.pending_events, []
+        return events
+
+    def _ensure_open_for_changes(self) -> None:
+        if self.status == Status.closed:
+            raise TicketClosed(self.id)
+
+    def _system_notice(self, message_id: str, text: str, now: datetime) -> None:
+        self.messages.append(Message(message_id, Author.system, None, text, True, now))
+        self._emit(
+            TicketMessageAdded(
+                ticket_id=self.id,
+                ticket=self.summary(),
+                message_id=message_id,
+                author=Author.system,
+                public=True,
+                body=text,
+            )
+        )
+
+    def _emit(self, event: Contract) -> None:
+        self.pending_events.append(event)

@@ -1,62 +1,394 @@
-"""Use cases: take a command, apply it to the domain, store state and events together."""
+"""Use cases: take a command, apply it to a ticket, store state and events together.
+
+The HTTP API and the `helpstream.commands` consumer both come through here, so the
+two doors behave the same. Commands from Kafka are applied in batches: one read of
+all the tickets a batch touches and one write back.
+"""
 
 from __future__ import annotations
 
+import copy
+import hashlib
+from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from services.intake.domain import Ticket
-from shared.events import Category, Priority, make_event
-from shared.ids import new_id
+from services.intake.domain import (
+    DEFAULT_ESCALATION,
+    DomainError,
+    EscalationPolicy,
+    EscalationReason,
+    Message,
+    Ticket,
+)
+from services.intake.redaction import REDACTION_WARNING, redact
+from services.intake.triage import triage
+from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket, parse_command
+from shared.errors import Invalid, Retryable
+from shared.events import (
+    Author,
+    Category,
+    FeedbackSubmitted,
+    Priority,
+    SlaBreached,
+    SlaMetric,
+    make_event,
+)
+from shared.ids import new_id, stable_id
+from shared.kafka import Rejected, decode_events
 from shared.outbox import outbox_entry
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from aiokafka.structs import ConsumerRecord
+
+    from services.intake.metrics import IntakeMetrics
     from services.intake.store import TicketStore
+    from services.intake.triage import TriageRules
     from shared.clock import Clock
-    from shared.commands import OpenTicket
+    from shared.commands import Command
+    from shared.events import CloudEvent, Contract
+    from shared.mongo import Document
     from shared.topics import Topics
 
 SOURCE = "/helpstream/intake"
+SAVE_ATTEMPTS = 5
+
+
+class TicketNotFound(DomainError):
+    code = "ticket_not_found"
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"no ticket {ticket_id!r}")
+
+
+class IdempotencyMismatch(DomainError):
+    code = "idempotency_key_reused"
+
+    def __init__(self) -> None:
+        super().__init__("this Idempotency-Key was used before with a different request body")
+
+
+class ConcurrentChange(DomainError):
+    code = "concurrent_change"
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"ticket {ticket_id} kept changing while we wrote; try again")
 
 
 @dataclass(frozen=True)
 class Opened:
     ticket: Ticket
-    created: bool  # False: the same request was seen before; this is the first ticket
+    created: bool  # False: an earlier request with the same key made this ticket
 
 
-async def open_ticket(
-    cmd: OpenTicket,
-    *,
-    store: TicketStore,
-    clock: Clock,
-    topics: Topics,
-    correlation_id: str,
-    ticket_id: str | None = None,
-) -> Opened:
-    now = clock.now()
-    ticket = Ticket.open(
-        ticket_id=ticket_id or new_id(),
-        requester=cmd.requester,
-        channel=cmd.channel,
-        subject=cmd.subject,
-        description=cmd.description,
-        category=cmd.category or Category.other,
-        priority=cmd.priority or Priority.normal,
-        group="general",
-        now=now,
-        crypto=cmd.crypto,
-        attachments=list(cmd.attachments),
+@dataclass(frozen=True)
+class Escalations:
+    """When automatic escalation applies (by default every breach and every low rating)."""
+
+    on_breach: frozenset[SlaMetric] = frozenset(
+        {SlaMetric.first_reply, SlaMetric.next_reply, SlaMetric.resolution}
     )
-    outbox = [
-        outbox_entry(
-            topics.tickets,
-            make_event(data, source=SOURCE, time=now, correlationid=correlation_id),
+    on_follow_up: bool = True
+    policy: EscalationPolicy = DEFAULT_ESCALATION
+
+
+def request_hash(cmd: OpenTicket) -> str:
+    return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
+
+
+class TicketService:
+    def __init__(
+        self,
+        *,
+        store: TicketStore,
+        clock: Clock,
+        topics: Topics,
+        rules: TriageRules,
+        metrics: IntakeMetrics,
+        escalations: Escalations | None = None,
+        on_events: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._topics = topics
+        self._rules = rules
+        self._metrics = metrics
+        self._escalations = escalations or Escalations()
+        self._on_events = on_events
+
+    # --- opening ----------------------------------------------------------------------
+
+    def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
+        subject, description = redact(cmd.subject), redact(cmd.description)
+        kinds = set(subject.kinds) | set(description.kinds)
+        crypto = cmd.crypto
+        decided = triage(
+            self._rules,
+            subject=subject.text,
+            description=description.text,
+            category=cmd.category.value if cmd.category else None,
+            asset=crypto.asset if crypto else None,
+            amount=crypto.amount if crypto else None,
+            tier=cmd.requester.tier,
         )
-        for data in ticket.events
-    ]
-    if await store.insert(ticket, outbox, now):
+        for kind in kinds:
+            self._metrics.secrets_redacted.labels(kind).inc()
+        return Ticket.open(
+            ticket_id=ticket_id,
+            requester=cmd.requester,
+            channel=cmd.channel,
+            subject=subject.text,
+            description=description.text,
+            category=Category(decided.category),
+            priority=cmd.priority or Priority(decided.priority),
+            group=decided.group,
+            now=self._clock.now(),
+            crypto=crypto,
+            attachments=list(cmd.attachments),
+            secret_redacted=bool(kinds),
+            warning=self._warning(ticket_id, cmd.requester.locale) if kinds else None,
+        )
+
+    @staticmethod
+    def _warning(seed: str, locale: str) -> tuple[str, str]:
+        text = REDACTION_WARNING["zh-CN" if locale.lower().startswith("zh") else "en"]
+        return stable_id(seed, "redaction-warning", new_id()), text
+
+    async def open(
+        self, cmd: OpenTicket, *, correlation_id: str, open_key: str | None = None
+    ) -> Opened:
+        """`open_key` makes the request idempotent: the same key returns the first ticket."""
+        digest = request_hash(cmd) if open_key is not None else None
+        if open_key is not None:
+            existing = await self._store.by_open_key(open_key)
+            if existing is not None:
+                return self._repeat(existing, digest)
+        ticket = self._new_ticket(cmd, new_id())
+        now = self._clock.now()
+        outbox = self._outbox(ticket, correlation_id)
+        if not await self._store.insert(
+            ticket, outbox, now, open_key=open_key, request_hash=digest
+        ):
+            assert open_key is not None
+            existing = await self._store.by_open_key(open_key)
+            assert existing is not None
+            return self._repeat(existing, digest)
+        self._count_created(ticket)
+        self._on_events()
         return Opened(ticket, created=True)
-    existing = await store.get(ticket.id)
-    assert existing is not None
-    return Opened(existing, created=False)
+
+    @staticmethod
+    def _repeat(existing: tuple[Ticket, str | None], digest: str | None) -> Opened:
+        ticket, stored_digest = existing
+        if stored_digest is not None and digest is not None and stored_digest != digest:
+            raise IdempotencyMismatch()
+        return Opened(ticket, created=False)
+
+    def _count_created(self, ticket: Ticket) -> None:
+        self._metrics.tickets_created.labels(
+            ticket.channel.value, ticket.category.value, ticket.priority.value
+        ).inc()
+
+    # --- changes ----------------------------------------------------------------------
+
+    def _apply(self, ticket: Ticket, cmd: Command, command_id: str) -> Message | None:
+        """Apply one command to a ticket; raises `DomainError` when the state forbids it."""
+        now = self._clock.now()
+        if isinstance(cmd, AddMessage):
+            body = redact(cmd.body)
+            by_requester = cmd.author == Author.requester
+            for kind in body.kinds:
+                self._metrics.secrets_redacted.labels(kind).inc()
+            return ticket.add_message(
+                message_id=stable_id(command_id, "message"),
+                author=cmd.author,
+                author_id=cmd.author_id,
+                body=body.text,
+                public=cmd.public or by_requester,
+                now=now,
+                secret_redacted=body.redacted,
+                warning=(
+                    self._warning(command_id, ticket.requester.locale)
+                    if body.redacted and by_requester
+                    else None
+                ),
+            )
+        if isinstance(cmd, UpdateTicket):
+            if cmd.status is not None:
+                ticket.change_status(cmd.status, now)
+            if cmd.priority is not None:
+                ticket.change_priority(cmd.priority, now, reason="agent")
+            if cmd.assignee is not None or cmd.group is not None:
+                ticket.assign(assignee=cmd.assignee, group=cmd.group, now=now)
+            return None
+        if isinstance(cmd, EscalateTicket):
+            reason: EscalationReason = "requester_request" if cmd.by == "requester" else "agent"
+            ticket.escalate(reason=reason, now=now, policy=self._escalations.policy)
+            self._metrics.escalations.labels(reason).inc()
+            return None
+        raise Invalid("unsupported_command", type(cmd).__name__)
+
+    async def change(
+        self, ticket_id: str, cmd: Command, *, correlation_id: str
+    ) -> tuple[Ticket, Message | None]:
+        """Load, apply, write back if nobody raced us; reload and reapply if somebody did."""
+        command_id = new_id()
+        for _ in range(SAVE_ATTEMPTS):
+            ticket = await self._store.get(ticket_id)
+            if ticket is None:
+                raise TicketNotFound(ticket_id)
+            result = self._apply(ticket, cmd, command_id)
+            outbox = self._outbox(ticket, correlation_id)
+            if not outbox:
+                return ticket, result
+            if await self._store.save_many(
+                [self._store.change_op(ticket, outbox, self._clock.now())]
+            ):
+                ticket.version += 1
+                self._on_events()
+                return ticket, result
+        raise ConcurrentChange(ticket_id)
+
+    def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
+        now = self._clock.now()
+        return [
+            outbox_entry(
+                self._topics.tickets,
+                make_event(data, source=SOURCE, time=now, correlationid=correlation_id),
+            )
+            for data in ticket.take_events()
+        ]
+
+    # --- Kafka: helpstream.commands ------------------------------------------------------
+
+    async def on_commands(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Sequence[Rejected]:
+        rejected: list[Rejected] = []
+        opens: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
+        changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]] = (
+            defaultdict(list)
+        )
+        for record in records:
+            try:
+                command = parse_command(record.value or b"")
+                if isinstance(command.data, OpenTicket):
+                    opens.append((record, command))
+                else:
+                    changes[command.subject].append((record, command))
+            except Invalid as exc:
+                rejected.append(Rejected(record, exc))
+                self._metrics.commands.labels("unknown", "rejected").inc()
+        await self._open_from_commands(opens)
+        rejected.extend(await self._change_from_commands(changes))
+        return rejected
+
+    async def _open_from_commands(
+        self, opens: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
+    ) -> None:
+        if not opens:
+            return
+        now = self._clock.now()
+        batch = []
+        for _, command in opens:
+            assert isinstance(command.data, OpenTicket)
+            ticket = self._new_ticket(command.data, new_id())
+            batch.append((ticket, self._outbox(ticket, command.correlationid), f"cmd:{command.id}"))
+        inserted = await self._store.insert_many(batch, now)
+        for ticket, _, _ in batch[:inserted]:
+            self._count_created(ticket)
+        self._metrics.commands.labels(OpenTicket.command_type, "applied").inc(inserted)
+        self._metrics.commands.labels(OpenTicket.command_type, "duplicate").inc(
+            len(batch) - inserted
+        )
+        if inserted:
+            self._on_events()
+
+    async def _change_from_commands(
+        self,
+        changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]],
+    ) -> list[Rejected]:
+        if not changes:
+            return []
+        rejected: list[Rejected] = []
+        loaded = await self._store.get_many(list(changes))
+        ops = []
+        for ticket_id, items in changes.items():
+            if ticket_id not in loaded:
+                for record, command in items:
+                    rejected.append(Rejected(record, Invalid("ticket_not_found", ticket_id)))
+                    self._metrics.commands.labels(command.type, "rejected").inc()
+                continue
+            ticket, seen = loaded[ticket_id]
+            applied_ids: list[str] = []
+            outbox: list[Document] = []
+            for record, command in items:
+                if command.id in seen:
+                    self._metrics.commands.labels(command.type, "duplicate").inc()
+                    continue
+                trial = copy.deepcopy(ticket)
+                try:
+                    self._apply(trial, command.data, command.id)
+                except DomainError as exc:
+                    rejected.append(Rejected(record, Invalid(exc.code, str(exc))))
+                    self._metrics.commands.labels(command.type, "rejected").inc()
+                    continue
+                ticket = trial
+                seen.add(command.id)
+                applied_ids.append(command.id)
+                outbox.extend(self._outbox(ticket, command.correlationid))
+                self._metrics.commands.labels(command.type, "applied").inc()
+            if applied_ids:
+                ops.append(self._store.change_op(ticket, outbox, self._clock.now(), applied_ids))
+        if await self._store.save_many(ops) < len(ops):
+            raise Retryable("a ticket changed while commands were applied; retrying the batch")
+        if ops:
+            self._on_events()
+        return rejected
+
+    # --- Kafka: escalation causes (helpstream.sla, helpstream.feedback) -----------------
+
+    async def on_escalation_causes(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Sequence[Rejected]:
+        accepted, rejected = decode_events(records)
+        causes: dict[str, list[tuple[CloudEvent[Contract], EscalationReason]]] = defaultdict(list)
+        for item in accepted:
+            reason = self._escalation_reason(item.value.data)
+            if reason is not None:
+                causes[item.value.subject].append((item.value, reason))
+        if not causes:
+            return rejected
+        loaded = await self._store.get_many(list(causes))
+        ops = []
+        for ticket_id, items in causes.items():
+            if ticket_id not in loaded:
+                continue  # a ticket of another intake deployment, or long deleted
+            ticket, _ = loaded[ticket_id]
+            outbox: list[Document] = []
+            causes_before = len(ticket.escalation_causes)
+            for event, reason in items:
+                if ticket.escalate(
+                    reason=reason,
+                    now=self._clock.now(),
+                    policy=self._escalations.policy,
+                    cause_id=event.id,
+                ):
+                    self._metrics.escalations.labels(reason).inc()
+                outbox.extend(self._outbox(ticket, event.correlationid))
+            if outbox or len(ticket.escalation_causes) != causes_before:
+                ops.append(self._store.change_op(ticket, outbox, self._clock.now()))
+        if await self._store.save_many(ops) < len(ops):
+            raise Retryable("a ticket changed while escalating; retrying the batch")
+        if ops:
+            self._on_events()
+        return rejected
+
+    def _escalation_reason(self, data: Any) -> EscalationReason | None:
+        if isinstance(data, SlaBreached) and data.metric in self._escalations.on_breach:
+            return "sla_breach"
+        if isinstance(data, FeedbackSubmitted) and data.needs_follow_up:
+            return "low_rating" if self._escalations.on_follow_up else None
+        return None

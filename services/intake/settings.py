@@ -1,12 +1,18 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 
 from shared.settings import ServiceSettings
 
 
 class IntakeSettings(ServiceSettings):
     http_port: int = Field(8001, ge=0, le=65535)
-    public_base_url: str = Field(
-        "http://127.0.0.1:8001", description="Base of links to this service in messages."
+    bootstrap_api_key: SecretStr | None = Field(
+        None,
+        description="An API key with every scope, installed at start (local run, first admin).",
+    )
+    triage_rules: Path | None = Field(
+        None, description="Triage rules YAML; the packaged rules when empty."
     )

@@ -1,11 +1,15 @@
-"""Tickets in MongoDB: one document per ticket, its pending events in the same document."""
+"""Tickets in MongoDB: one document per ticket, its pending events in the same document.
+
+Every change is one conditional write on `version` (optimistic concurrency), so two
+writers never interleave and the events always leave with the state that caused them.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.intake.domain import Message, Ticket
 from shared.commands import Attachment
@@ -21,6 +25,13 @@ if TYPE_CHECKING:
 
     from shared.mongo import Document
 
+APPLIED_KEEP = 500  # command ids remembered per ticket, for redelivery dedupe
+HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0, "applied": 0}
+
+
+class VersionConflict(Exception):
+    """Someone changed the ticket since it was read; reload and try again."""
+
 
 def to_document(ticket: Ticket) -> Document:
     return {
@@ -35,12 +46,14 @@ def to_document(ticket: Ticket) -> Document:
         "group": ticket.group,
         "assignee": ticket.assignee,
         "escalation_level": ticket.escalation_level,
+        "escalation_causes": ticket.escalation_causes,
         "crypto": ticket.crypto.model_dump(mode="json") if ticket.crypto else None,
         "attachments": [a.model_dump() for a in ticket.attachments],
         "secret_redacted": ticket.secret_redacted,
         "messages": [_message_doc(m) for m in ticket.messages],
         "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
+        "version": ticket.version,
     }
 
 
@@ -71,6 +84,7 @@ def from_document(doc: Document) -> Ticket:
         status=Status(doc["status"]),
         assignee=doc.get("assignee"),
         escalation_level=doc.get("escalation_level", 0),
+        escalation_causes=list(doc.get("escalation_causes", [])),
         crypto=CryptoContext.model_validate(doc["crypto"]) if doc.get("crypto") else None,
         attachments=[Attachment.model_validate(a) for a in doc.get("attachments", [])],
         secret_redacted=doc.get("secret_redacted", False),
@@ -86,6 +100,7 @@ def from_document(doc: Document) -> Ticket:
             )
             for m in doc.get("messages", [])
         ],
+        version=doc.get("version", 0),
     )
 
 
@@ -96,39 +111,124 @@ class TicketStore:
         self.tickets: AsyncCollection[Document] = db["tickets"]
 
     async def ensure_indexes(self) -> None:
-        await self.tickets.create_index(
-            [("requester.id", ASCENDING), ("created_at", DESCENDING), ("_id", DESCENDING)]
-        )
-        await self.tickets.create_index([("status", ASCENDING), ("created_at", DESCENDING)])
+        await self.tickets.create_index([("open_key", ASCENDING)], unique=True, sparse=True)
+        await self.tickets.create_index([("requester.id", ASCENDING), ("_id", DESCENDING)])
+        await self.tickets.create_index([("status", ASCENDING), ("_id", DESCENDING)])
 
-    async def insert(self, ticket: Ticket, outbox: Sequence[Document], now: datetime) -> bool:
-        """False when a ticket with this id exists already (an idempotent retry)."""
+    async def insert(
+        self,
+        ticket: Ticket,
+        outbox: Sequence[Document],
+        now: datetime,
+        *,
+        open_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> bool:
+        """False when `open_key` was used before (an idempotent retry): nothing is written."""
         try:
             await self.tickets.insert_one(
-                {**to_document(ticket), **new_document_outbox(outbox, now)}
+                self._new_document(ticket, outbox, now, open_key, request_hash)
             )
         except DuplicateKeyError:
             return False
         return True
 
-    async def get(self, ticket_id: str) -> Ticket | None:
-        doc = await self.tickets.find_one({"_id": ticket_id}, {OUTBOX: 0, OUTBOX_SINCE: 0})
-        return from_document(doc) if doc is not None else None
+    async def insert_many(
+        self, tickets: Sequence[tuple[Ticket, Sequence[Document], str]], now: datetime
+    ) -> int:
+        """Batch insert of (ticket, outbox, open_key); duplicates of earlier opens are skipped."""
+        if not tickets:
+            return 0
+        ops = [
+            InsertOne(self._new_document(t, outbox, now, key, None)) for t, outbox, key in tickets
+        ]
+        try:
+            result = await self.tickets.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
+                raise
+            return int(exc.details.get("nInserted", 0))
+        return result.inserted_count
 
-    async def replace(
-        self,
+    @staticmethod
+    def _new_document(
         ticket: Ticket,
-        expected_updated_at: datetime,
         outbox: Sequence[Document],
         now: datetime,
-    ) -> bool:
-        """Optimistic write: False if someone changed the ticket since it was read."""
+        open_key: str | None,
+        request_hash: str | None,
+    ) -> Document:
+        doc = {**to_document(ticket), **new_document_outbox(outbox, now)}
+        if open_key is not None:
+            doc["open_key"] = open_key
+            doc["request_hash"] = request_hash
+        return doc
+
+    async def by_open_key(self, open_key: str) -> tuple[Ticket, str | None] | None:
+        doc = await self.tickets.find_one({"open_key": open_key}, HIDDEN)
+        return (from_document(doc), doc.get("request_hash")) if doc is not None else None
+
+    async def get(self, ticket_id: str) -> Ticket | None:
+        doc = await self.tickets.find_one({"_id": ticket_id}, HIDDEN)
+        return from_document(doc) if doc is not None else None
+
+    async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, tuple[Ticket, set[str]]]:
+        """Tickets by id, each with the command ids already applied to it."""
+        docs = await self.tickets.find(
+            {"_id": {"$in": list(ticket_ids)}}, {OUTBOX: 0, OUTBOX_SINCE: 0}
+        ).to_list()
+        return {d["_id"]: (from_document(d), set(d.get("applied", []))) for d in docs}
+
+    def change_op(
+        self,
+        ticket: Ticket,
+        outbox: Sequence[Document],
+        now: datetime,
+        applied: Sequence[str] = (),
+    ) -> UpdateOne:
+        """The write for a changed ticket: only if nobody changed it since it was read."""
+        expected = ticket.version
         doc = to_document(ticket)
         doc.pop("_id")
-        update: dict[str, Any] = (
-            {"$set": doc, **outbox_update(outbox, now)} if outbox else {"$set": doc}
-        )
-        result = await self.tickets.update_one(
-            {"_id": ticket.id, "updated_at": expected_updated_at}, update
-        )
-        return result.matched_count == 1
+        doc["version"] = expected + 1
+        update: dict[str, Any] = {"$set": doc}
+        if outbox:
+            update.update(outbox_update(outbox, now))
+        if applied:
+            update["$push"] = {
+                **update.get("$push", {}),
+                "applied": {"$each": list(applied), "$slice": -APPLIED_KEEP},
+            }
+        return UpdateOne({"_id": ticket.id, "version": expected}, update)
+
+    async def save(self, ticket: Ticket, outbox: Sequence[Document], now: datetime) -> None:
+        result = await self.tickets.bulk_write([self.change_op(ticket, outbox, now)])
+        if result.matched_count != 1:
+            raise VersionConflict(ticket.id)
+        ticket.version += 1
+
+    async def save_many(self, ops: Sequence[UpdateOne]) -> int:
+        """Returns how many matched; fewer than len(ops) means a concurrent change."""
+        if not ops:
+            return 0
+        result = await self.tickets.bulk_write(list(ops), ordered=False)
+        return result.matched_count
+
+    async def list(
+        self,
+        *,
+        requester_id: str | None,
+        status: Status | None,
+        before: str | None,
+        limit: int,
+    ) -> list[Ticket]:
+        """Newest first (ids are time-ordered UUIDv7); `before` is the last id of the page."""
+        query: Document = {}
+        if requester_id is not None:
+            query["requester.id"] = requester_id
+        if status is not None:
+            query["status"] = status.value
+        if before is not None:
+            query["_id"] = {"$lt": before}
+        docs = await self.tickets.find(query, HIDDEN).sort("_id", DESCENDING).limit(limit).to_list()
+        return [from_document(d) for d in docs]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from shared.commands import Attachment
 from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
 
 if TYPE_CHECKING:
-    from services.intake.domain import Ticket
+    from services.intake.domain import Message, Ticket
 
 
 class MessageView(BaseModel):
@@ -22,6 +22,10 @@ class MessageView(BaseModel):
     public: bool
     created_at: datetime
     secret_redacted: bool
+
+    @classmethod
+    def of(cls, message: Message) -> MessageView:
+        return cls(**message.__dict__)
 
 
 class TicketView(BaseModel):
@@ -60,7 +64,12 @@ class TicketView(BaseModel):
             crypto=ticket.crypto,
             attachments=ticket.attachments,
             secret_redacted=ticket.secret_redacted,
-            messages=[MessageView(**m.__dict__) for m in ticket.messages],
+            messages=[MessageView.of(m) for m in ticket.messages],
             created_at=ticket.created_at,
             updated_at=ticket.updated_at,
         )
+
+
+class TicketPage(BaseModel):
+    items: list[TicketView]
+    next_cursor: str | None = Field(None, description="Pass as `cursor` for the next page.")
