@@ -14,6 +14,8 @@ from shared.infra.processes import ManagedProcess, free_port
 from shared.infra.services import SERVICES, service_process
 from tests.support import eventually
 
+API_KEY = "hs_e2e_0123456789abcdefghijklmnopqrstuvwxyz"
+
 
 @pytest.fixture
 def mail() -> Iterator[MailCatcher]:
@@ -33,6 +35,7 @@ def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Itera
         "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(mail.port),
+        "HELPSTREAM_BOOTSTRAP_API_KEY": API_KEY,
     }
     started: list[ManagedProcess] = []
     urls: dict[str, str] = {}
@@ -52,7 +55,8 @@ def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Itera
 async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clock(
     services: dict[str, str], mail: MailCatcher
 ) -> None:
-    async with httpx.AsyncClient(timeout=10) as http:
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    async with httpx.AsyncClient(timeout=10, headers=headers) as http:
         response = await http.post(
             f"{services['intake']}/v1/tickets",
             json={

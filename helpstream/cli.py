@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import random
+import secrets
 import signal
 import sys
 import time
@@ -70,7 +71,10 @@ def up(
         _say(f"  kafka    {bootstrap}\n  mongodb  {mongo}")
         mail.start()
         _say(f"  mail     smtp://127.0.0.1:{smtp_port} (messages in {data_dir / 'mail'})")
+        api_key = _local_api_key(data_dir)
+        _say(f"  api key  {data_dir / 'api-key'} (every scope; local use only)")
         env = {
+            "HELPSTREAM_BOOTSTRAP_API_KEY": api_key,
             "HELPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
             "HELPSTREAM_MONGO_URL": mongo,
             "HELPSTREAM_SMTP_PORT": str(smtp_port),
@@ -102,6 +106,15 @@ def up(
         if infra is not None:
             infra.stop()
         _say("stopped.")
+
+
+def _local_api_key(data_dir: Path) -> str:
+    """The local run's admin key: made once, kept in the data dir (mode 600)."""
+    path = data_dir / "api-key"
+    if not path.exists():
+        path.write_text(f"hs_local_{secrets.token_urlsafe(32)}\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -176,16 +189,22 @@ def infra_down(data_dir: DataDir = Path(".data")) -> None:
 @app.command()
 def demo(
     intake_url: str = "http://127.0.0.1:8001",
+    api_key: Annotated[
+        str | None, typer.Option(help="Default: the local run's key in .data/api-key.")
+    ] = None,
     count: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
     rate: Annotated[float, typer.Option(min=0.1, max=500, help="Tickets per second.")] = 2.0,
     seed: int = 7,
 ) -> None:
     """Send a stream of realistic crypto-support tickets (zh-CN and en) to intake."""
-    from shared.demo import demo_ticket
+    from helpstream.demo import demo_ticket
+
+    key = api_key or _local_api_key(Path(".data"))
 
     async def send() -> None:
         rng = random.Random(seed)
-        async with httpx.AsyncClient(base_url=intake_url, timeout=10) as client:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=intake_url, timeout=10, headers=headers) as client:
             for seq in range(count):
                 body = demo_ticket(seq, rng)
                 response = await client.post("/v1/tickets", json=body)
@@ -196,6 +215,39 @@ def demo(
                 await asyncio.sleep(1 / rate)
 
     asyncio.run(send())
+
+
+@app.command("api-key")
+def api_key_create(
+    name: Annotated[str, typer.Option(help="Who uses it, e.g. withdrawal-service.")],
+    scope: Annotated[
+        list[str], typer.Option(help="tickets:read, tickets:write, tickets:agent, admin.")
+    ],
+) -> None:
+    """Create an intake API key in intake's database (HELPSTREAM_MONGO_URL); prints it once."""
+    from pymongo import AsyncMongoClient
+
+    from services.intake.auth import ApiKeyStore, Scope
+    from services.intake.settings import IntakeSettings
+    from shared.clock import SystemClock
+    from shared.mongo import service_database
+
+    try:
+        scopes = frozenset(Scope(s) for s in scope)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    settings = IntakeSettings()
+
+    async def create() -> str:
+        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongo_url)
+        try:
+            store = ApiKeyStore(service_database(client, settings, "intake"))
+            issued = await store.create(name, scopes, SystemClock().now())
+        finally:
+            await client.close()
+        return issued.secret
+
+    _say(asyncio.run(create()))
 
 
 @app.command()

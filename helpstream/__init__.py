@@ -1,0 +1,1 @@
+"""Operator tooling: the `helpstream` command (local run, embedded infra, demo, keys)."""
