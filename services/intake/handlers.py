@@ -21,7 +21,6 @@ from services.intake.domain import (
     Message,
     Ticket,
 )
-from services.intake.redaction import REDACTION_WARNING, redact
 from services.intake.triage import triage
 from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket, parse_command
 from shared.errors import Invalid, Retryable
@@ -37,6 +36,7 @@ from shared.events import (
 from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, decode_events
 from shared.outbox import outbox_entry
+from shared.redaction import REDACTION_WARNING, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mnemonic import Mnemonic
 
-from services.intake.redaction import REDACTION_WARNING, Redaction, redact
+from shared.redaction import REDACTION_WARNING, Redaction, redact
 
 if TYPE_CHECKING:
     from collections.abc import Callable
