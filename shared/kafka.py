@@ -19,6 +19,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
+from shared.clock import Clock, SystemClock
 from shared.errors import Invalid
 from shared.events import CONTENT_TYPE, CloudEvent, Contract, parse_event
 from shared.mongo import TRANSIENT_ERRORS
@@ -159,8 +160,13 @@ class BatchConsumer:
         metrics: ConsumerMetrics,
         on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.name = name
+        self._clock = clock or SystemClock()
+        # Per partition: the time up to which every event has been applied (event-time
+        # consumers such as SLA timers must not act ahead of it).
+        self.watermarks: dict[TopicPartition, datetime] = {}
         self._service = service
         self._topics = list(topics)
         self._group_id = group_id
@@ -243,6 +249,9 @@ class BatchConsumer:
             return
         self._failures = 0
         self.last_error = None
+        for tp, part in batches.items():
+            taken = datetime.fromtimestamp(part[-1].timestamp / 1000, UTC)
+            self.watermarks[tp] = max(self.watermarks.get(tp, taken), taken)
         self._metrics.batch_seconds.labels(self.name).observe(time.perf_counter() - started)
         self._metrics.batch_size.labels(self.name).observe(len(records))
         rejected_offsets = {(r.record.topic, r.record.partition, r.record.offset) for r in rejected}
@@ -278,8 +287,15 @@ class BatchConsumer:
         await asyncio.sleep(delay)
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
-        """Lag from highwater minus position (the embedded broker cannot list group offsets)."""
-        for tp in consumer.assignment():
+        """Lag from highwater minus position (the embedded broker cannot list group offsets).
+
+        A partition with no lag is applied up to now; otherwise up to the last record taken.
+        """
+        assigned = consumer.assignment()
+        for tp in list(self.watermarks):
+            if tp not in assigned:
+                del self.watermarks[tp]
+        for tp in assigned:
             high = consumer.highwater(tp)
             if high is None:
                 continue
@@ -287,6 +303,7 @@ class BatchConsumer:
                 position = await consumer.position(tp)
             except KafkaError:
                 continue
-            self._metrics.lag.labels(self._service, self._group_id, tp.topic, tp.partition).set(
-                max(0, high - position)
-            )
+            lag = max(0, high - position)
+            self._metrics.lag.labels(self._service, self._group_id, tp.topic, tp.partition).set(lag)
+            if lag == 0:
+                self.watermarks[tp] = self._clock.now()

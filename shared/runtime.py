@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -35,6 +35,14 @@ if TYPE_CHECKING:
     from shared.settings import ServiceSettings
 
 
+class Worker(Protocol):
+    """A background loop a service runs beside its consumers (timers, flushers)."""
+
+    def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 @dataclass
 class ServiceRuntime:
     """Resources of one running service instance. Created in the lifespan, never at import."""
@@ -47,6 +55,7 @@ class ServiceRuntime:
     producer: AIOKafkaProducer | None = None
     consumers: list[BatchConsumer] = field(default_factory=list)
     relay: OutboxRelay | None = None
+    workers: list[Worker] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.settings.topic_prefix)
@@ -89,6 +98,7 @@ class ServiceRuntime:
             metrics=self._consumer_metrics,
             on_assigned=on_assigned,
             on_revoked=on_revoked,
+            clock=self.clock,
         )
         self.consumers.append(consumer)
         return consumer
@@ -106,8 +116,12 @@ class ServiceRuntime:
             await consumer.start()
         if self.relay is not None:
             self.relay.start()
+        for worker in self.workers:
+            worker.start()
 
     async def close(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
         if self.relay is not None:
             await self.relay.stop()
         for consumer in self.consumers:

@@ -1,55 +1,109 @@
-"""sla_monitor wiring: the ticket-event consumer and the SLA read API."""
+"""sla_monitor wiring: ticket-event consumer, partition-owned timer, SLA read API."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import time
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
 
-from services.sla_monitor.handlers import on_ticket_events
+from services.sla_monitor.handlers import SlaService, Timer
+from services.sla_monitor.metrics import sla_metrics
+from services.sla_monitor.policy import load_policies
 from services.sla_monitor.settings import SlaSettings
-from services.sla_monitor.store import ClockStore
+from services.sla_monitor.store import SlaStore
+from services.sla_monitor.views import TicketSlaView
+from shared.http import ProblemError
+from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
 
 SERVICE = "sla_monitor"
 
 
+class OpenClocksGauge:
+    """Recounts open clocks now and then (an indexed count per metric)."""
+
+    def __init__(self, store: SlaStore, gauge: Any, every_s: float) -> None:
+        self._store, self._gauge, self._every = store, gauge, every_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sla-open-clocks")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            with contextlib.suppress(Exception):
+                for metric, count in (await self._store.open_clocks()).items():
+                    self._gauge.labels(metric).set(count)
+            await asyncio.sleep(max(self._every, 4 * (time.monotonic() - started)))
+
+
 def create_app(
     settings: SlaSettings | None = None, runtime: ServiceRuntime | None = None
 ) -> FastAPI:
-    settings = settings or SlaSettings()
-    runtime = runtime or ServiceRuntime(SERVICE, settings)
-    holder: dict[str, ClockStore] = {}
+    cfg = settings or SlaSettings()
+    runtime = runtime or ServiceRuntime(SERVICE, cfg)
+    metrics = sla_metrics(runtime.registry)
+    current = load_policies(cfg.sla_policies)  # a bad file stops the start with the reason
+    parts: dict[str, Any] = {}
 
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
-        store = ClockStore(rt.db)
+        store = SlaStore(rt.db)
         await store.ensure_indexes()
-        holder["store"] = store
-
-        async def handle(records: Any) -> Any:
-            return await on_ticket_events(records, store)
-
-        rt.add_consumer("tickets", [rt.topics.tickets], handle)
+        known = await store.register(current)
+        relay = await rt.add_outbox([store.tickets])
+        service = SlaService(
+            store=store,
+            clock=rt.clock,
+            topics=rt.topics,
+            policies=current,
+            known=known,
+            metrics=metrics,
+            on_events=relay.wake,
+        )
+        consumer = rt.add_consumer("tickets", [rt.topics.tickets], service.on_ticket_events)
+        timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
+        consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
+        rt.workers.append(timer)
+        rt.workers.append(OpenClocksGauge(store, metrics.open_clocks, cfg.open_clocks_refresh_s))
+        parts.update(store=store, service=service, timer=timer)
+        app.state.sla = parts
 
     app = service_app(
-        runtime, title="helpstream sla_monitor", description="SLA clocks per ticket.", setup=setup
+        runtime,
+        title="helpstream sla_monitor",
+        description="SLA clocks per ticket: warnings, breaches, fulfilment (helpstream.sla).",
+        setup=setup,
     )
 
-    @app.get("/v1/tickets/{ticket_id}/sla", tags=["sla"])
-    async def ticket_sla(ticket_id: str) -> dict[str, Any]:
-        clocks = await holder["store"].for_ticket(ticket_id)
-        return {
-            "ticket_id": ticket_id,
-            "clocks": [
-                {
-                    "metric": c["metric"],
-                    "state": c["state"],
-                    "target_s": c["target_s"],
-                    "started_at": c["started_at"],
-                    "due_at": c["due_at"],
-                }
-                for c in clocks
-            ],
-        }
+    @app.get("/v1/tickets/{ticket_id}/sla", response_model=TicketSlaView, tags=["sla"])
+    async def ticket_sla(ticket_id: str) -> TicketSlaView:
+        """Each clock: target, elapsed, remaining, paused, state, deadline, breached_at."""
+        service: SlaService = parts["service"]
+        sla = await parts["store"].get(ticket_id)
+        if sla is None:
+            raise ProblemError(404, "Unknown ticket", f"No SLA clocks for ticket {ticket_id!r}.")
+        return TicketSlaView.of(sla, service.policies_for(sla), runtime.clock.now())
+
+    @app.post("/v1/tickets/{ticket_id}/sla/reapply", response_model=TicketSlaView, tags=["sla"])
+    async def reapply(
+        ticket_id: str,
+        x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> TicketSlaView:
+        """Operator action: pin the ticket to the current policy version (time carries over)."""
+        service: SlaService = parts["service"]
+        sla = await service.reapply(ticket_id, x_correlation_id or new_id())
+        if sla is None:
+            raise ProblemError(404, "Unknown ticket", f"No SLA clocks for ticket {ticket_id!r}.")
+        return TicketSlaView.of(sla, service.current, runtime.clock.now())
 
     return app

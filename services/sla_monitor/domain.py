@@ -1,46 +1,364 @@
-"""SLA clocks: which targets a ticket gets and when each is due. Pure."""
+"""SLA clocks of one ticket: the state machine, by event time. Pure.
+
+A `TicketSla` holds one `Clock` per metric the ticket's policy names. Ticket events move
+the clocks (start, pause, resume, stop); `fire(now)` publishes warnings and breaches that
+are due. Every change is collected as an SLA event in `pending`, which the handler writes
+to the outbox in the same document write as the new state.
+
+Times are event times: an agent reply that happened before the deadline fulfils the
+clock even if it arrives late. Elapsed time is measured on the target's calendar
+(business hours or calendar time) and carries over pauses and policy changes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from shared.events import Priority, SlaMetric
+from shared.events import (
+    Category,
+    Contract,
+    Priority,
+    SlaApplied,
+    SlaBreached,
+    SlaClockData,
+    SlaFulfilled,
+    SlaMetric,
+    SlaPaused,
+    SlaResumed,
+    SlaWarning,
+    Status,
+)
 
-FIRST_REPLY_TARGETS: dict[Priority, timedelta] = {
-    Priority.urgent: timedelta(minutes=15),
-    Priority.high: timedelta(hours=1),
-    Priority.normal: timedelta(hours=4),
-    Priority.low: timedelta(hours=24),
+if TYPE_CHECKING:
+    from services.sla_monitor.policy import PolicySet, PolicySpec
+
+ZERO = timedelta(0)
+# Which clocks a status pauses; every paused clock resumes when the ticket is open again.
+PAUSED_BY: dict[Status, frozenset[SlaMetric]] = {
+    Status.pending: frozenset(
+        {SlaMetric.next_reply, SlaMetric.resolution, SlaMetric.periodic_update}
+    ),
+    Status.on_hold: frozenset({SlaMetric.periodic_update}),  # + resolution if the policy says
 }
 
 
-@dataclass(frozen=True)
+class ClockState(StrEnum):
+    running = "running"
+    paused = "paused"
+    stopped = "stopped"
+
+
+@dataclass
 class Clock:
-    ticket_id: str
     metric: SlaMetric
-    priority: Priority
-    started_at: datetime
     target: timedelta
+    calendar: str
+    cycle: int
+    started_at: datetime
+    state: ClockState
+    elapsed_before: timedelta = ZERO  # open time counted before `running_since`
+    running_since: datetime | None = None
+    warned: tuple[float, ...] = ()
+    breached_at: datetime | None = None
+    stopped_at: datetime | None = None
+
+    def elapsed(self, policies: PolicySet, at: datetime) -> timedelta:
+        if self.running_since is None or at <= self.running_since:
+            return self.elapsed_before
+        return self.elapsed_before + policies.calendar(self.calendar).between(
+            self.running_since, at
+        )
+
+    def instant_of(self, policies: PolicySet, amount: timedelta) -> datetime | None:
+        """When `amount` of open time will have elapsed, if the clock keeps running."""
+        if self.running_since is None:
+            return None
+        remaining = max(ZERO, amount - self.elapsed_before)
+        return policies.calendar(self.calendar).add(self.running_since, remaining)
+
+    def deadline(self, policies: PolicySet) -> datetime | None:
+        return self.instant_of(policies, self.target)
+
+    def next_due(self, policies: PolicySet) -> datetime | None:
+        if self.state is not ClockState.running or self.breached_at is not None:
+            return None
+        marks = [f * self.target for f in policies.warnings if f not in self.warned]
+        instants = [self.instant_of(policies, m) for m in [*marks, self.target]]
+        return min((i for i in instants if i is not None), default=None)
+
+
+@dataclass
+class TicketSla:
+    ticket_id: str
     partition: int
+    policy_name: str
+    policy_version: str
+    priority: Priority
+    category: Category
+    tier: str
+    status: Status
+    created_at: datetime
+    last_event_at: datetime
+    clocks: dict[SlaMetric, Clock] = field(default_factory=dict)
+    version: int = 0
+    pending: list[Contract] = field(default_factory=list)
 
-    @property
-    def key(self) -> str:
-        return f"{self.ticket_id}:{self.metric.value}"
+    # --- lifecycle ------------------------------------------------------------------
 
-    @property
-    def deadline(self) -> datetime:
-        return self.started_at + self.target
+    @classmethod
+    def start(
+        cls,
+        *,
+        ticket_id: str,
+        partition: int,
+        priority: Priority,
+        category: Category,
+        tier: str,
+        status: Status,
+        created_at: datetime,
+        policies: PolicySet,
+    ) -> TicketSla:
+        policy = policies.select(priority, category, tier)
+        sla = cls(
+            ticket_id=ticket_id,
+            partition=partition,
+            policy_name=policy.name,
+            policy_version=policies.version,
+            priority=priority,
+            category=category,
+            tier=tier,
+            status=status,
+            created_at=created_at,
+            last_event_at=created_at,
+        )
+        for metric in (SlaMetric.first_reply, SlaMetric.resolution, SlaMetric.periodic_update):
+            if metric in policy.targets:
+                sla._start_clock(metric, policy, policies, created_at, cycle=1)
+        return sla
+
+    def _start_clock(
+        self,
+        metric: SlaMetric,
+        policy: PolicySpec,
+        policies: PolicySet,
+        at: datetime,
+        cycle: int,
+    ) -> Clock:
+        target = policy.targets[metric]
+        paused = self._pauses(metric, policy)
+        clock = Clock(
+            metric=metric,
+            target=target.target,
+            calendar=target.calendar,
+            cycle=cycle,
+            started_at=at,
+            state=ClockState.paused if paused else ClockState.running,
+            running_since=None if paused else at,
+        )
+        self.clocks[metric] = clock
+        self._emit(SlaApplied, clock, policies, at)
+        return clock
+
+    def _pauses(self, metric: SlaMetric, policy: PolicySpec | None) -> bool:
+        paused = set(PAUSED_BY.get(self.status, ()))
+        if self.status == Status.on_hold and (policy is None or policy.pause_resolution_on_hold):
+            paused.add(SlaMetric.resolution)
+        return metric in paused
+
+    # --- ticket events --------------------------------------------------------------
+
+    def on_agent_reply(self, at: datetime, policies: PolicySet) -> None:
+        """A public agent reply answers first_reply and next_reply and resets periodic_update."""
+        self._seen(at)
+        for metric in (SlaMetric.first_reply, SlaMetric.next_reply):
+            clock = self.clocks.get(metric)
+            if clock is not None and clock.state is not ClockState.stopped:
+                self._stop(clock, at, policies, fulfilled=True)
+        periodic = self.clocks.get(SlaMetric.periodic_update)
+        policy = policies.policy(self.policy_name)
+        if periodic is not None and periodic.state is not ClockState.stopped and policy:
+            self._stop(periodic, at, policies, fulfilled=True)
+            if SlaMetric.periodic_update in policy.targets:
+                self._start_clock(
+                    SlaMetric.periodic_update, policy, policies, at, cycle=periodic.cycle + 1
+                )
+
+    def on_requester_message(self, at: datetime, policies: PolicySet) -> None:
+        """Starts a next_reply cycle unless one is already waiting for an answer."""
+        self._seen(at)
+        if self.status == Status.closed:
+            return
+        policy = policies.policy(self.policy_name)
+        if policy is None or SlaMetric.next_reply not in policy.targets:
+            return
+        current = self.clocks.get(SlaMetric.next_reply)
+        if current is not None and current.state is not ClockState.stopped:
+            return
+        cycle = current.cycle + 1 if current is not None else 1
+        self._start_clock(SlaMetric.next_reply, policy, policies, at, cycle=cycle)
+
+    def on_status(self, old: Status, new: Status, at: datetime, policies: PolicySet) -> None:
+        self._seen(at)
+        self.status = new
+        policy = policies.policy(self.policy_name)
+        if new == Status.solved:
+            for clock in self.clocks.values():
+                if clock.state is not ClockState.stopped:
+                    fulfilled = clock.metric == SlaMetric.resolution
+                    self._stop(clock, at, policies, fulfilled=fulfilled)
+            return
+        if new == Status.closed:
+            for clock in self.clocks.values():
+                if clock.state is not ClockState.stopped:
+                    self._stop(clock, at, policies, fulfilled=False)
+            return
+        if old == Status.solved and policy is not None:
+            self._reopen(at, policy, policies)
+        for clock in self.clocks.values():
+            if clock.state is ClockState.stopped:
+                continue
+            should_pause = self._pauses(clock.metric, policy)
+            if should_pause and clock.state is ClockState.running:
+                clock.elapsed_before = clock.elapsed(policies, at)
+                clock.running_since = None
+                clock.state = ClockState.paused
+                self._emit(SlaPaused, clock, policies, at)
+            elif not should_pause and clock.state is ClockState.paused:
+                clock.running_since = at
+                clock.state = ClockState.running
+                self._emit(SlaResumed, clock, policies, at)
+
+    def _reopen(self, at: datetime, policy: PolicySpec, policies: PolicySet) -> None:
+        """Resolution continues from the time already spent; periodic updates start again."""
+        resolution = self.clocks.get(SlaMetric.resolution)
+        if resolution is not None and resolution.state is ClockState.stopped:
+            resolution.state = ClockState.paused  # resumed below by the open status
+            resolution.stopped_at = None
+        if SlaMetric.periodic_update in policy.targets:
+            previous = self.clocks.get(SlaMetric.periodic_update)
+            self._start_clock(
+                SlaMetric.periodic_update,
+                policy,
+                policies,
+                at,
+                cycle=previous.cycle + 1 if previous else 1,
+            )
+
+    def reapply(
+        self,
+        *,
+        priority: Priority,
+        category: Category,
+        at: datetime,
+        pinned: PolicySet,
+        policies: PolicySet,
+    ) -> None:
+        """A new priority/category (or an operator) applies the current policy version.
+
+        Time already spent (on the `pinned` version's calendars) and time paused carry
+        over; a breach already published stays.
+        """
+        self._seen(at)
+        self.priority, self.category = priority, category
+        policy = policies.select(priority, category, self.tier)
+        self.policy_name, self.policy_version = policy.name, policies.version
+        for metric, clock in self.clocks.items():
+            if clock.state is ClockState.stopped:
+                continue
+            if metric not in policy.targets:
+                self._stop(clock, at, pinned, fulfilled=False)
+                continue
+            if clock.state is ClockState.running:
+                clock.elapsed_before = clock.elapsed(pinned, at)
+                clock.running_since = at
+            target = policy.targets[metric]
+            clock.target, clock.calendar = target.target, target.calendar
+            clock.warned = tuple(f for f in policies.warnings if f in clock.warned)
+            self._emit(SlaApplied, clock, policies, at)
+        for metric in (SlaMetric.first_reply, SlaMetric.resolution, SlaMetric.periodic_update):
+            if metric in policy.targets and metric not in self.clocks and self._still_owed(metric):
+                self._start_clock(metric, policy, policies, at, cycle=1)
+
+    def _still_owed(self, metric: SlaMetric) -> bool:
+        return self.status not in (Status.solved, Status.closed) and not (
+            metric == SlaMetric.first_reply and self.last_event_at > self.created_at
+        )
+
+    # --- timers ---------------------------------------------------------------------
+
+    def fire(self, now: datetime, policies: PolicySet) -> None:
+        """Publish every warning and breach due by `now`, each once per clock cycle.
+
+        A clock found past its target gets only its breach: warnings it skipped while the
+        service was down would be noise by then.
+        """
+        for clock in self.clocks.values():
+            if clock.state is not ClockState.running or clock.breached_at is not None:
+                continue
+            elapsed = clock.elapsed(policies, now)
+            if elapsed >= clock.target:
+                clock.breached_at = clock.deadline(policies)
+                clock.warned = tuple(policies.warnings)
+                self._emit(SlaBreached, clock, policies, now)
+                continue
+            for fraction in policies.warnings:
+                if fraction not in clock.warned and elapsed >= fraction * clock.target:
+                    clock.warned = (*clock.warned, fraction)
+                    self._emit(SlaWarning, clock, policies, now, threshold=fraction)
+
+    def next_due(self, policies: PolicySet) -> datetime | None:
+        dues = [c.next_due(policies) for c in self.clocks.values()]
+        return min((d for d in dues if d is not None), default=None)
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _seen(self, at: datetime) -> None:
+        self.last_event_at = max(self.last_event_at, at)
+
+    def _stop(self, clock: Clock, at: datetime, policies: PolicySet, *, fulfilled: bool) -> None:
+        clock.elapsed_before = clock.elapsed(policies, at)
+        clock.running_since = None
+        clock.state = ClockState.stopped
+        clock.stopped_at = at
+        if fulfilled and clock.breached_at is None:
+            self._emit(SlaFulfilled, clock, policies, at)
+
+    def take_events(self) -> list[Contract]:
+        events, self.pending = self.pending, []
+        return events
+
+    def _emit(
+        self,
+        kind: type[SlaClockData],
+        clock: Clock,
+        policies: PolicySet,
+        at: datetime,
+        **extra: object,
+    ) -> None:
+        elapsed = clock.elapsed(policies, at)
+        fields: dict[str, object] = {
+            "ticket_id": self.ticket_id,
+            "metric": clock.metric,
+            "cycle": clock.cycle,
+            "target_s": clock.target.total_seconds(),
+            "elapsed_s": elapsed.total_seconds(),
+            "remaining_s": (clock.target - elapsed).total_seconds(),
+            "deadline": clock.deadline(policies),
+            "priority": self.priority,
+            "policy": self.policy_name,
+            "policy_version": self.policy_version,
+            **extra,
+        }
+        if kind is SlaBreached:
+            fields["breached_at"] = clock.breached_at
+        self.pending.append(kind.model_validate(fields))
 
 
-def first_reply_clock(
-    ticket_id: str, priority: Priority, created_at: datetime, partition: int
-) -> Clock:
-    return Clock(
-        ticket_id=ticket_id,
-        metric=SlaMetric.first_reply,
-        priority=priority,
-        started_at=created_at,
-        target=FIRST_REPLY_TARGETS[priority],
-        partition=partition,
+def copy_sla(sla: TicketSla) -> TicketSla:
+    """A deep enough copy to try a change and throw it away."""
+    return replace(
+        sla, clocks={m: replace(c) for m, c in sla.clocks.items()}, pending=list(sla.pending)
     )

@@ -1,37 +1,282 @@
-"""Ticket events in, clocks out."""
+"""Ticket events move clocks; the timer fires what is due in the partitions we own.
+
+Both write the same per-ticket document, each write conditional on the version it
+read, so a warning is always checked against the latest state (an agent who replied a
+second earlier cancels it) and two instances can never publish the same breach.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from services.sla_monitor.domain import first_reply_clock
-from shared.events import TicketCreated
+import structlog
+
+from services.sla_monitor.domain import ClockState, TicketSla, copy_sla
+from shared.errors import Retryable
+from shared.events import (
+    Author,
+    SlaBreached,
+    SlaFulfilled,
+    SlaMetric,
+    SlaWarning,
+    TicketMessageAdded,
+    TicketStatusChanged,
+    make_event,
+)
 from shared.kafka import decode_events
+from shared.outbox import outbox_entry
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from datetime import datetime
 
+    from aiokafka import TopicPartition
     from aiokafka.structs import ConsumerRecord
+    from pymongo import InsertOne, UpdateOne
 
-    from services.sla_monitor.store import ClockStore
+    from services.sla_monitor.metrics import SlaMetrics
+    from services.sla_monitor.policy import PolicySet
+    from services.sla_monitor.store import SlaStore
+    from shared.clock import Clock
+    from shared.events import CloudEvent, Contract
     from shared.kafka import Rejected
+    from shared.mongo import Document
+    from shared.topics import Topics
 
-TICKET_EVENTS = frozenset({TicketCreated.event_type})
+SOURCE = "/helpstream/sla_monitor"
+log = structlog.get_logger(__name__)
 
 
-async def on_ticket_events(
-    records: Sequence[ConsumerRecord[bytes, bytes]], store: ClockStore
-) -> Sequence[Rejected]:
-    accepted, rejected = decode_events(records)
-    clocks = [
-        first_reply_clock(
-            item.value.data.ticket_id,
-            item.value.data.ticket.priority,
-            item.value.data.ticket.created_at,
-            item.record.partition,
-        )
-        for item in accepted
-        if isinstance(item.value.data, TicketCreated)
-    ]
-    await store.start_clocks(clocks)
-    return rejected
+class SlaService:
+    def __init__(
+        self,
+        *,
+        store: SlaStore,
+        clock: Clock,
+        topics: Topics,
+        policies: PolicySet,
+        known: dict[str, PolicySet],
+        metrics: SlaMetrics,
+        on_events: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._topics = topics
+        self.current = policies
+        self._known = known
+        self._metrics = metrics
+        self._on_events = on_events
+
+    def policies_for(self, sla: TicketSla) -> PolicySet:
+        """The version the ticket is pinned to (the current one if it was never stored)."""
+        return self._known.get(sla.policy_version, self.current)
+
+    # --- ticket events ---------------------------------------------------------------
+
+    async def on_ticket_events(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Sequence[Rejected]:
+        accepted, rejected = decode_events(records)
+        by_ticket: dict[str, list[tuple[int, CloudEvent[Contract]]]] = defaultdict(list)
+        for item in accepted:
+            by_ticket[item.value.subject].append((item.record.partition, item.value))
+        if not by_ticket:
+            return rejected
+        loaded = await self._store.load(list(by_ticket))
+        ops: list[InsertOne[Document] | UpdateOne] = []
+        now = self._clock.now()
+        for ticket_id, items in by_ticket.items():
+            items.sort(key=lambda pair: pair[1].time)  # event time, not arrival
+            existing, seen = loaded.get(ticket_id, (None, set()))
+            sla = copy_sla(existing) if existing is not None else None
+            new_ids: list[str] = []
+            outbox: list[Document] = []
+            for partition, event in items:
+                if event.id in seen:
+                    continue
+                seen.add(event.id)
+                new_ids.append(event.id)
+                sla = self._apply(sla, partition, event)
+                outbox.extend(self._outbox(sla, event.correlationid, now))
+            if sla is None or not new_ids:
+                continue
+            next_due = sla.next_due(self.policies_for(sla))
+            if existing is None:
+                ops.append(self._store.insert_op(sla, next_due, outbox, new_ids, now))
+            else:
+                ops.append(self._store.update_op(sla, next_due, outbox, new_ids, now))
+        if await self._store.write(ops):
+            raise Retryable("a ticket's SLA changed while applying events; retrying the batch")
+        if ops:
+            self._on_events()
+        return rejected
+
+    def _apply(
+        self, sla: TicketSla | None, partition: int, event: CloudEvent[Contract]
+    ) -> TicketSla:
+        data = event.data
+        summary = data.ticket  # type: ignore[attr-defined]
+        at = event.time
+        if sla is None:
+            sla = TicketSla.start(
+                ticket_id=event.subject,
+                partition=partition,
+                priority=summary.priority,
+                category=summary.category,
+                tier=summary.requester_tier,
+                status=summary.status,
+                created_at=summary.created_at,
+                policies=self.current,
+            )
+        pinned = self.policies_for(sla)
+        if isinstance(data, TicketMessageAdded) and data.public:
+            if data.author == Author.agent:
+                self._observe_first_reply(sla, at, pinned)
+                sla.on_agent_reply(at, pinned)
+            elif data.author == Author.requester:
+                sla.on_requester_message(at, pinned)
+        elif isinstance(data, TicketStatusChanged):
+            sla.on_status(data.old, data.new, at, pinned)
+        if (summary.priority, summary.category) != (sla.priority, sla.category):
+            sla.reapply(
+                priority=summary.priority,
+                category=summary.category,
+                at=at,
+                pinned=pinned,
+                policies=self.current,
+            )
+        return sla
+
+    def _observe_first_reply(self, sla: TicketSla, at: datetime, policies: PolicySet) -> None:
+        clock = sla.clocks.get(SlaMetric.first_reply)
+        if clock is not None and clock.state is not ClockState.stopped:
+            elapsed = clock.elapsed(policies, at).total_seconds()
+            self._metrics.first_reply.labels(sla.priority.value).observe(elapsed)
+
+    def _outbox(self, sla: TicketSla, correlation_id: str, now: datetime) -> list[Document]:
+        entries = []
+        for data in sla.take_events():
+            self._count(data)
+            event = make_event(data, source=SOURCE, time=now, correlationid=correlation_id)
+            entries.append(outbox_entry(self._topics.sla, event))
+        return entries
+
+    def _count(self, data: Contract) -> None:
+        if isinstance(data, SlaWarning):
+            counter = self._metrics.warnings
+        elif isinstance(data, SlaBreached):
+            counter = self._metrics.breaches
+        elif isinstance(data, SlaFulfilled):
+            counter = self._metrics.fulfilled
+        else:
+            return
+        counter.labels(data.metric.value, data.priority.value, data.policy).inc()
+
+    # --- operator -----------------------------------------------------------------------
+
+    async def reapply(self, ticket_id: str, correlation_id: str) -> TicketSla | None:
+        """Pin the ticket to the current policy version, carrying time already spent."""
+        for _ in range(5):
+            sla = await self._store.get(ticket_id)
+            if sla is None:
+                return None
+            now = self._clock.now()
+            sla.reapply(
+                priority=sla.priority,
+                category=sla.category,
+                at=now,
+                pinned=self.policies_for(sla),
+                policies=self.current,
+            )
+            outbox = self._outbox(sla, correlation_id, now)
+            op = self._store.update_op(sla, sla.next_due(self.current), outbox, [], now)
+            if not await self._store.write([op]):
+                self._on_events()
+                sla.version += 1
+                return sla
+        raise Retryable(f"ticket {ticket_id} kept changing")
+
+    # --- timers -------------------------------------------------------------------------
+
+    async def fire_due(self, partitions: dict[int, datetime], limit: int = 500) -> int:
+        """Fire what is due in each owned partition, up to that partition's watermark."""
+        now = self._clock.now()
+        ops: list[InsertOne[Document] | UpdateOne] = []
+        fired = 0
+        for partition, watermark in partitions.items():
+            horizon = min(now, watermark)
+            for sla in await self._store.due(partition, horizon, limit):
+                policies = self.policies_for(sla)
+                due_at = sla.next_due(policies)
+                sla.fire(horizon, policies)
+                events = self._outbox(sla, sla.ticket_id, now)
+                if due_at is not None and events:
+                    self._metrics.fire_lag.observe(max(0.0, (now - due_at).total_seconds()))
+                fired += len(events)
+                ops.append(self._store.update_op(sla, sla.next_due(policies), events, [], now))
+        lost = await self._store.write(ops)
+        if ops:
+            self._on_events()
+        if lost:
+            log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state
+        return fired
+
+
+class Timer:
+    """Fires due clocks of the partitions this instance owns, every `interval_s`."""
+
+    def __init__(
+        self,
+        service: SlaService,
+        watermarks: dict[TopicPartition, datetime],
+        topic: str,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._service = service
+        self._watermarks = watermarks
+        self._topic = topic
+        self._interval = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.owned: set[int] = set()
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        self.owned |= {tp.partition for tp in partitions if tp.topic == self._topic}
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.owned -= {tp.partition for tp in partitions if tp.topic == self._topic}
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sla-timer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def horizons(self) -> dict[int, datetime]:
+        """Owned partitions whose consumer has caught up to some instant."""
+        return {
+            tp.partition: mark
+            for tp, mark in self._watermarks.items()
+            if tp.topic == self._topic and tp.partition in self.owned
+        }
+
+    async def tick(self) -> int:
+        return await self._service.fire_due(self.horizons())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                fired = await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("sla_timer_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+                await asyncio.sleep(1.0)
+                continue
+            if not fired:
+                await asyncio.sleep(self._interval)

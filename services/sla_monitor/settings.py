@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -7,3 +9,12 @@ from shared.settings import ServiceSettings
 
 class SlaSettings(ServiceSettings):
     http_port: int = Field(8002, ge=0, le=65535)
+    sla_policies: Path | None = Field(
+        None, description="SLA policy YAML; deploy/sla_policies.yaml when empty."
+    )
+    timer_interval_s: float = Field(
+        0.2, gt=0, le=10, description="How often due clocks are looked for when idle."
+    )
+    open_clocks_refresh_s: float = Field(
+        15.0, gt=0, description="How often the open-clocks gauge is recounted."
+    )

@@ -1,55 +1,218 @@
-"""Clocks in MongoDB, keyed `<ticket>:<metric>`, with their partition and due time."""
+"""SLA state in MongoDB: one document per ticket (clocks, due time, partition, outbox),
+and the policy versions seen so far.
+
+Timers are found by the `(partition, next_due)` index: each instance asks only for the
+partitions it owns and only for what is due, never scanning all tickets.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from services.sla_monitor.domain import Clock, ClockState, TicketSla
+from services.sla_monitor.policy import PolicySet, from_json
+from shared.events import Category, Priority, SlaMetric, Status
+from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from services.sla_monitor.domain import Clock
     from shared.mongo import Document
 
+SEEN_KEEP = 200  # ticket event ids remembered per ticket, for redelivery dedupe
 
-class ClockStore:
+
+def _clock_doc(clock: Clock) -> Document:
+    return {
+        "metric": clock.metric.value,
+        "target_s": clock.target.total_seconds(),
+        "calendar": clock.calendar,
+        "cycle": clock.cycle,
+        "started_at": clock.started_at,
+        "state": clock.state.value,
+        "elapsed_before_s": clock.elapsed_before.total_seconds(),
+        "running_since": clock.running_since,
+        "warned": list(clock.warned),
+        "breached_at": clock.breached_at,
+        "stopped_at": clock.stopped_at,
+    }
+
+
+def _clock(doc: Document) -> Clock:
+    return Clock(
+        metric=SlaMetric(doc["metric"]),
+        target=timedelta(seconds=doc["target_s"]),
+        calendar=doc["calendar"],
+        cycle=doc["cycle"],
+        started_at=doc["started_at"],
+        state=ClockState(doc["state"]),
+        elapsed_before=timedelta(seconds=doc["elapsed_before_s"]),
+        running_since=doc.get("running_since"),
+        warned=tuple(doc.get("warned", ())),
+        breached_at=doc.get("breached_at"),
+        stopped_at=doc.get("stopped_at"),
+    )
+
+
+def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
+    return {
+        "_id": sla.ticket_id,
+        "partition": sla.partition,
+        "policy_name": sla.policy_name,
+        "policy_version": sla.policy_version,
+        "priority": sla.priority.value,
+        "category": sla.category.value,
+        "tier": sla.tier,
+        "status": sla.status.value,
+        "created_at": sla.created_at,
+        "last_event_at": sla.last_event_at,
+        "clocks": {m.value: _clock_doc(c) for m, c in sla.clocks.items()},
+        "open_metrics": sorted(
+            m.value for m, c in sla.clocks.items() if c.state is not ClockState.stopped
+        ),
+        "next_due": next_due,
+        "version": sla.version,
+    }
+
+
+def from_document(doc: Document) -> TicketSla:
+    return TicketSla(
+        ticket_id=doc["_id"],
+        partition=doc["partition"],
+        policy_name=doc["policy_name"],
+        policy_version=doc["policy_version"],
+        priority=Priority(doc["priority"]),
+        category=Category(doc["category"]),
+        tier=doc["tier"],
+        status=Status(doc["status"]),
+        created_at=doc["created_at"],
+        last_event_at=doc["last_event_at"],
+        clocks={SlaMetric(m): _clock(c) for m, c in doc.get("clocks", {}).items()},
+        version=doc.get("version", 0),
+    )
+
+
+class SlaStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.clocks: AsyncCollection[Document] = db["clocks"]
+        self.tickets: AsyncCollection[Document] = db["ticket_sla"]
+        self.versions: AsyncCollection[Document] = db["policy_versions"]
 
     async def ensure_indexes(self) -> None:
-        await self.clocks.create_index([("partition", ASCENDING), ("due_at", ASCENDING)])
-        await self.clocks.create_index([("ticket_id", ASCENDING)])
+        await self.tickets.create_index([("partition", ASCENDING), ("next_due", ASCENDING)])
+        await self.tickets.create_index([("open_metrics", ASCENDING)])
+        await self.versions.create_index([("number", ASCENDING)], unique=True)
 
-    async def start_clocks(self, clocks: Sequence[Clock]) -> None:
-        """Idempotent: a clock that exists is left as it is (redelivered events)."""
-        if not clocks:
-            return
-        await self.clocks.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": clock.key},
+    # --- policy versions ----------------------------------------------------------
+
+    async def register(self, current: PolicySet) -> dict[str, PolicySet]:
+        """Number the current policy file if new; return every known version by label."""
+        for _ in range(5):
+            existing = await self.versions.find_one({"hash": current.version})
+            if existing is not None:
+                break
+            last = await self.versions.find_one(sort=[("number", -1)])
+            number = (last["number"] if last else 0) + 1
+            try:
+                await self.versions.insert_one(
                     {
-                        "$setOnInsert": {
-                            "ticket_id": clock.ticket_id,
-                            "metric": clock.metric.value,
-                            "priority": clock.priority.value,
-                            "started_at": clock.started_at,
-                            "target_s": clock.target.total_seconds(),
-                            "due_at": clock.deadline,
-                            "partition": clock.partition,
-                            "state": "running",
-                        }
-                    },
-                    upsert=True,
+                        "_id": current.version,
+                        "hash": current.version,
+                        "number": number,
+                        "content": current.to_json(),
+                    }
                 )
-                for clock in clocks
-            ],
-            ordered=False,
-        )
+            except DuplicateKeyError:
+                continue  # another instance numbered it (or took the number) first
+        known: dict[str, PolicySet] = {}
+        async for doc in self.versions.find({}):
+            policies = current if doc["hash"] == current.version else from_json(doc["content"])
+            policies.version = f"v{doc['number']}-{doc['hash'][:8]}"
+            known[policies.version] = policies
+        return known
 
-    async def for_ticket(self, ticket_id: str) -> list[Document]:
-        return await self.clocks.find({"ticket_id": ticket_id}).to_list()
+    # --- tickets ------------------------------------------------------------------
+
+    async def load(self, ticket_ids: Sequence[str]) -> dict[str, tuple[TicketSla, set[str]]]:
+        docs = await self.tickets.find(
+            {"_id": {"$in": list(ticket_ids)}}, {OUTBOX: 0, OUTBOX_SINCE: 0}
+        ).to_list()
+        return {d["_id"]: (from_document(d), set(d.get("seen", []))) for d in docs}
+
+    async def get(self, ticket_id: str) -> TicketSla | None:
+        doc = await self.tickets.find_one({"_id": ticket_id}, {OUTBOX: 0, OUTBOX_SINCE: 0})
+        return from_document(doc) if doc else None
+
+    async def due(self, partition: int, until: datetime, limit: int) -> list[TicketSla]:
+        docs = (
+            await self.tickets.find(
+                {"partition": partition, "next_due": {"$lte": until}},
+                {OUTBOX: 0, OUTBOX_SINCE: 0, "seen": 0},
+            )
+            .sort("next_due", ASCENDING)
+            .limit(limit)
+            .to_list()
+        )
+        return [from_document(d) for d in docs]
+
+    def insert_op(
+        self,
+        sla: TicketSla,
+        next_due: datetime | None,
+        outbox: Sequence[Document],
+        seen: Sequence[str],
+        now: datetime,
+    ) -> InsertOne[Document]:
+        doc = {**to_document(sla, next_due), **new_document_outbox(outbox, now)}
+        doc["seen"] = list(seen)[-SEEN_KEEP:]
+        return InsertOne(doc)
+
+    def update_op(
+        self,
+        sla: TicketSla,
+        next_due: datetime | None,
+        outbox: Sequence[Document],
+        seen: Sequence[str],
+        now: datetime,
+    ) -> UpdateOne:
+        """Only if nobody (the timer, another instance) changed the ticket since it was read."""
+        doc = to_document(sla, next_due)
+        doc.pop("_id")
+        doc["version"] = sla.version + 1
+        update: dict[str, Any] = {"$set": doc}
+        if outbox:
+            update.update(outbox_update(outbox, now))
+        if seen:
+            update["$push"] = {
+                **update.get("$push", {}),
+                "seen": {"$each": list(seen), "$slice": -SEEN_KEEP},
+            }
+        return UpdateOne({"_id": sla.ticket_id, "version": sla.version}, update)
+
+    async def write(self, ops: Sequence[InsertOne[Document] | UpdateOne]) -> int:
+        """Applies what it can; returns how many ops lost a race (to retry)."""
+        if not ops:
+            return 0
+        try:
+            result = await self.tickets.bulk_write(list(ops), ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(err.get("code") != 11000 for err in errors):
+                raise
+            updates = sum(isinstance(op, UpdateOne) for op in ops)
+            return len(errors) + updates - int(exc.details.get("nMatched", 0))
+        updates = sum(isinstance(op, UpdateOne) for op in ops)
+        return updates - result.matched_count
+
+    async def open_clocks(self) -> dict[str, int]:
+        return {
+            metric.value: await self.tickets.count_documents({"open_metrics": metric.value})
+            for metric in SlaMetric
+        }

@@ -1,0 +1,64 @@
+"""sla_monitor's metric names, each with what it counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from shared.metrics import LATENCY_BUCKETS
+
+
+@dataclass(frozen=True)
+class SlaMetrics:
+    # clocks not yet stopped (running or paused), by metric, across the whole deployment
+    open_clocks: Gauge
+    # sla.warning events published, by metric, priority and policy
+    warnings: Counter
+    # sla.breached events published, by metric, priority and policy
+    breaches: Counter
+    # sla.fulfilled events published, by metric, priority and policy
+    fulfilled: Counter
+    # from a warning or breach instant to its publication (written to the outbox)
+    fire_lag: Histogram
+    # ticket created to first public agent reply, in target time (business or calendar)
+    first_reply: Histogram
+    # ticket events that could not be applied (unknown ticket state), by reason
+    skipped: Counter
+
+
+def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
+    labels = ("metric", "priority", "policy")
+    return SlaMetrics(
+        open_clocks=Gauge(
+            "helpstream_sla_open_clocks", "Open SLA clocks.", ("metric",), registry=registry
+        ),
+        warnings=Counter(
+            "helpstream_sla_warnings", "SLA warnings published.", labels, registry=registry
+        ),
+        breaches=Counter(
+            "helpstream_sla_breaches", "SLA breaches published.", labels, registry=registry
+        ),
+        fulfilled=Counter(
+            "helpstream_sla_fulfilled", "SLA targets met.", labels, registry=registry
+        ),
+        fire_lag=Histogram(
+            "helpstream_sla_fire_lag_seconds",
+            "Due instant to publication of a warning or breach.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        first_reply=Histogram(
+            "helpstream_sla_time_to_first_reply_seconds",
+            "Ticket created to first public agent reply.",
+            ("priority",),
+            buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800),
+            registry=registry,
+        ),
+        skipped=Counter(
+            "helpstream_sla_events_skipped",
+            "Ticket events not applied.",
+            ("reason",),
+            registry=registry,
+        ),
+    )
