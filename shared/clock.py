@@ -13,8 +13,12 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    """Wall time in whole milliseconds: what MongoDB stores, so a value read back equals
+    the value written (and an event's time equals the stored state's)."""
+
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        now = datetime.now(UTC)
+        return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 class FixedClock:

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 if TYPE_CHECKING:
@@ -24,6 +25,33 @@ if TYPE_CHECKING:
     from shared.metrics import HttpMetrics
 
 PROBLEM = "application/problem+json"
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, as every 4xx of every service answers."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str | None = Field(None, description="Machine-readable reason, where one exists.")
+    errors: list[dict[str, Any]] | None = Field(
+        None, description="Each field that failed validation (422 only)."
+    )
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM: {"schema": Problem.model_json_schema()}},
+    }
+
+
+# Documented on every route, so generated clients read the bodies the API really sends.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    422: _problem_response("The request does not match the schema."),
+    "4XX": _problem_response("The request cannot be served as it is; the body says why."),
+}
 
 
 class ProblemError(Exception):

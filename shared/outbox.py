@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 
+from shared.ids import new_id
 from shared.kafka import EVENT_HEADERS
 
 if TYPE_CHECKING:
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 
 OUTBOX = "_outbox"
 OUTBOX_SINCE = "_outbox_since"
+OUTBOX_CLAIM = "_outbox_claim"
+OUTBOX_LEASE = "_outbox_lease"
 
 
 def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
@@ -58,6 +61,7 @@ def new_document_outbox(entries: Sequence[Document], now: datetime) -> Document:
 
 async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
     await collection.create_index([(OUTBOX_SINCE, ASCENDING)], sparse=True)
+    await collection.create_index([(OUTBOX_CLAIM, ASCENDING)], sparse=True)
 
 
 class OutboxRelay:
@@ -72,7 +76,9 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_interval_s: float = 0.25,
+        lease: timedelta = timedelta(seconds=30),
     ) -> None:
+        self._lease = lease
         self._collections = list(collections)
         self._producer = producer
         self._metrics = metrics
@@ -123,18 +129,37 @@ class OutboxRelay:
         total = 0
         backlog = 0
         for collection in self._collections:
-            docs = (
-                await collection.find({OUTBOX_SINCE: {"$exists": True}}, {OUTBOX: 1})
-                .sort(OUTBOX_SINCE, ASCENDING)
-                .limit(self._batch_size)
-                .to_list()
-            )
+            docs = await self._claim(collection)
             if not docs:
                 continue
             total += await self._publish(collection, docs)
             backlog += await collection.count_documents({OUTBOX_SINCE: {"$exists": True}})
         self._metrics.backlog.set(backlog)
         return total
+
+    async def _claim(self, collection: AsyncCollection[Document]) -> list[Document]:
+        """Lease a batch of documents to this relay, so instances never publish the same
+        events twice; a relay that dies leaves leases that expire and are taken over."""
+        now = datetime.now(UTC)  # leases are wall-clock, whatever clock the service runs on
+        free = {"$or": [{OUTBOX_LEASE: {"$exists": False}}, {OUTBOX_LEASE: {"$lt": now}}]}
+        candidates = (
+            await collection.find({OUTBOX_SINCE: {"$exists": True}, **free}, {"_id": 1})
+            .sort(OUTBOX_SINCE, ASCENDING)
+            .limit(self._batch_size)
+            .to_list()
+        )
+        if not candidates:
+            return []
+        claim = new_id()
+        await collection.update_many(
+            {"_id": {"$in": [d["_id"] for d in candidates]}, **free},
+            {"$set": {OUTBOX_CLAIM: claim, OUTBOX_LEASE: now + self._lease}},
+        )
+        return (
+            await collection.find({OUTBOX_CLAIM: claim}, {OUTBOX: 1})
+            .sort(OUTBOX_SINCE, ASCENDING)
+            .to_list()
+        )
 
     async def _publish(self, collection: AsyncCollection[Document], docs: list[Document]) -> int:
         started = time.perf_counter()
@@ -156,7 +181,13 @@ class OutboxRelay:
         await asyncio.gather(*futures)
         now = self._clock.now()
         ops: list[UpdateOne | UpdateMany] = [
-            UpdateOne({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}})
+            UpdateOne(
+                {"_id": doc_id},
+                {
+                    "$pull": {OUTBOX: {"id": {"$in": ids}}},
+                    "$unset": {OUTBOX_CLAIM: "", OUTBOX_LEASE: ""},
+                },
+            )
             for doc_id, ids in sent
         ]
         ops.append(

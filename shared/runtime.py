@@ -6,15 +6,21 @@ resources in the right order (no I/O at import time) and answers /readyz.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from shared.clock import Clock, SystemClock
-from shared.http import install_operational_routes, install_problem_handlers, install_red_metrics
+from shared.http import (
+    PROBLEM_RESPONSES,
+    install_operational_routes,
+    install_problem_handlers,
+    install_red_metrics,
+)
 from shared.kafka import BatchConsumer, DeadLetters, make_producer
 from shared.logging import configure_logging
 from shared.metrics import consumer_metrics, http_metrics, outbox_metrics
@@ -23,7 +29,7 @@ from shared.outbox import OutboxRelay, ensure_outbox_index
 from shared.topics import Topics
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 
     from aiokafka import AIOKafkaProducer, TopicPartition
     from pymongo import AsyncMongoClient
@@ -41,6 +47,31 @@ class Worker(Protocol):
     def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class LoopWorker:
+    """Runs `loop()` as a task between start and stop; `closing` runs once it has stopped."""
+
+    def __init__(
+        self,
+        name: str,
+        loop: Callable[[], Coroutine[Any, Any, None]],
+        closing: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self._name, self._loop, self._closing = name, loop, closing
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=self._name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._closing is not None:
+            await self._closing()
 
 
 @dataclass
@@ -168,7 +199,13 @@ def service_app(
         finally:
             await runtime.close()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="0.1.0")
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        version="0.1.0",
+        responses=PROBLEM_RESPONSES,
+    )
     app.state.runtime = runtime
     install_problem_handlers(app)
     install_red_metrics(app, http_metrics(runtime.registry, runtime.service))

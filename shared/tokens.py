@@ -46,7 +46,7 @@ def verify(secret: bytes, purpose: str, token: str, now: datetime) -> dict[str, 
     if not body or not signature:
         raise TokenError("malformed")
     expected = _b64(hmac.new(secret, body.encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected, signature):
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
         raise TokenError("forged")
     try:
         claims = json.loads(_unb64(body))

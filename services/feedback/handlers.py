@@ -1,39 +1,405 @@
-"""Ticket events in: remember each solve, which is what a survey asks about."""
+"""Use cases: ask for a rating when a ticket is solved, take ratings, report CSAT.
+
+Ticket events come in batches: one read of what the batch needs, then the events are
+folded in order in memory (a survey created and cancelled in the same batch ends
+cancelled) and written back with one `bulk_write` per collection. Every write is
+idempotent: surveys are keyed by the solve event, cancellations only touch unanswered
+surveys, so a redelivered batch changes nothing.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.events import Status, TicketStatusChanged
+import structlog
+
+from services.feedback.domain import (
+    GroupBy,
+    SurveyRefused,
+    SurveyStatus,
+    check_open,
+    clean_comment,
+    issue_token,
+    needs_follow_up,
+    period_keys,
+    survey_of_token,
+)
+from services.feedback.store import TicketFacts
+from shared.events import (
+    Category,
+    Channel,
+    DimensionScores,
+    FeedbackCancelled,
+    FeedbackRequested,
+    FeedbackSubmitted,
+    Status,
+    TicketCreated,
+    TicketReopened,
+    TicketStatusChanged,
+    make_event,
+)
+from shared.ids import new_id, stable_id
 from shared.kafka import decode_events
+from shared.outbox import outbox_entry
+from shared.redaction import redact
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
+    from datetime import datetime, timedelta
 
     from aiokafka.structs import ConsumerRecord
+    from pymongo import UpdateOne
 
-    from services.feedback.store import SolveStore
+    from services.feedback.domain import CsatCounts, ReasonCode
+    from services.feedback.metrics import FeedbackMetrics
+    from services.feedback.store import FeedbackStore, Survey
+    from shared.clock import Clock
+    from shared.events import CloudEvent, Contract
     from shared.kafka import Rejected
+    from shared.mongo import Document
+    from shared.topics import Topics
+
+log = structlog.get_logger(__name__)
+
+SOURCE = "/helpstream/feedback"
+SAVE_ATTEMPTS = 5
+REOPENED_FROM_SOLVED = frozenset({Status.new, Status.open, Status.pending, Status.on_hold})
 
 
-async def on_ticket_events(
-    records: Sequence[ConsumerRecord[bytes, bytes]], store: SolveStore
-) -> Sequence[Rejected]:
-    accepted, rejected = decode_events(records)
-    solves = []
-    for item in accepted:
-        data = item.value.data
-        if isinstance(data, TicketStatusChanged) and data.new == Status.solved:
-            solves.append(
-                {
-                    "_id": item.value.id,
-                    "ticket_id": data.ticket_id,
-                    "solved_at": item.value.time,
-                    "agent": data.ticket.assignee,
-                    "group": data.ticket.group,
-                    "category": data.ticket.category.value,
-                    "channel": data.ticket.channel.value,
-                }
+@dataclass(frozen=True)
+class SurveyConfig:
+    secret: bytes
+    expiry: timedelta
+    public_base_url: str
+    follow_up_threshold: int
+
+
+@dataclass(frozen=True)
+class Submission:
+    score: int
+    dimensions: DimensionScores
+    reasons: tuple[ReasonCode, ...]
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class Submitted:
+    survey: Survey
+    needs_follow_up: bool
+    redacted_kinds: tuple[str, ...]
+    first: bool  # False: a later submission replaced an earlier rating
+
+
+def is_solve(data: Contract) -> bool:
+    return isinstance(data, TicketStatusChanged) and data.new == Status.solved != data.old
+
+
+def is_reopen(data: Contract) -> bool:
+    """intake sends `ticket.reopened` and a status change away from solved; either counts."""
+    if isinstance(data, TicketReopened):
+        return True
+    return (
+        isinstance(data, TicketStatusChanged)
+        and data.old == Status.solved
+        and data.new in REOPENED_FROM_SOLVED
+    )
+
+
+class FeedbackService:
+    def __init__(
+        self,
+        *,
+        store: FeedbackStore,
+        clock: Clock,
+        topics: Topics,
+        config: SurveyConfig,
+        metrics: FeedbackMetrics,
+        on_events: Callable[[], None] = lambda: None,
+        on_rating: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._topics = topics
+        self._config = config
+        self._metrics = metrics
+        self._on_events = on_events
+        self._on_rating = on_rating
+
+    # --- Kafka: helpstream.tickets --------------------------------------------------------
+
+    async def on_ticket_events(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]]
+    ) -> Sequence[Rejected]:
+        accepted, rejected = decode_events(records)
+        for item in rejected:
+            self._metrics.rejected.labels("ticket_events", item.error.reason).inc()
+        events = [item.value for item in accepted]
+        created: dict[str, TicketFacts] = {}
+        solved: set[str] = set()
+        reopened: set[str] = set()
+        for event in events:
+            data = event.data
+            if isinstance(data, TicketCreated):
+                created[data.ticket_id] = _facts(data)
+            elif is_solve(data):
+                solved.add(event.subject)
+            elif is_reopen(data):
+                reopened.add(event.subject)
+        if not (created or solved or reopened):
+            return rejected
+        facts = await self._store.facts(solved - created.keys())
+        facts.update(created)
+        open_surveys: dict[str, dict[str, datetime]] = {}
+        for survey in await self._store.open_surveys(reopened):
+            open_surveys.setdefault(survey.ticket_id, {})[survey.id] = survey.solved_at
+        ops, groups = self._fold(events, facts, open_surveys)
+        await self._store.save_facts(created.values())
+        result = await self._store.write_surveys(ops)
+        if result is not None:
+            for index in result.upserted_ids or {}:
+                self._metrics.surveys_requested.labels(groups[index] or "").inc()
+            self._metrics.surveys_cancelled.inc(result.modified_count)
+            self._on_events()
+        return rejected
+
+    def _fold(
+        self,
+        events: Sequence[CloudEvent[Contract]],
+        facts: dict[str, TicketFacts],
+        open_surveys: dict[str, dict[str, datetime]],
+    ) -> tuple[list[UpdateOne], list[str | None]]:
+        """Writes for the events in order; `groups[i]` is the group of a survey created by
+        write i (None for cancellations), for the metrics."""
+        now = self._clock.now()
+        ops: list[UpdateOne] = []
+        groups: list[str | None] = []
+        for event in events:
+            data = event.data
+            if is_solve(data):
+                assert isinstance(data, TicketStatusChanged)
+                survey, outbox = self._new_survey(event, data, facts.get(data.ticket_id), now)
+                ops.append(self._store.create_op(survey, outbox, now))
+                groups.append(data.ticket.group)
+                open_surveys.setdefault(data.ticket_id, {})[survey["_id"]] = event.time
+            elif is_reopen(data):
+                still_open = open_surveys.get(event.subject, {})
+                # Only surveys of earlier solves: a redelivered reopen never cancels the
+                # survey of the solve that followed it.
+                for survey_id, solved_at in list(still_open.items()):
+                    if solved_at <= event.time:
+                        ops.append(self._cancel(event, survey_id, now))
+                        groups.append(None)
+                        del still_open[survey_id]
+        return ops, groups
+
+    def _new_survey(
+        self,
+        event: CloudEvent[Contract],
+        data: TicketStatusChanged,
+        facts: TicketFacts | None,
+        now: datetime,
+    ) -> tuple[Document, list[Document]]:
+        survey_id = stable_id(event.id, "survey")
+        token, expires_at = issue_token(self._config.secret, survey_id, now, self._config.expiry)
+        locale = facts.locale if facts else "en"
+        day, week = period_keys(event.time)
+        ticket = data.ticket
+        survey: Document = {
+            "_id": survey_id,
+            "ticket_id": data.ticket_id,
+            "solve_event_id": event.id,
+            "correlation_id": event.correlationid,
+            "status": SurveyStatus.requested.value,
+            "solved_at": event.time,
+            "day": day,
+            "week": week,
+            "requested_at": now,
+            "expires_at": expires_at,
+            "requester_id": ticket.requester_id,
+            "locale": locale,
+            "timezone": facts.timezone if facts else "UTC",
+            "subject": facts.subject if facts else None,
+            "agent": ticket.assignee,
+            "group": ticket.group,
+            "category": ticket.category.value,
+            "channel": ticket.channel.value,
+            "revision": 0,
+        }
+        requested = FeedbackRequested(
+            ticket_id=data.ticket_id,
+            survey_id=survey_id,
+            requester_id=ticket.requester_id,
+            locale=locale,
+            survey_url=f"{self._config.public_base_url.rstrip('/')}/v1/surveys/{token}",
+            expires_at=expires_at,
+        )
+        return survey, [self._entry(requested, event.correlationid, now, f"{survey_id}/requested")]
+
+    def _cancel(self, event: CloudEvent[Contract], survey_id: str, now: datetime) -> UpdateOne:
+        cancelled = FeedbackCancelled(
+            ticket_id=event.subject, survey_id=survey_id, reason="ticket_reopened"
+        )
+        entry = self._entry(cancelled, event.correlationid, now, f"{survey_id}/cancelled")
+        return self._store.cancel_op(survey_id, "ticket_reopened", [entry], now)
+
+    def _entry(self, data: Contract, correlation_id: str, now: datetime, key: str) -> Document:
+        event = make_event(
+            data,
+            source=SOURCE,
+            time=now,
+            correlationid=correlation_id,
+            event_id=stable_id(key),
+        )
+        return outbox_entry(self._topics.feedback, event)
+
+    # --- HTTP: the requester's survey -------------------------------------------------------
+
+    async def open_survey(self, token: str, handler: str = "view") -> Survey:
+        """The survey a token opens while it accepts ratings; `SurveyRefused` otherwise."""
+        now = self._clock.now()
+        try:
+            survey_id = survey_of_token(self._config.secret, token, now)
+            survey = await self._store.get(survey_id)
+            if survey is None:
+                raise SurveyRefused(404, "survey_not_found", "This survey does not exist.")
+            check_open(survey.status, survey.expires_at, now)
+        except SurveyRefused as exc:
+            self._metrics.rejected.labels(handler, exc.code).inc()
+            raise
+        return survey
+
+    async def submit(self, token: str, submission: Submission) -> Submitted:
+        """Answer the survey, or replace its rating: the last submission counts."""
+        redaction = redact(clean_comment(submission.comment) or "")
+        for _ in range(SAVE_ATTEMPTS):
+            survey = await self.open_survey(token, "submit")
+            now = self._clock.now()
+            previous = survey.rating.score if survey.rating else None
+            follow_up = needs_follow_up(
+                submission.score, previous, self._config.follow_up_threshold
             )
-    await store.record(solves)
-    return rejected
+            reasons = list(dict.fromkeys(r.value for r in submission.reasons))
+            dims = submission.dimensions
+            rating: Document = {
+                "score": submission.score,
+                "attitude": dims.attitude,
+                "speed": dims.speed,
+                "clarity": dims.clarity,
+                "reasons": reasons,
+                "comment": redaction.text or None,
+                "comment_redacted": list(redaction.kinds),
+                "needs_follow_up": follow_up,
+                "submitted_at": now,
+            }
+            submitted = FeedbackSubmitted(
+                ticket_id=survey.ticket_id,
+                survey_id=survey.id,
+                score=submission.score,
+                dimensions=dims,
+                reasons=reasons,
+                needs_follow_up=follow_up,
+                agent=survey.agent,
+                group=survey.group,
+                category=Category(survey.category),
+                channel=Channel(survey.channel),
+            )
+            entry = self._entry(submitted, survey.correlation_id, now, new_id())
+            if await self._store.save_rating(survey, rating, [entry], now):
+                self._count(survey, submission.score, follow_up)
+                self._on_events()
+                self._on_rating()
+                saved = await self._store.get(survey.id)
+                assert saved is not None
+                return Submitted(saved, follow_up, redaction.kinds, first=survey.rating is None)
+        self._metrics.rejected.labels("submit", "concurrent_change").inc()
+        raise SurveyRefused(409, "concurrent_change", "The rating kept changing; try again.")
+
+    def _count(self, survey: Survey, score: int, follow_up: bool) -> None:
+        if survey.rating is None:
+            self._metrics.surveys_answered.labels(survey.group).inc()
+        else:
+            self._metrics.ratings_changed.labels(survey.group).inc()
+        self._metrics.score.observe(score)
+        if follow_up:
+            self._metrics.follow_ups.inc()
+
+    # --- HTTP: CSAT -----------------------------------------------------------------------
+
+    async def csat(
+        self, group_by: GroupBy, start: datetime, end: datetime
+    ) -> list[tuple[str | None, CsatCounts]]:
+        return await self._store.csat(group_by, start, end)
+
+
+def _facts(data: TicketCreated) -> TicketFacts:
+    return TicketFacts(
+        ticket_id=data.ticket_id,
+        locale=data.requester.locale,
+        timezone=data.requester.timezone,
+        subject=data.subject,
+    )
+
+
+class CsatGauge:
+    """Keeps `helpstream_feedback_csat_ratio{group}` current: after ratings (woken) and at
+    least every `interval_s`. A failed refresh leaves the last values and tries again on
+    the next round; it never touches data."""
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        clock: Clock,
+        metrics: FeedbackMetrics,
+        *,
+        window: timedelta,
+        interval_s: float,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._metrics = metrics
+        self._window = window
+        self._interval = interval_s
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._groups: set[str] = set()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="csat-gauge")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def refresh(self) -> None:
+        now = self._clock.now()
+        rows = await self._store.csat(GroupBy.group, now - self._window, now)
+        seen: set[str] = set()
+        for group, counts in rows:
+            if group is None or not counts.responses:
+                continue
+            self._metrics.csat_ratio.labels(group).set(counts.satisfied / counts.responses)
+            seen.add(group)
+        for gone in self._groups - seen:
+            self._metrics.csat_ratio.remove(gone)
+        self._groups = seen
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                await self.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("csat_gauge_refresh_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)

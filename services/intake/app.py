@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -248,9 +249,12 @@ def create_app(
 
 
 def _decode(cursor: str | None) -> str | None:
+    """A cursor is the base64url of the last ticket id of the previous page, nothing else."""
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor.encode()).decode()
+        decoded = base64.b64decode(cursor.encode(), altchars=b"-_", validate=True).decode()
+        uuid.UUID(decoded)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError(400, "Bad cursor", "Pass `next_cursor` back unchanged.") from exc
+    return decoded

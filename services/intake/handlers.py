@@ -27,6 +27,7 @@ from shared.errors import Invalid, Retryable
 from shared.events import (
     Author,
     Category,
+    CryptoContext,
     FeedbackSubmitted,
     Priority,
     SlaBreached,
@@ -94,6 +95,25 @@ class Escalations:
     policy: EscalationPolicy = DEFAULT_ESCALATION
 
 
+CRYPTO_TEXT_FIELDS = ("asset", "network", "tx_hash", "address", "withdrawal_id", "deposit_id")
+
+
+def _redact_crypto(crypto: CryptoContext | None) -> tuple[CryptoContext | None, set[str]]:
+    """Structured fields are free text too: a seed phrase pasted into `address` is a leak."""
+    if crypto is None:
+        return None, set()
+    changes: dict[str, str] = {}
+    kinds: set[str] = set()
+    for name in CRYPTO_TEXT_FIELDS:
+        value = getattr(crypto, name)
+        if value:
+            result = redact(value)
+            if result.redacted:
+                changes[name] = result.text
+                kinds.update(result.kinds)
+    return (crypto.model_copy(update=changes) if changes else crypto), kinds
+
+
 def request_hash(cmd: OpenTicket) -> str:
     return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
 
@@ -122,8 +142,8 @@ class TicketService:
 
     def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
         subject, description = redact(cmd.subject), redact(cmd.description)
-        kinds = set(subject.kinds) | set(description.kinds)
-        crypto = cmd.crypto
+        crypto, crypto_kinds = _redact_crypto(cmd.crypto)
+        kinds = set(subject.kinds) | set(description.kinds) | crypto_kinds
         decided = triage(
             self._rules,
             subject=subject.text,

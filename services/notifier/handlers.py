@@ -1,87 +1,447 @@
-"""Events in, messages out, each exactly once per (event, channel, recipient)."""
+"""Events in, messages out, each at most once per (event, channel, recipient).
+
+The order in one batch: remember ticket facts; plan the deliveries (domain); write them
+as pending (unique key) BEFORE sending; queue digestible ones; send the rest
+concurrently; mark each sent or failed together with its outcome event (outbox). The
+consumer commits only after this returns, and a redelivered batch finds its deliveries
+already sent. The one gap: a crash after the channel accepted a message and before it is
+marked sent resends that one message; it carries the same Message-ID / Idempotency-Key,
+so the receiver can drop it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+import json
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import Counter
+import structlog
+from jinja2 import TemplateError
 
-from services.notifier.domain import Email, acknowledgement
+from services.notifier.domain import (
+    BLOCKS,
+    DIGEST_TEMPLATE,
+    Incoming,
+    Preferences,
+    Recipient,
+    TicketFacts,
+    digest_due,
+    digest_id,
+    digest_message_key,
+    fact_updates,
+    plan,
+    requester_of,
+)
+from services.notifier.mail import Email
+from services.notifier.store import Outcome
 from shared.errors import Invalid, Retryable
-from shared.events import TicketCreated
-from shared.kafka import decode_events
+from shared.events import (
+    FeedbackRequested,
+    NotificationDelivered,
+    NotificationFailed,
+    make_event,
+)
+from shared.ids import stable_id
+from shared.kafka import Rejected, decode_events
+from shared.outbox import outbox_entry
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Mapping, Sequence
+    from datetime import datetime
 
     from aiokafka.structs import ConsumerRecord
-    from prometheus_client import CollectorRegistry
 
+    from services.notifier.domain import Delivery, RuleSet
+    from services.notifier.inbox import InboxHub
     from services.notifier.mail import SmtpSender
-    from services.notifier.store import DeliveryStore
+    from services.notifier.metrics import NotifierMetrics
+    from services.notifier.settings import NotifierSettings
+    from services.notifier.store import NotifierStore
+    from services.notifier.templates import Rendered, Templates
+    from services.notifier.webhook import WebhookSender
     from shared.clock import Clock
-    from shared.kafka import Rejected
+    from shared.mongo import Document
+    from shared.topics import Topics
+
+log = structlog.get_logger(__name__)
+SOURCE = "/helpstream/notifier"
 
 
 class Notifications:
     def __init__(
         self,
-        store: DeliveryStore,
-        sender: SmtpSender,
+        *,
+        store: NotifierStore,
+        rules: RuleSet,
+        templates: Templates,
+        mail: SmtpSender,
+        webhook: WebhookSender | None,
+        hub: InboxHub,
+        settings: NotifierSettings,
         clock: Clock,
-        registry: CollectorRegistry,
-        max_parallel: int,
+        metrics: NotifierMetrics,
+        topics: Topics,
+        on_outbox: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
-        self._sender = sender
+        self._rules = rules
+        self._templates = templates
+        self._mail = mail
+        self._webhook = webhook
+        self._hub = hub
+        self._settings = settings
         self._clock = clock
-        self._gate = asyncio.Semaphore(max_parallel)
-        # messages accepted by the channel, by channel and template
-        self.sent = Counter(
-            "helpstream_notifier_messages_sent",
-            "Messages accepted by the channel.",
-            ("channel", "template"),
-            registry=registry,
-        )
-        # messages the channel refused for good, by channel and template
-        self.failed = Counter(
-            "helpstream_notifier_messages_failed",
-            "Messages refused for good.",
-            ("channel", "template"),
-            registry=registry,
-        )
+        self._metrics = metrics
+        self._topics = topics
+        self._on_outbox = on_outbox
+        self._gate = asyncio.Semaphore(settings.max_parallel_sends)
+        self._window = timedelta(seconds=settings.digest_window_s)
 
-    async def on_ticket_events(
+    # --- the consumer ------------------------------------------------------------------------
+
+    async def on_events(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> Sequence[Rejected]:
         accepted, rejected = decode_events(records)
-        emails = [
-            email
-            for item in accepted
-            if isinstance(item.value.data, TicketCreated)
-            and (email := acknowledgement(item.value.id, item.value.data)) is not None
-        ]
+        events = [item.value for item in accepted]
         now = self._clock.now()
-        to_send = await self._store.claim(emails, now)
-        pending = [e for e in emails if e.delivery_key in to_send]
-        results = await asyncio.gather(*(self._send(e) for e in pending), return_exceptions=True)
-        outcomes: list[tuple[str, str, str | None]] = []
+        await self._store.record_facts([(e.subject, fact_updates(e.data)) for e in events], now)
+        tickets = await self._store.ticket_facts(e.subject for e in events)
+        requester_ids = {t.requester.id for t in tickets.values() if t.requester} | {
+            e.data.requester_id for e in events if isinstance(e.data, FeedbackRequested)
+        }
+        preferences = await self._store.preferences_of(requester_ids)
+
+        deliveries: list[Delivery] = []
+        record_of: dict[str, ConsumerRecord[bytes, bytes]] = {}
+        for item in accepted:
+            event = item.value
+            ticket = tickets.get(event.subject) or TicketFacts(event.subject)
+            requester = requester_of(event.data, ticket)
+            planned = plan(
+                self._rules,
+                Incoming(event.id, event.type, event.time, event.correlationid, event.data),
+                ticket,
+                preferences.get(requester.id, Preferences()) if requester else Preferences(),
+                requester_webhook=self._settings.webhook_url is not None,
+            )
+            for channel, category in planned.muted:
+                self._metrics.muted.labels(channel, category.value).inc()
+            for d in planned.deliveries:
+                if d.key not in record_of:
+                    deliveries.append(d)
+                    record_of[d.key] = item.record
+
+        states = await self._store.claim(deliveries, now)
+        fresh = [d for d in deliveries if states.get(d.key) == "pending"]
+        queued = [d for d in fresh if d.digest and self._window > timedelta(0)]
+        direct = [d for d in fresh if d not in queued]
+        await self._store.queue([self._digest_entry(d, now) for d in queued], now)
+        for d in queued:
+            self._metrics.digested.labels(d.recipient.channel).inc()
+
+        results = await asyncio.gather(*(self._deliver(d) for d in direct), return_exceptions=True)
+        outcomes: list[Outcome] = []
+        failures: dict[str, Invalid] = {
+            key: Invalid("delivery_failed", "a delivery of this event failed earlier")
+            for key, state in states.items()
+            if state == "failed"
+        }
         transient: BaseException | None = None
-        for email, result in zip(pending, results, strict=True):
-            if result is None:
-                outcomes.append((email.delivery_key, "sent", None))
-                self.sent.labels("email", email.template).inc()
-            elif isinstance(result, Invalid):
-                outcomes.append((email.delivery_key, "failed", result.detail))
-                self.failed.labels("email", email.template).inc()
-            else:
+        done = self._clock.now()
+        for d, result in zip(direct, results, strict=True):
+            if isinstance(result, Invalid):
+                outcomes.append(self._failed(d, d.key, result, done))
+                failures[d.key] = result
+            elif isinstance(result, BaseException):
                 transient = result
-        await self._store.finish(outcomes, self._clock.now())
+            else:
+                outcomes.append(self._sent(d, d.key, done))
+        await self._store.finish(outcomes, done)
+        if outcomes:
+            self._on_outbox()
         if transient is not None:
             raise Retryable("some messages could not be sent yet") from transient
-        return rejected
+        return [*rejected, *self._reject(failures, record_of)]
 
-    async def _send(self, email: Email) -> None:
+    def _reject(
+        self, failures: Mapping[str, Invalid], record_of: Mapping[str, ConsumerRecord[bytes, bytes]]
+    ) -> list[Rejected]:
+        """One DLQ entry per event whose delivery failed for good."""
+        out: dict[tuple[str, int, int], Rejected] = {}
+        for key, error in failures.items():
+            record = record_of[key]
+            slot = (record.topic, record.partition, record.offset)
+            out.setdefault(slot, Rejected(record, error))
+        for item in out.values():
+            self._metrics.dead_lettered.labels(item.record.topic, item.error.reason).inc()
+        return list(out.values())
+
+    async def _deliver(self, d: Delivery) -> None:
         async with self._gate:
-            await self._sender.send(email)
+            channel = d.recipient.channel
+            rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
+            await self._send(
+                d.recipient,
+                d.key,
+                d.ticket_id,
+                rendered,
+                {
+                    "template": d.template,
+                    "cause_event_id": d.event_id,
+                    "cause_event_type": d.event_type,
+                    "occurred_at": d.event_time.isoformat(),
+                },
+            )
+
+    # --- channels ------------------------------------------------------------------------------
+
+    def _render(
+        self,
+        template: str,
+        recipient: Recipient,
+        blocks: tuple[str, ...],
+        values: Mapping[str, Any],
+    ) -> Rendered:
+        try:
+            return self._templates.render(
+                template, recipient.language, recipient.timezone, blocks, values
+            )
+        except TemplateError as exc:
+            raise Invalid("template_error", f"{template}.{recipient.language}: {exc}") from exc
+
+    async def _send(
+        self,
+        recipient: Recipient,
+        key: str,
+        ticket_id: str,
+        rendered: Rendered,
+        meta: Mapping[str, Any],
+    ) -> None:
+        if recipient.channel == "email":
+            via = await self._mail.send(
+                Email(
+                    key,
+                    ticket_id,
+                    recipient.address,
+                    rendered.subject,
+                    rendered.text,
+                    rendered.html,
+                )
+            )
+            if via == "fallback":
+                self._metrics.smtp_fallbacks.inc()
+        elif recipient.channel == "webhook":
+            if self._webhook is None:
+                raise Invalid("webhook_unconfigured", "no webhook secret configured")
+            url = self._settings.webhook_url if recipient.kind == "requester" else recipient.address
+            assert url is not None
+            body = {
+                "id": key,
+                "ticket_id": ticket_id,
+                "recipient": {"kind": recipient.kind, "requester_id": recipient.user_id},
+                "language": recipient.language,
+                "title": rendered.title,
+                "body": rendered.body,
+                **meta,
+            }
+            await self._webhook.send(url, json.dumps(body, ensure_ascii=False).encode(), key)
+        else:
+            assert recipient.user_id is not None
+            await self._store.add_inbox(
+                {
+                    "_id": key,
+                    "requester_id": recipient.user_id,
+                    "ticket_id": ticket_id,
+                    "template": meta["template"],
+                    "title": rendered.title,
+                    "body": rendered.body,
+                    "created_at": self._clock.now(),
+                    "read_at": None,
+                }
+            )
+            self._hub.notify(recipient.user_id)
+
+    # --- outcomes ------------------------------------------------------------------------------
+
+    def _outcome_event(
+        self, d: Delivery | Document, key: str, error: str | None, now: datetime
+    ) -> Document:
+        common = _outcome_fields(d, key)
+        data = (
+            NotificationFailed(**common, error=error)
+            if error is not None
+            else NotificationDelivered(**common)
+        )
+        event = make_event(
+            data,
+            source=SOURCE,
+            time=now,
+            correlationid=_correlation(d) or key,
+            event_id=stable_id(common["notification_id"], "failed" if error else "delivered"),
+        )
+        return outbox_entry(self._topics.notifications, event)
+
+    def _sent(self, d: Delivery | Document, message_key: str, now: datetime) -> Outcome:
+        channel, template, event_time = _meta(d)
+        self._metrics.sent.labels(channel, template).inc()
+        self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
+        return Outcome(
+            _key(d),
+            "sent",
+            outbox=[self._outcome_event(d, message_key, None, now)],
+            fields={"message_key": message_key},
+        )
+
+    def _failed(
+        self, d: Delivery | Document, message_key: str, error: Invalid, now: datetime
+    ) -> Outcome:
+        channel, template, _ = _meta(d)
+        self._metrics.failed.labels(channel, template).inc()
+        detail = f"{error.reason}: {error.detail}"[:500]
+        return Outcome(
+            _key(d),
+            "failed",
+            detail,
+            outbox=[self._outcome_event(d, message_key, detail, now)],
+            fields={"message_key": message_key},
+        )
+
+    # --- digests -------------------------------------------------------------------------------
+
+    def _digest_entry(self, d: Delivery, now: datetime) -> tuple[str, Document, Document]:
+        r = d.recipient
+        head = {
+            "ticket_id": d.ticket_id,
+            "channel": r.channel,
+            "recipient": {
+                "kind": r.kind,
+                "channel": r.channel,
+                "address": r.address,
+                "user_id": r.user_id,
+                "language": r.language,
+                "timezone": r.timezone,
+            },
+            "first_at": now,
+            "due_at": digest_due(now, self._window),
+            "attempts": 0,
+        }
+        item = {
+            "key": d.key,
+            "template": d.template,
+            "event_id": d.event_id,
+            "event_type": d.event_type,
+            "time": d.event_time,
+            "correlation_id": d.correlation_id,
+            "ticket_id": d.ticket_id,
+            "channel": r.channel,
+            "recipient_kind": r.kind,
+            "values": dict(d.values),
+        }
+        return digest_id(d.ticket_id, r.channel, r.address), head, item
+
+    async def flush_digests(self) -> int:
+        """Send every digest whose window closed; returns how many messages went out."""
+        sent = 0
+        for doc in await self._store.due_digests(self._clock.now()):
+            sent += await self._flush(doc)
+        self._metrics.dlq_size.set(await self._store.failed_count())
+        return sent
+
+    async def _flush(self, doc: Document) -> int:
+        items: list[Document] = sorted(doc.get("items") or [], key=lambda i: i["time"])
+        states = await self._store.states([i["key"] for i in items])
+        live = [i for i in items if states.get(i["key"]) == "queued"]
+        sent = 0
+        if live:
+            recipient = Recipient(**doc["recipient"])
+            message_key = digest_message_key(i["key"] for i in live)
+            now = self._clock.now()
+            try:
+                rendered = self._render_digest(recipient, live)
+                await self._send(
+                    recipient,
+                    message_key,
+                    doc["ticket_id"],
+                    rendered,
+                    {
+                        "template": live[0]["template"] if len(live) == 1 else DIGEST_TEMPLATE,
+                        "cause_event_id": live[0]["event_id"],
+                        "cause_event_type": live[0]["event_type"],
+                        "occurred_at": live[0]["time"].isoformat(),
+                        "digest_of": [i["event_id"] for i in live],
+                    },
+                )
+            except Invalid as exc:
+                outcomes = [self._failed(i, message_key, exc, now) for i in live]
+            except Retryable as exc:
+                if doc.get("attempts", 0) + 1 < self._settings.digest_max_attempts:
+                    log.warning("digest_retry", attempts=doc.get("attempts", 0) + 1, error=str(exc))
+                    await self._store.digest_attempt_failed(doc["_id"])
+                    return 0
+                given_up = Invalid("digest_failed", str(exc))
+                outcomes = [self._failed(i, message_key, given_up, now) for i in live]
+            else:
+                outcomes = [self._sent(i, message_key, self._clock.now()) for i in live]
+                sent = 1
+            await self._store.finish(outcomes, self._clock.now())
+            self._on_outbox()
+        await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
+        return sent
+
+    def _render_digest(self, recipient: Recipient, items: Sequence[Document]) -> Rendered:
+        blocks = BLOCKS[recipient.channel]
+        if len(items) == 1:
+            return self._render(items[0]["template"], recipient, blocks, items[0]["values"])
+        parts = []
+        for item in items:
+            one = self._render(item["template"], recipient, BLOCKS["inbox"], item["values"])
+            parts.append({"title": one.title, "body": one.body, "time": item["time"]})
+        values = {"ticket_id": items[0]["ticket_id"], "items": parts}
+        return self._render(DIGEST_TEMPLATE, recipient, blocks, values)
+
+    async def run_flusher(self) -> None:
+        """Background loop of the app: flush due digests; a failed round is retried next tick."""
+        while True:
+            try:
+                await self.flush_digests()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("digest_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(self._settings.digest_poll_s)
+
+
+def _key(d: Delivery | Document) -> str:
+    return d["key"] if isinstance(d, dict) else d.key
+
+
+def _correlation(d: Delivery | Document) -> str:
+    return str(d["correlation_id"]) if isinstance(d, dict) else d.correlation_id
+
+
+def _meta(d: Delivery | Document) -> tuple[str, str, datetime]:
+    if isinstance(d, dict):
+        return d["channel"], d["template"], d["time"]
+    return d.recipient.channel, d.template, d.event_time
+
+
+def _outcome_fields(d: Delivery | Document, message_key: str) -> dict[str, Any]:
+    if isinstance(d, dict):
+        return {
+            "ticket_id": d["ticket_id"],
+            "notification_id": d["key"],
+            "cause_event_id": d["event_id"],
+            "channel": d["channel"],
+            "template": d["template"],
+            "recipient_kind": d["recipient_kind"],
+        }
+    return {
+        "ticket_id": d.ticket_id,
+        "notification_id": d.key,
+        "cause_event_id": d.event_id,
+        "channel": d.recipient.channel,
+        "template": d.template,
+        "recipient_kind": d.recipient.kind,
+    }

@@ -1,17 +1,57 @@
+"""notifier settings: `HELPSTREAM_<NAME>` environment variables."""
+
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import Field, SecretStr
 
+from services.notifier.config import DEFAULT_RULES_PATH, DEFAULT_TEMPLATES_DIR
 from shared.settings import ServiceSettings
 
 
 class NotifierSettings(ServiceSettings):
     http_port: int = Field(8004, ge=0, le=65535)
+    rules_file: Path = Field(DEFAULT_RULES_PATH, description="Notification rules (YAML).")
+    templates_dir: Path = Field(DEFAULT_TEMPLATES_DIR, description="Jinja2 templates.")
+
+    # email
     smtp_host: str = Field("127.0.0.1", description="SMTP relay host.")
     smtp_port: int = Field(2525, ge=1, le=65535, description="SMTP relay port.")
     smtp_starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_timeout_s: float = Field(10.0, gt=0)
+    smtp_fallback_host: str | None = Field(
+        None, description="Relay tried when the primary refuses or times out."
+    )
+    smtp_fallback_port: int = Field(2525, ge=1, le=65535)
+    smtp_fallback_starttls: bool = False
+    smtp_fallback_username: str | None = None
+    smtp_fallback_password: SecretStr | None = None
     mail_from: str = Field("helpstream <support@helpstream.local>", description="From header.")
-    max_parallel_sends: int = Field(20, ge=1, description="Concurrent SMTP sends per batch.")
+    max_parallel_sends: int = Field(20, ge=1, description="Concurrent sends per batch.")
+
+    # webhook (the exchange's push/app service; agent webhooks come from the rules file)
+    webhook_url: str | None = Field(
+        None, description="Requester notifications are POSTed here (absent: no webhook)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key of the signature header; needed for any webhook."
+    )
+    webhook_timeout_s: float = Field(5.0, gt=0)
+    webhook_max_attempts: int = Field(4, ge=1, le=10)
+    webhook_backoff_base_s: float = Field(0.5, gt=0)
+    webhook_backoff_max_s: float = Field(4.0, gt=0)
+
+    # in-app inbox
+    inbox_secret: SecretStr | None = Field(
+        None, description="Verifies requester inbox tokens (absent: inbox API answers 503)."
+    )
+    inbox_poll_s: float = Field(1.0, gt=0, description="SSE poll interval across instances.")
+    inbox_keepalive_s: float = Field(15.0, gt=0)
+
+    # digest
+    digest_window_s: float = Field(60.0, ge=0, description="Coalescing window; 0 = off.")
+    digest_poll_s: float = Field(1.0, gt=0, description="How often due digests are flushed.")
+    digest_max_attempts: int = Field(10, ge=1, description="Flush attempts before giving up.")

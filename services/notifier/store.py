@@ -1,72 +1,273 @@
-"""Deliveries: one document per (event, channel, recipient), the exactly-once guard."""
+"""notifier's MongoDB: deliveries (the exactly-once guard, with the outbox), ticket facts,
+preferences, the in-app inbox and pending digests. Every filtered field is indexed.
+
+Collections:
+- `deliveries`: `_id` = delivery key (unique by construction); state pending → queued
+  (waiting in a digest) → sent | failed; outcome events in its `_outbox`.
+- `tickets`: per ticket, the requester's contact, subject, group, category and the
+  promised first reply time, from earlier events.
+- `preferences`: per requester, channel → muted categories.
+- `inbox`: one item per inbox delivery (`_id` = delivery key), read or unread.
+- `digests`: per (ticket, channel, recipient), updates waiting for the window to close.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+
+from services.notifier.domain import Category, Preferences, Requester, TicketFacts
+from shared.outbox import outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from services.notifier.domain import Email
+    from services.notifier.domain import Delivery
     from shared.mongo import Document
 
+FINAL_STATES = frozenset({"sent", "failed"})
 
-class DeliveryStore:
+
+class NotifierStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.deliveries: AsyncCollection[Document] = db["deliveries"]
+        self.tickets: AsyncCollection[Document] = db["tickets"]
+        self.preferences: AsyncCollection[Document] = db["preferences"]
+        self.inbox: AsyncCollection[Document] = db["inbox"]
+        self.digests: AsyncCollection[Document] = db["digests"]
 
     async def ensure_indexes(self) -> None:
         await self.deliveries.create_index([("ticket_id", ASCENDING)])
         await self.deliveries.create_index([("state", ASCENDING)])
+        await self.inbox.create_index([("requester_id", ASCENDING), ("created_at", DESCENDING)])
+        await self.digests.create_index([("due_at", ASCENDING)])
 
-    async def claim(self, emails: Sequence[Email], now: datetime) -> set[str]:
-        """Record the planned deliveries; return the keys not yet sent (to send now)."""
-        if not emails:
-            return set()
+    # --- ticket facts ----------------------------------------------------------------------
+
+    async def record_facts(self, updates: Sequence[tuple[str, Document]], now: datetime) -> None:
+        """`$set` what each event taught us about its ticket; replays set the same values."""
+        ops = [
+            UpdateOne({"_id": ticket_id}, {"$set": {**fields, "updated_at": now}}, upsert=True)
+            for ticket_id, fields in updates
+            if fields
+        ]
+        if ops:
+            await self.tickets.bulk_write(ops, ordered=True)
+
+    async def ticket_facts(self, ticket_ids: Iterable[str]) -> dict[str, TicketFacts]:
+        docs = await self.tickets.find({"_id": {"$in": list(set(ticket_ids))}}).to_list()
+        return {doc["_id"]: _facts(doc) for doc in docs}
+
+    # --- preferences -----------------------------------------------------------------------
+
+    async def preferences_of(self, requester_ids: Iterable[str]) -> dict[str, Preferences]:
+        docs = await self.preferences.find({"_id": {"$in": list(set(requester_ids))}}).to_list()
+        return {doc["_id"]: _preferences(doc) for doc in docs}
+
+    async def get_preferences(self, requester_id: str) -> Preferences:
+        doc = await self.preferences.find_one({"_id": requester_id})
+        return _preferences(doc) if doc else Preferences()
+
+    async def put_preferences(
+        self, requester_id: str, opt_out: Mapping[Any, Iterable[Category]], now: datetime
+    ) -> None:
+        stored = {ch: sorted(c.value for c in cats) for ch, cats in opt_out.items()}
+        await self.preferences.update_one(
+            {"_id": requester_id},
+            {"$set": {"opt_out": stored, "updated_at": now}},
+            upsert=True,
+        )
+
+    # --- deliveries ------------------------------------------------------------------------
+
+    async def claim(self, deliveries: Sequence[Delivery], now: datetime) -> dict[str, str]:
+        """Write each planned delivery as pending unless it exists; return every key's state.
+
+        Written before anything is sent: a redelivered event finds its deliveries and only
+        those not yet sent are sent.
+        """
+        if not deliveries:
+            return {}
         await self.deliveries.bulk_write(
             [
                 UpdateOne(
-                    {"_id": e.delivery_key},
+                    {"_id": d.key},
                     {
                         "$setOnInsert": {
-                            "ticket_id": e.ticket_id,
-                            "cause_event_id": e.cause_event_id,
-                            "channel": "email",
-                            "template": e.template,
+                            "ticket_id": d.ticket_id,
+                            "cause_event_id": d.event_id,
+                            "event_type": d.event_type,
+                            "channel": d.recipient.channel,
+                            "recipient_kind": d.recipient.kind,
+                            "template": d.template,
                             "state": "pending",
                             "created_at": now,
                         }
                     },
                     upsert=True,
                 )
-                for e in emails
+                for d in deliveries
             ],
             ordered=False,
         )
-        keys = [e.delivery_key for e in emails]
-        done = await self.deliveries.find(
-            {"_id": {"$in": keys}, "state": {"$in": ["sent", "failed"]}}, {"_id": 1}
-        ).to_list()
-        return set(keys) - {d["_id"] for d in done}
+        return await self.states([d.key for d in deliveries])
 
-    async def finish(self, outcomes: Sequence[tuple[str, str, str | None]], now: datetime) -> None:
-        """(key, state, error) for each attempted delivery, in one write."""
-        if outcomes:
-            await self.deliveries.bulk_write(
-                [
-                    UpdateOne(
-                        {"_id": key}, {"$set": {"state": state, "error": error, "done_at": now}}
-                    )
-                    for key, state, error in outcomes
-                ],
-                ordered=False,
-            )
+    async def states(self, keys: Sequence[str]) -> dict[str, str]:
+        docs = await self.deliveries.find({"_id": {"$in": list(keys)}}, {"state": 1}).to_list()
+        return {doc["_id"]: doc["state"] for doc in docs}
+
+    async def finish(self, outcomes: Sequence[Outcome], now: datetime) -> None:
+        """Final state of each attempted delivery and its outcome event, in one write."""
+        if not outcomes:
+            return
+        ops = []
+        for o in outcomes:
+            update: Document = {
+                "$set": {"state": o.state, "error": o.error, "done_at": now, **o.fields}
+            }
+            if o.outbox:
+                update.update(outbox_update(o.outbox, now))
+            ops.append(UpdateOne({"_id": o.key}, update))
+        await self.deliveries.bulk_write(ops, ordered=True)
+
+    async def failed_count(self) -> int:
+        return await self.deliveries.count_documents({"state": "failed"})
 
     async def for_ticket(self, ticket_id: str) -> list[Document]:
         return await self.deliveries.find({"ticket_id": ticket_id}).to_list()
+
+    # --- digests ---------------------------------------------------------------------------
+
+    async def queue(self, items: Sequence[tuple[str, Document, Document]], now: datetime) -> None:
+        """(digest id, digest fields on insert, item): add each item to its digest once."""
+        if not items:
+            return
+        await self.digests.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": digest_id},
+                    {"$setOnInsert": head, "$addToSet": {"items": item}},
+                    upsert=True,
+                )
+                for digest_id, head, item in items
+            ],
+            ordered=True,
+        )
+        await self.deliveries.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": item["key"], "state": "pending"},
+                    {"$set": {"state": "queued", "digest_id": digest_id, "queued_at": now}},
+                )
+                for digest_id, _, item in items
+            ],
+            ordered=False,
+        )
+
+    async def due_digests(self, now: datetime, limit: int = 100) -> list[Document]:
+        return (
+            await self.digests.find({"due_at": {"$lte": now}})
+            .sort("due_at", ASCENDING)
+            .limit(limit)
+            .to_list()
+        )
+
+    async def drop_digest_items(self, digest_id: str, keys: Sequence[str]) -> None:
+        """Take out what was handled; the digest goes once it is empty."""
+        await self.digests.update_one(
+            {"_id": digest_id}, {"$pull": {"items": {"key": {"$in": list(keys)}}}}
+        )
+        await self.digests.delete_one({"_id": digest_id, "items": {"$size": 0}})
+
+    async def digest_attempt_failed(self, digest_id: str) -> None:
+        await self.digests.update_one({"_id": digest_id}, {"$inc": {"attempts": 1}})
+
+    # --- inbox -----------------------------------------------------------------------------
+
+    async def add_inbox(self, item: Document) -> None:
+        await self.inbox.update_one({"_id": item["_id"]}, {"$setOnInsert": item}, upsert=True)
+
+    async def inbox_page(
+        self, requester_id: str, *, unread_only: bool, limit: int
+    ) -> list[Document]:
+        query: Document = {"requester_id": requester_id}
+        if unread_only:
+            query["read_at"] = None
+        return (
+            await self.inbox.find(query)
+            .sort([("created_at", DESCENDING), ("_id", DESCENDING)])
+            .limit(limit)
+            .to_list()
+        )
+
+    async def inbox_since(self, requester_id: str, since: datetime) -> list[Document]:
+        return (
+            await self.inbox.find({"requester_id": requester_id, "created_at": {"$gte": since}})
+            .sort([("created_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(100)
+            .to_list()
+        )
+
+    async def mark_read(self, requester_id: str, item_id: str, now: datetime) -> Document | None:
+        """Only the owner's item; the first read time is kept."""
+        found = await self.inbox.find_one({"_id": item_id, "requester_id": requester_id})
+        if found is None:
+            return None
+        if found.get("read_at") is None:
+            await self.inbox.update_one(
+                {"_id": item_id, "read_at": None}, {"$set": {"read_at": now}}
+            )
+            found["read_at"] = now
+        return found
+
+
+class Outcome:
+    """What happened to one delivery, and the event that says so."""
+
+    __slots__ = ("error", "fields", "key", "outbox", "state")
+
+    def __init__(
+        self,
+        key: str,
+        state: str,
+        error: str | None = None,
+        outbox: Sequence[Document] = (),
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.key = key
+        self.state = state
+        self.error = error
+        self.outbox = list(outbox)
+        self.fields = dict(fields or {})
+
+
+def _facts(doc: Document) -> TicketFacts:
+    r = doc.get("requester")
+    requester = (
+        Requester(r["id"], r.get("email"), r.get("locale", "en"), r.get("timezone", "UTC"))
+        if isinstance(r, dict)
+        else None
+    )
+    return TicketFacts(
+        ticket_id=doc["_id"],
+        requester=requester,
+        subject=doc.get("subject"),
+        group=doc.get("group"),
+        category=doc.get("category"),
+        first_reply_due=doc.get("first_reply_due"),
+    )
+
+
+def _preferences(doc: Document) -> Preferences:
+    raw = doc.get("opt_out") or {}
+    return Preferences(
+        {
+            ch: frozenset(Category(c) for c in cats if c in Category.__members__)
+            for ch, cats in raw.items()
+        }
+    )

@@ -17,34 +17,23 @@ from services.sla_monitor.store import SlaStore
 from services.sla_monitor.views import TicketSlaView
 from shared.http import ProblemError
 from shared.ids import new_id
-from shared.runtime import ServiceRuntime, service_app
+from shared.runtime import LoopWorker, ServiceRuntime, service_app
 
 SERVICE = "sla_monitor"
 
 
-class OpenClocksGauge:
+def open_clocks_gauge(store: SlaStore, gauge: Any, every_s: float) -> LoopWorker:
     """Recounts open clocks now and then (an indexed count per metric)."""
 
-    def __init__(self, store: SlaStore, gauge: Any, every_s: float) -> None:
-        self._store, self._gauge, self._every = store, gauge, every_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sla-open-clocks")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def loop() -> None:
         while True:
             started = time.monotonic()
             with contextlib.suppress(Exception):
-                for metric, count in (await self._store.open_clocks()).items():
-                    self._gauge.labels(metric).set(count)
-            await asyncio.sleep(max(self._every, 4 * (time.monotonic() - started)))
+                for metric, count in (await store.open_clocks()).items():
+                    gauge.labels(metric).set(count)
+            await asyncio.sleep(max(every_s, 4 * (time.monotonic() - started)))
+
+    return LoopWorker("sla-open-clocks", loop)
 
 
 def create_app(
@@ -74,7 +63,7 @@ def create_app(
         timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)
-        rt.workers.append(OpenClocksGauge(store, metrics.open_clocks, cfg.open_clocks_refresh_s))
+        rt.workers.append(open_clocks_gauge(store, metrics.open_clocks, cfg.open_clocks_refresh_s))
         parts.update(store=store, service=service, timer=timer)
         app.state.sla = parts
 

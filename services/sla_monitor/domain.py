@@ -103,6 +103,7 @@ class TicketSla:
     created_at: datetime
     last_event_at: datetime
     clocks: dict[SlaMetric, Clock] = field(default_factory=dict)
+    agent_replied_at: datetime | None = None
     version: int = 0
     pending: list[Contract] = field(default_factory=list)
 
@@ -173,6 +174,8 @@ class TicketSla:
     def on_agent_reply(self, at: datetime, policies: PolicySet) -> None:
         """A public agent reply answers first_reply and next_reply and resets periodic_update."""
         self._seen(at)
+        if self.agent_replied_at is None or at < self.agent_replied_at:
+            self.agent_replied_at = at
         for metric in (SlaMetric.first_reply, SlaMetric.next_reply):
             clock = self.clocks.get(metric)
             if clock is not None and clock.state is not ClockState.stopped:
@@ -284,7 +287,7 @@ class TicketSla:
 
     def _still_owed(self, metric: SlaMetric) -> bool:
         return self.status not in (Status.solved, Status.closed) and not (
-            metric == SlaMetric.first_reply and self.last_event_at > self.created_at
+            metric == SlaMetric.first_reply and self.agent_replied_at is not None
         )
 
     # --- timers ---------------------------------------------------------------------

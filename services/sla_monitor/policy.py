@@ -46,7 +46,10 @@ class TargetSpec(_Model):
     @field_validator("target", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return parse_duration(value) if isinstance(value, str) else value
+        """Short forms (`15m`) from the YAML; ISO 8601 (`PT15M`) from stored versions."""
+        if isinstance(value, str) and not value.startswith("P"):
+            return parse_duration(value)
+        return value
 
     @field_validator("target")
     @classmethod

@@ -75,6 +75,7 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         "created_at": sla.created_at,
         "last_event_at": sla.last_event_at,
         "clocks": {m.value: _clock_doc(c) for m, c in sla.clocks.items()},
+        "agent_replied_at": sla.agent_replied_at,
         "open_metrics": sorted(
             m.value for m, c in sla.clocks.items() if c.state is not ClockState.stopped
         ),
@@ -96,6 +97,7 @@ def from_document(doc: Document) -> TicketSla:
         created_at=doc["created_at"],
         last_event_at=doc["last_event_at"],
         clocks={SlaMetric(m): _clock(c) for m, c in doc.get("clocks", {}).items()},
+        agent_replied_at=doc.get("agent_replied_at"),
         version=doc.get("version", 0),
     )
 

@@ -77,7 +77,8 @@ async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clo
 
         async def clock_started() -> bool:
             sla = await http.get(f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla")
-            return [c["metric"] for c in sla.json()["clocks"]] == ["first_reply"]
+            clocks = sla.json().get("clocks", []) if sla.status_code == 200 else []
+            return "first_reply" in [c["metric"] for c in clocks]
 
         await eventually(clock_started, timeout=30)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -155,8 +155,13 @@ async def test_relay_killed_mid_way_loses_nothing_and_republishes_only_the_same_
     producer = make_producer(settings, "relay-test")
     await producer.start()
     metrics = outbox_metrics(CollectorRegistry(), "intake")
-    crashing = OutboxRelay(
-        [CrashAfterPublish(store.tickets)], producer, metrics, SystemClock(), batch_size=4
+    crashing = OutboxRelay(  # its leases lapse at once, as if the survivor came much later
+        [CrashAfterPublish(store.tickets)],
+        producer,
+        metrics,
+        SystemClock(),
+        batch_size=4,
+        lease=timedelta(0),
     )
     survivor = OutboxRelay([store.tickets], producer, metrics, SystemClock(), batch_size=4)
     try:

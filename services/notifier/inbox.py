@@ -1,0 +1,96 @@
+"""In-app inbox: who is listening, and the Server-Sent Events stream of new items.
+
+A delivery in this process wakes the requester's open streams at once; items written by
+another instance are found by polling MongoDB every `inbox_poll_s`. A comment line is
+sent when idle so proxies keep the connection open; the stream ends when the client goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections import defaultdict
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+    from services.notifier.store import NotifierStore
+    from shared.clock import Clock
+    from shared.mongo import Document
+
+
+class InboxHub:
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def notify(self, requester_id: str) -> None:
+        for event in self._waiters.get(requester_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def listen(self, requester_id: str) -> Iterator[asyncio.Event]:
+        event = asyncio.Event()
+        self._waiters[requester_id].add(event)
+        try:
+            yield event
+        finally:
+            self._waiters[requester_id].discard(event)
+            if not self._waiters[requester_id]:
+                del self._waiters[requester_id]
+
+
+def item_view(doc: Document) -> dict[str, Any]:
+    return {
+        "id": doc["_id"],
+        "ticket_id": doc["ticket_id"],
+        "template": doc["template"],
+        "title": doc["title"],
+        "body": doc["body"],
+        "created_at": doc["created_at"].isoformat(),
+        "read_at": doc["read_at"].isoformat() if doc.get("read_at") else None,
+    }
+
+
+def sse(event: str, data: dict[str, Any], event_id: str) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False)
+    return f"id: {event_id}\nevent: {event}\ndata: {payload}\n\n".encode()
+
+
+async def stream(
+    store: NotifierStore,
+    hub: InboxHub,
+    clock: Clock,
+    requester_id: str,
+    *,
+    poll_s: float,
+    keepalive_s: float,
+    disconnected: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[bytes]:
+    """New inbox items of one requester, from the moment of connecting."""
+    since = clock.now()
+    seen: set[str] = set()
+    idle = 0.0
+    with hub.listen(requester_id) as wake:
+        yield b": connected\n\n"
+        while not await disconnected():
+            wake.clear()
+            items = [
+                d for d in await store.inbox_since(requester_id, since) if d["_id"] not in seen
+            ]
+            for doc in items:
+                seen.add(doc["_id"])
+                yield sse("inbox.item", item_view(doc), doc["_id"])
+            if items:
+                newest = max(d["created_at"] for d in items)
+                if newest > since:
+                    since = newest
+                    seen = {d["_id"] for d in items if d["created_at"] >= newest}
+                idle = 0.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), poll_s)
+            idle += poll_s
+            if idle >= keepalive_s:
+                idle = 0.0
+                yield b": keepalive\n\n"

@@ -1,0 +1,74 @@
+"""notifier metric names, each with what it counts. Labels are bounded (no ids, no addresses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+
+
+@dataclass(frozen=True)
+class NotifierMetrics:
+    # messages the channel accepted (SMTP 250, webhook 2xx, inbox stored), by channel, template
+    sent: Counter
+    # messages given up on (permanent refusal or retries exhausted), by channel and template
+    failed: Counter
+    # webhook/SMTP attempts repeated after a transient failure, by channel
+    retries: Counter
+    # event time (CloudEvent `time`) to the channel's acceptance, by channel
+    latency: Histogram
+    # emails the fallback relay took because the primary refused or timed out
+    smtp_fallbacks: Counter
+    # messages skipped by a requester's preferences, by channel and category
+    muted: Counter
+    # updates folded into a digest instead of being sent alone, by channel
+    digested: Counter
+    # events this service sent to `<topic>.dlq`, by topic and reason
+    dead_lettered: Counter
+    # deliveries in state failed: what the dead-letter topics hold for a replay
+    dlq_size: Gauge
+
+
+def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
+    p = "helpstream_notifier"
+    by_template = ("channel", "template")
+    return NotifierMetrics(
+        sent=Counter(f"{p}_messages_sent", "Messages accepted.", by_template, registry=registry),
+        failed=Counter(
+            f"{p}_messages_failed", "Messages given up on.", by_template, registry=registry
+        ),
+        retries=Counter(
+            f"{p}_delivery_retries", "Retried send attempts.", ("channel",), registry=registry
+        ),
+        latency=Histogram(
+            f"{p}_delivery_latency_seconds",
+            "Event time to acceptance by the channel.",
+            ("channel",),
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
+        ),
+        smtp_fallbacks=Counter(
+            f"{p}_smtp_fallbacks", "Emails sent by the fallback relay.", registry=registry
+        ),
+        muted=Counter(
+            f"{p}_messages_muted",
+            "Messages not sent because of preferences.",
+            ("channel", "category"),
+            registry=registry,
+        ),
+        digested=Counter(
+            f"{p}_messages_digested",
+            "Updates queued into a digest.",
+            ("channel",),
+            registry=registry,
+        ),
+        dead_lettered=Counter(
+            f"{p}_dead_lettered",
+            "Events sent to a dead-letter topic.",
+            ("topic", "reason"),
+            registry=registry,
+        ),
+        dlq_size=Gauge(f"{p}_failed_deliveries", "Deliveries in state failed.", registry=registry),
+    )

@@ -1,0 +1,114 @@
+"""The in-app inbox (list, mark read, live stream) and per-user preferences."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+
+import httpx
+
+from services.notifier.app import create_app
+from services.notifier.settings import NotifierSettings
+from shared.events import Author, Status
+from shared.infra.mailcatcher import MailCatcher
+from shared.infra.modes import Infra
+from shared.infra.processes import free_port
+from shared.runtime import ServiceRuntime
+from tests.integration.notifier.builders import created, reply, status, survey
+from tests.integration.notifier.conftest import (
+    Notifier,
+    Receiver,
+    mails,
+    served,
+    settle_mail,
+    until,
+)
+
+
+async def test_the_inbox_lists_newest_first_and_marks_read_for_its_owner_only(
+    notifier: Notifier, mail: MailCatcher
+) -> None:
+    await notifier.publish(("tickets", created("T-box")))
+    await mails(mail, 1)
+    await notifier.publish(("tickets", reply("T-box", "Found your deposit.")))
+    await mails(mail, 2)
+    mine = notifier.token("u-42")
+    items = (await notifier.http.get("/v1/inbox", headers=mine)).json()["items"]
+    assert [i["template"] for i in items] == ["agent_reply", "ticket_acknowledged"]
+    first = items[0]["id"]
+    assert (
+        await notifier.http.post(f"/v1/inbox/{first}/read", headers=notifier.token("u-9"))
+    ).status_code == 404
+    marked = await notifier.http.post(f"/v1/inbox/{first}/read", headers=mine)
+    assert marked.json()["read_at"] is not None
+    unread = await notifier.http.get("/v1/inbox?unread_only=true", headers=mine)
+    assert [i["template"] for i in unread.json()["items"]] == ["ticket_acknowledged"]
+    assert (await notifier.http.get("/v1/inbox")).status_code == 401
+    forged = {"Authorization": "Bearer abc.def"}
+    assert (await notifier.http.get("/v1/inbox", headers=forged)).status_code == 401
+
+
+async def test_opted_out_categories_are_not_sent_but_security_notices_always_are(
+    notifier: Notifier, mail: MailCatcher, receiver: Receiver
+) -> None:
+    headers = notifier.token("u-42")
+    put = await notifier.http.put(
+        "/v1/preferences/u-42",
+        json={"opt_out": {"email": ["surveys", "progress"], "webhook": ["surveys"]}},
+        headers=headers,
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["opt_out"] == {"email": ["progress", "surveys"], "webhook": ["surveys"]}
+    refused = await notifier.http.put(
+        "/v1/preferences/u-42", json={"opt_out": {"email": ["security"]}}, headers=headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["refused"] == ["email:security"]
+    other = await notifier.http.get("/v1/preferences/u-42", headers=notifier.token("u-7"))
+    assert other.status_code == 403
+
+    await notifier.publish(
+        ("tickets", created("T-pref")),
+        ("tickets", status("T-pref", Status.solved)),
+        ("feedback", survey("T-pref")),
+        ("tickets", reply("T-pref", "warning", author=Author.system)),
+    )
+    await until(lambda: len(receiver.to("/push")) == 3)  # ack, solved, warning (no survey)
+    caught = await settle_mail(mail)
+    assert [m.subject for m in caught] == ["[T-pref] 安全提醒：请勿泄露助记词或私钥"]
+    inbox = (await notifier.http.get("/v1/inbox", headers=headers)).json()["items"]
+    assert len(inbox) == 4  # nothing muted on the inbox
+    muted = notifier.runtime.registry.get_sample_value(
+        "helpstream_notifier_messages_muted_total", {"channel": "email", "category": "progress"}
+    )
+    assert muted == 2
+
+
+async def test_the_inbox_stream_pushes_a_new_item_as_a_server_sent_event(
+    notifier_settings: Callable[..., NotifierSettings], infra: Infra, mail: MailCatcher
+) -> None:
+    settings = notifier_settings()
+    runtime = ServiceRuntime("notifier", settings)
+    app = create_app(settings, runtime)
+    async with served(app, free_port()) as url, httpx.AsyncClient(base_url=url) as http:
+        token = Notifier(http, app, settings, runtime, infra).token("u-42")
+        publisher = Notifier(http, app, settings, runtime, infra)
+
+        async def first_event() -> dict[str, object]:
+            async with http.stream("GET", "/v1/inbox/stream", headers=token) as response:
+                assert response.headers["content-type"].startswith("text/event-stream")
+                event = ""
+                async for line in response.aiter_lines():
+                    if line.startswith("event: "):
+                        event = line[7:]
+                    if line.startswith("data: ") and event == "inbox.item":
+                        return dict(json.loads(line[6:]))
+            raise AssertionError("stream ended")
+
+        reader = asyncio.create_task(first_event())
+        await asyncio.sleep(0.5)
+        await publisher.publish(("tickets", created("T-sse")))
+        item = await asyncio.wait_for(reader, 20)
+    assert item["template"] == "ticket_acknowledged"
+    assert item["ticket_id"] == "T-sse"
