@@ -24,7 +24,7 @@ lint: install
 	$(BIN)/ruff format --check .
 
 typecheck: install
-	$(BIN)/mypy --strict shared services helpstream
+	$(BIN)/mypy --strict shared services helpstream bench
 
 test: lint typecheck
 	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider
@@ -43,3 +43,6 @@ schemas: install
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+bench: install
+	$(BIN)/python -m bench $(BENCH)
