@@ -169,7 +169,7 @@ def create_app(
         )
         response.status_code = 201 if opened.created else 200
         response.headers["Location"] = f"/v1/tickets/{opened.ticket.id}"
-        return TicketView.of(opened.ticket)
+        return TicketView.of(opened.ticket, internal=Scope.agent in key.scopes)
 
     @app.get("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
     async def get_ticket(ticket_id: str, key: Caller) -> TicketView:
@@ -177,7 +177,7 @@ def create_app(
         ticket = await store().get(ticket_id)
         if ticket is None:
             raise TicketNotFound(ticket_id)
-        return TicketView.of(ticket)
+        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
 
     @app.get("/v1/tickets", response_model=TicketPage, tags=["tickets"])
     async def list_tickets(
@@ -194,7 +194,7 @@ def create_app(
         )
         last = tickets[-1].id if len(tickets) == limit else None
         return TicketPage(
-            items=[TicketView.of(t) for t in tickets],
+            items=[TicketView.of(t, internal=Scope.agent in key.scopes) for t in tickets],
             next_cursor=base64.urlsafe_b64encode(last.encode()).decode() if last else None,
         )
 
@@ -208,13 +208,17 @@ def create_app(
     async def add_message(
         ticket_id: str, body: AddMessage, key: Caller, correlation: Correlation = None
     ) -> MessageAdded:
-        agent_only = body.author == Author.agent or not body.public
+        # Agent replies, internal notes and official system notices need the agent scope.
+        agent_only = body.author != Author.requester or not body.public
         need(key, Scope.agent if agent_only else Scope.write)
         ticket, message = await service().change(
             ticket_id, body, correlation_id=correlation or new_id()
         )
         assert message is not None
-        return MessageAdded(message=MessageView.of(message), ticket=TicketView.of(ticket))
+        return MessageAdded(
+            message=MessageView.of(message),
+            ticket=TicketView.of(ticket, internal=Scope.agent in key.scopes),
+        )
 
     @app.patch("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
     async def update_ticket(
@@ -223,7 +227,7 @@ def create_app(
         """Change status, priority, assignee or group. Illegal status changes get 409."""
         need(key, Scope.agent)
         ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
-        return TicketView.of(ticket)
+        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
 
     @app.post("/v1/tickets/{ticket_id}/escalate", response_model=TicketView, tags=["tickets"])
     async def escalate(
@@ -232,7 +236,7 @@ def create_app(
         """A requester asks for a manager, or an agent escalates: level 1 → 2 → 3."""
         need(key, Scope.agent if body.by == "agent" else Scope.write)
         ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
-        return TicketView.of(ticket)
+        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
 
     @app.post("/v1/api-keys", status_code=201, response_model=IssuedApiKey, tags=["admin"])
     async def create_api_key(body: NewApiKey, key: Caller) -> IssuedApiKey:

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
 
 class Scope(StrEnum):
     read = "tickets:read"  # read tickets
-    write = "tickets:write"  # open tickets, add requester/system messages, ask for escalation
-    agent = "tickets:agent"  # agent replies and notes, status/priority/assignment, escalation
+    write = "tickets:write"  # open tickets, add requester messages, ask for escalation
+    agent = "tickets:agent"  # agent replies, notes, system notices, status, priority, escalation
     admin = "admin"  # create API keys
 
 

@@ -48,7 +48,8 @@ class TicketView(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, ticket: Ticket) -> TicketView:
+    def of(cls, ticket: Ticket, *, internal: bool = True) -> TicketView:
+        """`internal=False` leaves out internal notes (for callers that are not agents)."""
         return cls(
             id=ticket.id,
             status=ticket.status,
@@ -64,7 +65,7 @@ class TicketView(BaseModel):
             crypto=ticket.crypto,
             attachments=ticket.attachments,
             secret_redacted=ticket.secret_redacted,
-            messages=[MessageView.of(m) for m in ticket.messages],
+            messages=[MessageView.of(m) for m in ticket.messages if internal or m.public],
             created_at=ticket.created_at,
             updated_at=ticket.updated_at,
         )

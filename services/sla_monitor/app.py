@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Header
 
 from services.sla_monitor.handlers import SlaService, Timer
-from services.sla_monitor.metrics import sla_metrics
+from services.sla_monitor.metrics import SlaMetrics, sla_metrics
 from services.sla_monitor.policy import load_policies
 from services.sla_monitor.settings import SlaSettings
 from services.sla_monitor.store import SlaStore
@@ -22,15 +22,17 @@ from shared.runtime import LoopWorker, ServiceRuntime, service_app
 SERVICE = "sla_monitor"
 
 
-def open_clocks_gauge(store: SlaStore, gauge: Any, every_s: float) -> LoopWorker:
-    """Recounts open clocks now and then (an indexed count per metric)."""
+def clock_gauges(store: SlaStore, metrics: SlaMetrics, every_s: float) -> LoopWorker:
+    """Recounts open and at-risk clocks now and then (indexed counts per metric)."""
 
     async def loop() -> None:
         while True:
             started = time.monotonic()
             with contextlib.suppress(Exception):
-                for metric, count in (await store.open_clocks()).items():
-                    gauge.labels(metric).set(count)
+                for metric, count in (await store.clock_counts("open_metrics")).items():
+                    metrics.open_clocks.labels(metric).set(count)
+                for metric, count in (await store.clock_counts("at_risk_metrics")).items():
+                    metrics.at_risk_clocks.labels(metric).set(count)
             await asyncio.sleep(max(every_s, 4 * (time.monotonic() - started)))
 
     return LoopWorker("sla-open-clocks", loop)
@@ -63,7 +65,7 @@ def create_app(
         timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)
-        rt.workers.append(open_clocks_gauge(store, metrics.open_clocks, cfg.open_clocks_refresh_s))
+        rt.workers.append(clock_gauges(store, metrics, cfg.open_clocks_refresh_s))
         parts.update(store=store, service=service, timer=timer)
         app.state.sla = parts
 

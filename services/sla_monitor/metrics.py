@@ -13,6 +13,8 @@ from shared.metrics import LATENCY_BUCKETS
 class SlaMetrics:
     # clocks not yet stopped (running or paused), by metric, across the whole deployment
     open_clocks: Gauge
+    # open clocks past a warning threshold and not yet breached (the at-risk backlog)
+    at_risk_clocks: Gauge
     # sla.warning events published, by metric, priority and policy
     warnings: Counter
     # sla.breached events published, by metric, priority and policy
@@ -32,6 +34,12 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
     return SlaMetrics(
         open_clocks=Gauge(
             "helpstream_sla_open_clocks", "Open SLA clocks.", ("metric",), registry=registry
+        ),
+        at_risk_clocks=Gauge(
+            "helpstream_sla_at_risk_clocks",
+            "Open clocks past a warning, not yet breached.",
+            ("metric",),
+            registry=registry,
         ),
         warnings=Counter(
             "helpstream_sla_warnings", "SLA warnings published.", labels, registry=registry

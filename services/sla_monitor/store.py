@@ -79,6 +79,11 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         "open_metrics": sorted(
             m.value for m, c in sla.clocks.items() if c.state is not ClockState.stopped
         ),
+        "at_risk_metrics": sorted(
+            m.value
+            for m, c in sla.clocks.items()
+            if c.state is not ClockState.stopped and c.warned and c.breached_at is None
+        ),
         "next_due": next_due,
         "version": sla.version,
     }
@@ -110,6 +115,7 @@ class SlaStore:
     async def ensure_indexes(self) -> None:
         await self.tickets.create_index([("partition", ASCENDING), ("next_due", ASCENDING)])
         await self.tickets.create_index([("open_metrics", ASCENDING)])
+        await self.tickets.create_index([("at_risk_metrics", ASCENDING)])
         await self.versions.create_index([("number", ASCENDING)], unique=True)
 
     # --- policy versions ----------------------------------------------------------
@@ -213,8 +219,9 @@ class SlaStore:
         updates = sum(isinstance(op, UpdateOne) for op in ops)
         return updates - result.matched_count
 
-    async def open_clocks(self) -> dict[str, int]:
+    async def clock_counts(self, field: str) -> dict[str, int]:
+        """Per metric, tickets whose `open_metrics` or `at_risk_metrics` holds it (indexed)."""
         return {
-            metric.value: await self.tickets.count_documents({"open_metrics": metric.value})
+            metric.value: await self.tickets.count_documents({field: metric.value})
             for metric in SlaMetric
         }

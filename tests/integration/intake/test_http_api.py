@@ -823,3 +823,38 @@ async def test_http_metrics_label_requests_by_route_template_never_by_ticket_id(
         intake, "helpstream_intake_http_request_duration_seconds_count"
     )
     assert {s["route"] for s, _ in durations} >= {"/v1/tickets", "/v1/tickets/{ticket_id}"}
+
+
+async def test_internal_notes_are_shown_only_to_agent_keys(intake: Intake) -> None:
+    ticket_id = (await intake.open())["id"]
+    note = {
+        "author": "agent",
+        "author_id": "a-1",
+        "body": "KYC flagged, check AML",
+        "public": False,
+    }
+    added = await intake.http.post(
+        f"/v1/tickets/{ticket_id}/messages", json=note, headers=intake.auth()
+    )
+    assert added.status_code == 201, added.text
+    reader = await intake.key_with("tickets:read")
+    agent = await intake.key_with("tickets:read", "tickets:agent")
+
+    as_reader = await intake.http.get(f"/v1/tickets/{ticket_id}", headers=intake.auth(reader))
+    as_agent = await intake.http.get(f"/v1/tickets/{ticket_id}", headers=intake.auth(agent))
+
+    assert [m["body"] for m in as_reader.json()["messages"]] == []
+    assert [m["body"] for m in as_agent.json()["messages"]] == ["KYC flagged, check AML"]
+
+
+async def test_only_agent_keys_may_post_official_system_notices(intake: Intake) -> None:
+    ticket_id = (await intake.open())["id"]
+    writer = await intake.key_with("tickets:write")
+    notice = {"author": "system", "body": "Your withdrawal was released."}
+
+    refused = await intake.http.post(
+        f"/v1/tickets/{ticket_id}/messages", json=notice, headers=intake.auth(writer)
+    )
+
+    assert refused.status_code == 403
+    assert refused.headers["content-type"].startswith("application/problem+json")
