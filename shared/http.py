@@ -6,9 +6,11 @@ a body that says what to fix, never a stack trace or a 500 for its own mistake.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -16,15 +18,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.ids import new_id
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from prometheus_client import CollectorRegistry
     from starlette.routing import BaseRoute
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from shared.metrics import HttpMetrics
 
 PROBLEM = "application/problem+json"
+log = structlog.get_logger(__name__)
 
 
 class Problem(BaseModel):
@@ -126,7 +132,8 @@ def install_operational_routes(
 
 
 def install_red_metrics(app: FastAPI, metrics: HttpMetrics) -> None:
-    """Counts and times every request by route template (bounded labels)."""
+    """Counts and times every request by route template (bounded labels), logs one line per
+    request with its correlation id (ids and codes only, never bodies)."""
 
     @app.middleware("http")
     async def red(
@@ -134,15 +141,92 @@ def install_red_metrics(app: FastAPI, metrics: HttpMetrics) -> None:
     ) -> Response:
         started = time.perf_counter()
         status = 500
+        correlation = request.headers.get("x-correlation-id", "")[:128] or new_id()
+        structlog.contextvars.bind_contextvars(correlation_id=correlation)
         try:
             response = await call_next(request)
             status = response.status_code
+            response.headers.setdefault("X-Correlation-Id", correlation)
             return response
         finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
             route: BaseRoute | None = request.scope.get("route")
             template = getattr(route, "path", "unmatched")
             if template not in ("/metrics", "/healthz", "/readyz"):
+                elapsed = time.perf_counter() - started
                 metrics.requests.labels(template, request.method, str(status)).inc()
-                metrics.duration.labels(template, request.method).observe(
-                    time.perf_counter() - started
+                metrics.duration.labels(template, request.method).observe(elapsed)
+                log.info(
+                    "http_request",
+                    method=request.method,
+                    route=template,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                    correlation_id=correlation,
                 )
+
+
+class _BodyRefused(Exception):
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+
+class BodyLimit:
+    """Refuses bodies over `max_bytes` (413) and bodies that trickle in slower than
+    `timeout_s` between chunks (408), before a route reads them into memory."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, send, self._too_large())
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            try:
+                message = await asyncio.wait_for(receive(), self.timeout_s)
+            except TimeoutError as exc:
+                raise _BodyRefused(
+                    408, "Request Timeout", "The request body arrived too slowly."
+                ) from exc
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _BodyRefused as refused:
+            if started:
+                raise
+            await self._refuse(scope, send, refused)
+
+    def _too_large(self) -> _BodyRefused:
+        return _BodyRefused(
+            413, "Content Too Large", f"Request bodies are limited to {self.max_bytes} bytes."
+        )
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, refused: _BodyRefused) -> None:
+        response = problem(refused.status, refused.title, refused.detail)
+        response.headers["Connection"] = "close"
+
+        async def nothing() -> Message:
+            return {"type": "http.disconnect"}
+
+        await response(scope, nothing, send)

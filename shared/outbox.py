@@ -46,6 +46,8 @@ def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
         "key": event.subject,
         "value": event.to_bytes(),
         "time": event.time,
+        "type": event.type,
+        "correlationid": event.correlationid,
     }
 
 
@@ -201,6 +203,13 @@ class OutboxRelay:
         for doc in docs:
             for entry in doc.get(OUTBOX) or []:
                 self._metrics.relayed.labels(entry["topic"]).inc()
+                log.info(  # the audit line of every state change: ids and type, never bodies
+                    "event_published",
+                    event_type=entry.get("type"),
+                    event_id=entry["id"],
+                    ticket_id=entry["key"],
+                    correlation_id=entry.get("correlationid"),
+                )
                 event_time = entry.get("time")
                 if isinstance(event_time, datetime):
                     self._metrics.relay_lag_seconds.observe(

@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry
 from shared.clock import Clock, SystemClock
 from shared.http import (
     PROBLEM_RESPONSES,
+    BodyLimit,
     install_operational_routes,
     install_problem_handlers,
     install_red_metrics,
@@ -207,6 +208,11 @@ def service_app(
         responses=PROBLEM_RESPONSES,
     )
     app.state.runtime = runtime
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=runtime.settings.http_max_body_bytes,
+        timeout_s=runtime.settings.http_body_timeout_s,
+    )
     install_problem_handlers(app)
     install_red_metrics(app, http_metrics(runtime.registry, runtime.service))
     install_operational_routes(app, runtime.registry, runtime.ready)
