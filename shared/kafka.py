@@ -9,7 +9,6 @@ to the batch's first offsets and retries with backoff; nothing is skipped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ from shared.clock import Clock, SystemClock
 from shared.errors import Invalid
 from shared.events import CONTENT_TYPE, CloudEvent, Contract, parse_event
 from shared.mongo import TRANSIENT_ERRORS
+from shared.tasks import LoopWorker
 from shared.topics import Topics
 
 if TYPE_CHECKING:
@@ -177,7 +177,7 @@ class BatchConsumer:
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
         self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop = LoopWorker(f"consumer:{name}", self._run)
         self._failures = 0
         self.last_error: str | None = None
 
@@ -199,14 +199,10 @@ class BatchConsumer:
         )
         await self._consumer.start()
         self._consumer.subscribe(self._topics, listener=_Listener(self))
-        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.name}")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._loop.stop()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

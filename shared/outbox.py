@@ -19,6 +19,7 @@ from pymongo import ASCENDING, UpdateMany, UpdateOne
 
 from shared.ids import new_id
 from shared.kafka import EVENT_HEADERS
+from shared.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -66,7 +67,7 @@ async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
     await collection.create_index([(OUTBOX_CLAIM, ASCENDING)], sparse=True)
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundTask):
     """Drains the outboxes of some collections to Kafka, oldest first."""
 
     def __init__(
@@ -80,6 +81,7 @@ class OutboxRelay:
         idle_interval_s: float = 0.25,
         lease: timedelta = timedelta(seconds=30),
     ) -> None:
+        super().__init__()
         self._lease = lease
         self._collections = list(collections)
         self._producer = producer
@@ -88,24 +90,15 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._idle = idle_interval_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._failures = 0
 
     def wake(self) -> None:
         """Called after a write with events, so they go out without waiting for the poll."""
         self._wake.set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+    name = "outbox-relay"
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 relayed = await self.relay_once()

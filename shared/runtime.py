@@ -6,10 +6,9 @@ resources in the right order (no I/O at import time) and answers /readyz.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -30,7 +29,7 @@ from shared.outbox import OutboxRelay, ensure_outbox_index
 from shared.topics import Topics
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
     from aiokafka import AIOKafkaProducer, TopicPartition
     from pymongo import AsyncMongoClient
@@ -48,31 +47,6 @@ class Worker(Protocol):
     def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-class LoopWorker:
-    """Runs `loop()` as a task between start and stop; `closing` runs once it has stopped."""
-
-    def __init__(
-        self,
-        name: str,
-        loop: Callable[[], Coroutine[Any, Any, None]],
-        closing: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        self._name, self._loop, self._closing = name, loop, closing
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self._name)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._closing is not None:
-            await self._closing()
 
 
 @dataclass

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Header, Path, Query, Request, Response
 from services.feedback.domain import GroupBy, SurveyRefused, figures, total
 from services.feedback.handlers import CsatGauge, FeedbackService, Submission, SurveyConfig
 from services.feedback.metrics import feedback_metrics
+from services.feedback.pages import install_pages
 from services.feedback.settings import DEV_SURVEY_SECRET, FeedbackSettings
 from services.feedback.store import FeedbackStore
 from services.feedback.views import CsatReport, CsatRow, RatingAccepted, RatingIn, SurveyView
@@ -167,6 +168,7 @@ def create_app(
             total=CsatRow.of(None, figures(total(counts for _, counts in rows))),
         )
 
+    install_pages(app, cfg, parts)
     return app
 
 

@@ -45,6 +45,7 @@ from shared.ids import new_id, stable_id
 from shared.kafka import decode_events
 from shared.outbox import outbox_entry
 from shared.redaction import redact
+from shared.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -343,7 +344,7 @@ def _facts(data: TicketCreated) -> TicketFacts:
     )
 
 
-class CsatGauge:
+class CsatGauge(BackgroundTask):
     """Keeps `helpstream_feedback_csat_ratio{group}` current: after ratings (woken) and at
     least every `interval_s`. A failed refresh leaves the last values and tries again on
     the next round; it never touches data."""
@@ -357,27 +358,19 @@ class CsatGauge:
         window: timedelta,
         interval_s: float,
     ) -> None:
+        super().__init__()
         self._store = store
         self._clock = clock
         self._metrics = metrics
         self._window = window
         self._interval = interval_s
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._groups: set[str] = set()
 
     def wake(self) -> None:
         self._wake.set()
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="csat-gauge")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    name = "csat-gauge"
 
     async def refresh(self) -> None:
         now = self._clock.now()
@@ -392,7 +385,7 @@ class CsatGauge:
             self._metrics.csat_ratio.remove(gone)
         self._groups = seen
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             self._wake.clear()
             try:

@@ -23,7 +23,8 @@ from services.notifier.templates import Templates
 from services.notifier.webhook import WebhookSender
 from shared.errors import ConfigError
 from shared.http import ProblemError
-from shared.runtime import LoopWorker, ServiceRuntime, service_app
+from shared.runtime import ServiceRuntime, service_app
+from shared.tasks import LoopWorker
 from shared.tokens import TokenError, verify
 
 SERVICE = "notifier"

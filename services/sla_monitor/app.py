@@ -17,7 +17,8 @@ from services.sla_monitor.store import SlaStore
 from services.sla_monitor.views import TicketSlaView
 from shared.http import ProblemError
 from shared.ids import new_id
-from shared.runtime import LoopWorker, ServiceRuntime, service_app
+from shared.runtime import ServiceRuntime, service_app
+from shared.tasks import LoopWorker
 
 SERVICE = "sla_monitor"
 

@@ -8,7 +8,6 @@ second earlier cancels it) and two instances can never publish the same breach.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ from shared.events import (
 )
 from shared.kafka import decode_events
 from shared.outbox import outbox_entry
+from shared.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -225,7 +225,7 @@ class SlaService:
         return fired
 
 
-class Timer:
+class Timer(BackgroundTask):
     """Fires due clocks of the partitions this instance owns, every `interval_s`."""
 
     def __init__(
@@ -235,11 +235,11 @@ class Timer:
         topic: str,
         interval_s: float = 0.2,
     ) -> None:
+        super().__init__()
         self._service = service
         self._watermarks = watermarks
         self._topic = topic
         self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
         self.owned: set[int] = set()
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
@@ -248,14 +248,7 @@ class Timer:
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         self.owned -= {tp.partition for tp in partitions if tp.topic == self._topic}
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sla-timer")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    name = "sla-timer"
 
     def horizons(self) -> dict[int, datetime]:
         """Owned partitions whose consumer has caught up to some instant."""
@@ -268,7 +261,7 @@ class Timer:
     async def tick(self) -> int:
         return await self._service.fire_due(self.horizons())
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
         while True:
             try:
                 fired = await self.tick()
