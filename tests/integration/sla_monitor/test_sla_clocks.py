@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from shared.events import Author, Category, Priority, Status
@@ -178,3 +179,26 @@ async def test_redelivered_ticket_events_change_nothing(sla: Sla, sla_tap: Tap) 
         "applied",
         "fulfilled",
     ]
+
+
+async def test_a_late_agent_reply_counts_at_its_event_time_not_its_arrival(
+    sla: Sla, sla_tap: Tap
+) -> None:
+    story = TicketStory()
+    await sla.send(story.created())
+    await sla.wait_for(story.ticket_id, lambda v: len(v["clocks"]) == 2)
+    await advance_to(sla, T0 + timedelta(minutes=50), sla_tap, 3)  # the 75% warning fired
+
+    await sla.send(story.message(Author.agent, T0 + timedelta(minutes=40)))  # arrives late
+    records = await advance_to(sla, T0 + timedelta(hours=2), sla_tap, 4)
+
+    events = [
+        json.loads(r.value) for r in records if json.loads(r.value)["subject"] == story.ticket_id
+    ]
+    first_reply = [
+        (e["type"].removeprefix("helpstream.sla."), e["data"]["elapsed_s"])
+        for e in events
+        if e["data"]["metric"] == "first_reply"
+    ]
+    assert [kind for kind, _ in first_reply] == ["applied", "warning", "fulfilled"]
+    assert first_reply[-1][1] == 40 * 60
