@@ -7,7 +7,12 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: install run test lint typecheck unit integration e2e schemas bench clean
 
+# promtool and prometheus come from Debian's `prometheus` package (rule, metrics and e2e
+# tests; `make run`). Where nothing forbids it (no policy-rc.d), the package starts a daemon
+# on :9090: stop exactly that one, right after installing it.
 install: $(STAMP)
+	@command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && { [ ! -x /etc/init.d/prometheus ] || /etc/init.d/prometheus stop >/dev/null 2>&1 || true; })
+	@command -v chromium >/dev/null && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,4 +50,5 @@ clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
 bench: install
+	$(BIN)/python -m pip install -q -e ".[dev,embedded,bench]"
 	$(BIN)/python -m bench $(BENCH)

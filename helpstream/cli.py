@@ -16,10 +16,12 @@ from typing import Annotated
 import httpx
 import typer
 
+from shared.errors import InfraStartError
 from shared.infra.embedded import kafka_answers, mongo_answers, mongo_url
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra, start_embedded
 from shared.infra.processes import ManagedProcess, pid_alive, stop_pid
+from shared.infra.prometheus import INSTALL_HINT, prometheus_binary, prometheus_process
 from shared.infra.services import SERVICES, service_process
 from shared.settings import InfraMode, ServiceSettings
 
@@ -28,7 +30,10 @@ infra_app = typer.Typer(help="The embedded Kafka broker and MongoDB server.")
 app.add_typer(infra_app, name="infra")
 
 DataDir = Annotated[Path, typer.Option(help="Where logs, data and caught mail go.")]
-KAFKA_PORT, MONGO_PORT, SMTP_PORT = 19092, 27117, 2525
+KAFKA_PORT, MONGO_PORT, SMTP_PORT, PROMETHEUS_PORT = 19092, 27117, 2525, 9090
+PROMETHEUS_LOCAL_CONFIG = (
+    Path(__file__).resolve().parents[1] / "deploy/prometheus/prometheus.local.yml"
+)
 
 
 def _say(message: str) -> None:
@@ -42,12 +47,15 @@ def up(
     kafka_port: int = KAFKA_PORT,
     mongo_port: int = MONGO_PORT,
     smtp_port: int = SMTP_PORT,
+    prometheus_port: int = PROMETHEUS_PORT,
 ) -> None:
-    """Start broker, MongoDB, mail catcher and the four services; Ctrl-C stops them all."""
+    """Start broker, MongoDB, mail catcher, the four services and Prometheus (when
+    installed); Ctrl-C stops them all."""
     settings = ServiceSettings()
     data_dir.mkdir(parents=True, exist_ok=True)
     infra: Infra | None = None
     services: list[ManagedProcess] = []
+    prometheus: ManagedProcess | None = None
     mail = MailCatcher(port=smtp_port, folder=data_dir / "mail")
     stop = {"now": False}
 
@@ -91,21 +99,51 @@ def up(
             process.start(timeout=60)
             services.append(process)
             _say(f"  {name:<12} http://127.0.0.1:{port}  (/docs, /metrics, /readyz)")
+        prometheus = _start_prometheus(data_dir, prometheus_port)
         _say("helpstream is up. Try `helpstream demo` in another terminal; Ctrl-C stops.")
         while not stop["now"]:
             for process in services:
                 if process.process is not None and process.process.poll() is not None:
                     _say(f"{process.name} exited; see {process.log_path}")
                     stop["now"] = True
+            if prometheus is not None and prometheus.process is not None:
+                if prometheus.process.poll() is not None:
+                    _say(
+                        f"prometheus exited; see {prometheus.log_path} (the services keep running)"
+                    )
+                    prometheus = None
             time.sleep(0.3)
     finally:
         _say("stopping ...")
+        if prometheus is not None:
+            prometheus.stop()
         for process in reversed(services):
             process.stop()
         mail.stop()
         if infra is not None:
             infra.stop()
         _say("stopped.")
+
+
+def _start_prometheus(data_dir: Path, port: int) -> ManagedProcess | None:
+    """Prometheus with deploy/prometheus/prometheus.local.yml, when installed; else a hint."""
+    if prometheus_binary() is None:
+        _say(f"  prometheus not installed, skipped. To get it: {INSTALL_HINT}")
+        return None
+    if not PROMETHEUS_LOCAL_CONFIG.is_file():
+        _say(f"  prometheus skipped: {PROMETHEUS_LOCAL_CONFIG} not found (run from a checkout)")
+        return None
+    _say("starting prometheus ...")
+    process = prometheus_process(
+        PROMETHEUS_LOCAL_CONFIG, data_dir / "prometheus", port, data_dir / "logs"
+    )
+    try:
+        process.start(timeout=30)
+    except InfraStartError as exc:
+        _say(f"  prometheus did not start (the services keep running): {exc}")
+        return None
+    _say(f"  prometheus   http://127.0.0.1:{port}  (alerts: /alerts, targets: /targets)")
+    return process
 
 
 def _local_api_key(data_dir: Path) -> str:

@@ -300,6 +300,6 @@ class BatchConsumer:
             except KafkaError:
                 continue
             lag = max(0, high - position)
-            self._metrics.lag.labels(self._service, self._group_id, tp.topic, tp.partition).set(lag)
+            self._metrics.lag.labels(self._group_id, tp.topic, tp.partition).set(lag)
             if lag == 0:
                 self.watermarks[tp] = self._clock.now()

@@ -68,7 +68,7 @@ def consumer_metrics(registry: CollectorRegistry, service: str) -> ConsumerMetri
         lag=Gauge(
             "helpstream_kafka_consumer_lag_messages",
             "Messages not yet consumed (highwater minus position).",
-            ("service", "group", "topic", "partition"),
+            ("group", "topic", "partition"),
             registry=registry,
         ),
     )

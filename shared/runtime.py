@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from shared.clock import Clock, SystemClock
 from shared.http import (
@@ -174,6 +174,7 @@ def service_app(
         finally:
             await runtime.close()
 
+    disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twins
     app = FastAPI(
         title=title,
         description=description,

@@ -33,38 +33,38 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
     labels = ("metric", "priority", "policy")
     return SlaMetrics(
         open_clocks=Gauge(
-            "helpstream_sla_open_clocks", "Open SLA clocks.", ("metric",), registry=registry
+            "helpstream_sla_monitor_open_clocks", "Open SLA clocks.", ("metric",), registry=registry
         ),
         at_risk_clocks=Gauge(
-            "helpstream_sla_at_risk_clocks",
+            "helpstream_sla_monitor_at_risk_clocks",
             "Open clocks past a warning, not yet breached.",
             ("metric",),
             registry=registry,
         ),
         warnings=Counter(
-            "helpstream_sla_warnings", "SLA warnings published.", labels, registry=registry
+            "helpstream_sla_monitor_warnings", "SLA warnings published.", labels, registry=registry
         ),
         breaches=Counter(
-            "helpstream_sla_breaches", "SLA breaches published.", labels, registry=registry
+            "helpstream_sla_monitor_breaches", "SLA breaches published.", labels, registry=registry
         ),
         fulfilled=Counter(
-            "helpstream_sla_fulfilled", "SLA targets met.", labels, registry=registry
+            "helpstream_sla_monitor_fulfilled", "SLA targets met.", labels, registry=registry
         ),
         fire_lag=Histogram(
-            "helpstream_sla_fire_lag_seconds",
+            "helpstream_sla_monitor_fire_lag_seconds",
             "Due instant to publication of a warning or breach.",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         ),
         first_reply=Histogram(
-            "helpstream_sla_time_to_first_reply_seconds",
+            "helpstream_sla_monitor_time_to_first_reply_seconds",
             "Ticket created to first public agent reply.",
             ("priority",),
             buckets=(60, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800),
             registry=registry,
         ),
         skipped=Counter(
-            "helpstream_sla_events_skipped",
+            "helpstream_sla_monitor_events_skipped",
             "Ticket events not applied.",
             ("reason",),
             registry=registry,

@@ -57,7 +57,7 @@ async def test_an_agent_reply_before_the_deadline_fulfils_and_cancels_the_warnin
     first_reply = [e for e in sla_events(records, story.ticket_id) if e[1] == "first_reply"]
     assert first_reply == [("applied", "first_reply", 1), ("fulfilled", "first_reply", 1)]
     metrics = (await sla.http.get("/metrics")).text
-    assert "helpstream_sla_time_to_first_reply_seconds_count" in metrics
+    assert "helpstream_sla_monitor_time_to_first_reply_seconds_count" in metrics
 
 
 async def test_next_reply_runs_per_requester_message_cycle(sla: Sla, sla_tap: Tap) -> None:

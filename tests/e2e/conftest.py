@@ -1,0 +1,55 @@
+"""The four services as real processes on the session's broker and MongoDB."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+from shared.infra.mailcatcher import MailCatcher
+from shared.infra.processes import ManagedProcess, free_port
+from shared.infra.services import SERVICES, service_process
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from shared.infra.modes import Infra
+
+API_KEY = "hs_e2e_0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+@pytest.fixture
+def mail() -> Iterator[MailCatcher]:
+    catcher = MailCatcher(port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture
+def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """service name → its base URL; topics and databases prefixed with `t<uid>.`."""
+    env = {
+        "HELPSTREAM_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
+        "HELPSTREAM_MONGO_URL": infra.mongo_url,
+        "HELPSTREAM_TOPIC_PREFIX": f"t{uid}.",
+        "HELPSTREAM_MONGO_DB_PREFIX": f"t{uid}",
+        "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
+        "HELPSTREAM_SMTP_PORT": str(mail.port),
+        "HELPSTREAM_BOOTSTRAP_API_KEY": API_KEY,
+    }
+    started: list[ManagedProcess] = []
+    urls: dict[str, str] = {}
+    try:
+        for name in SERVICES:
+            port = free_port()
+            process = service_process(name, port, env, tmp_path)
+            process.start(timeout=60)
+            started.append(process)
+            urls[name] = f"http://127.0.0.1:{port}"
+        yield urls
+    finally:
+        for process in started:
+            process.stop()
