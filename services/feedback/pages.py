@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from fastapi import FastAPI, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.feedback.domain import (
@@ -42,6 +42,8 @@ from shared.web.i18n import COMMON, LANGUAGES, Catalogue, page_language
 from shared.web.render import Pages
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from services.feedback.handlers import FeedbackService
     from services.feedback.settings import FeedbackSettings
     from services.feedback.store import Survey

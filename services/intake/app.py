@@ -23,6 +23,7 @@ from services.intake.handlers import (
     TicketService,
 )
 from services.intake.metrics import intake_metrics
+from services.intake.pages import install_pages
 from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
 from services.intake.triage import load_rules
@@ -249,6 +250,7 @@ def create_app(
             key=issued.secret,
         )
 
+    install_pages(app, cfg, runtime, parts)
     return app
 
 

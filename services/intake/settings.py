@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from shared.settings import ServiceSettings
+from shared.web.links import DEV_REQUESTER_LINK_SECRET
 
 
 class IntakeSettings(ServiceSettings):
@@ -15,4 +16,14 @@ class IntakeSettings(ServiceSettings):
     )
     triage_rules: Path | None = Field(
         None, description="Triage rules YAML; the packaged rules when empty."
+    )
+    requester_link_secret: SecretStr = Field(
+        SecretStr(DEV_REQUESTER_LINK_SECRET),
+        description="HMAC key of the requester's ticket status links (/t/{token}); the same "
+        "value as notifier's, which mails the links. Set it in every real deployment.",
+    )
+    sla_monitor_url: str = Field(
+        "http://127.0.0.1:8002",
+        description="sla_monitor's API; the status page shows the promised next reply time "
+        "from it (and is shown without it when sla_monitor does not answer).",
     )

@@ -17,6 +17,7 @@ from services.notifier.handlers import Notifications
 from services.notifier.inbox import InboxHub, item_view, stream
 from services.notifier.mail import SmtpSender
 from services.notifier.metrics import notifier_metrics
+from services.notifier.pages import install_pages
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 from services.notifier.templates import Templates
@@ -230,4 +231,5 @@ def create_app(
         await store().put_preferences(requester_id, body.opt_out, runtime.clock.now())
         return await get_preferences(requester_id, caller)
 
+    install_pages(app, cfg, runtime, parts)
     return app

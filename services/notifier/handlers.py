@@ -34,6 +34,7 @@ from services.notifier.domain import (
     requester_of,
 )
 from services.notifier.mail import Email
+from services.notifier.pages import link_values
 from services.notifier.store import Outcome
 from shared.errors import Invalid, Retryable
 from shared.events import (
@@ -204,6 +205,7 @@ class Notifications:
         blocks: tuple[str, ...],
         values: Mapping[str, Any],
     ) -> Rendered:
+        values = {**values, **link_values(self._settings, recipient, values, self._clock.now())}
         try:
             return self._templates.render(
                 template, recipient.language, recipient.timezone, blocks, values

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr
 
 from services.notifier.config import DEFAULT_RULES_PATH, DEFAULT_TEMPLATES_DIR
 from shared.settings import ServiceSettings
+from shared.web.links import DEV_REQUESTER_LINK_SECRET
 
 
 class NotifierSettings(ServiceSettings):
@@ -55,3 +57,17 @@ class NotifierSettings(ServiceSettings):
     digest_window_s: float = Field(60.0, ge=0, description="Coalescing window; 0 = off.")
     digest_poll_s: float = Field(1.0, gt=0, description="How often due digests are flushed.")
     digest_max_attempts: int = Field(10, ge=1, description="Flush attempts before giving up.")
+
+    # requester pages: the "check your ticket" link in requester emails (intake serves it)
+    requester_link_secret: SecretStr = Field(
+        SecretStr(DEV_REQUESTER_LINK_SECRET),
+        description="HMAC key of ticket status links; the same value as intake's. Set it in "
+        "every real deployment.",
+    )
+    requester_link_ttl: timedelta = Field(
+        timedelta(days=30), gt=timedelta(0), description="How long a status link works."
+    )
+    status_page_base_url: str | None = Field(
+        "http://127.0.0.1:8001",
+        description="Where requesters reach intake; status links start with it (empty: none).",
+    )

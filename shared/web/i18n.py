@@ -8,7 +8,10 @@ one language falls back to English, then to the key itself, so a page never brea
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 LANGUAGES: tuple[str, ...] = ("zh-CN", "en")
 FALLBACK = "en"
