@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: install run test lint typecheck unit integration e2e schemas bench clean
+.PHONY: install run test lint typecheck unit integration e2e faults schemas bench clean
 
 # promtool and prometheus come from Debian's `prometheus` package (rule, metrics and e2e
 # tests; `make run`). Where nothing forbids it (no policy-rc.d), the package starts a daemon
@@ -31,8 +31,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy --strict shared services helpstream bench
 
+# Everything but the fault tests in parallel; then the fault tests, one at a time (each
+# freezes or kills its own broker, database and services, and measures recovery).
 test: lint typecheck
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m "not faults"
+	$(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
+
+faults: install
+	$(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
 
 unit: install
 	$(BIN)/pytest -q tests/unit

@@ -16,9 +16,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
+from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.ids import new_id
+from shared.mongo import is_unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -95,6 +97,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
 
+    async def on_unavailable(_: Request, exc: Exception) -> Response:
+        if not is_unavailable(exc):
+            log.error("database_error", error=type(exc).__name__, exc_info=exc)
+            return problem(500, "Internal Server Error", "The request could not be completed.")
+        log.warning("database_unavailable", error=type(exc).__name__)
+        response = problem(
+            503, "Service Unavailable", "The database is not answering; retry shortly."
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+
+    app.add_exception_handler(PyMongoError, on_unavailable)
     app.add_exception_handler(ProblemError, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -173,8 +187,13 @@ class _BodyRefused(Exception):
 
 
 class BodyLimit:
-    """Refuses bodies over `max_bytes` (413) and bodies that trickle in slower than
-    `timeout_s` between chunks (408), before a route reads them into memory."""
+    """Refuses bodies over `max_bytes` (413) and bodies not complete within `timeout_s` of
+    the request (408, slow clients), before a route reads them into memory.
+
+    The refusal is answered here, with `Connection: close`, and the route then sees a
+    disconnected client: frameworks turn errors raised while reading a body into their own
+    400, so raising through them would neither say why nor free the connection.
+    """
 
     def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app, self.max_bytes, self.timeout_s = app, max_bytes, timeout_s
@@ -188,33 +207,40 @@ class BodyLimit:
             await self._refuse(scope, send, self._too_large())
             return
         seen = 0
-        started = False
+        started = refused = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
 
         async def limited_receive() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            remaining = deadline - asyncio.get_running_loop().time()
             try:
-                message = await asyncio.wait_for(receive(), self.timeout_s)
-            except TimeoutError as exc:
-                raise _BodyRefused(
-                    408, "Request Timeout", "The request body arrived too slowly."
-                ) from exc
-            if message["type"] == "http.request":
+                message = await asyncio.wait_for(receive(), max(remaining, 0.001))
+            except TimeoutError:
+                problem_ = _BodyRefused(
+                    408, "Request Timeout", "The request body did not arrive in time."
+                )
+            else:
+                if message["type"] != "http.request":
+                    return message
                 seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise self._too_large()
-            return message
+                if seen <= self.max_bytes:
+                    return message
+                problem_ = self._too_large()
+            if not started:
+                refused = True
+                await self._refuse(scope, send, problem_)
+            return {"type": "http.disconnect"}
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # the client already has its answer
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _BodyRefused as refused:
-            if started:
-                raise
-            await self._refuse(scope, send, refused)
+        await self.app(scope, limited_receive, tracking_send)
 
     def _too_large(self) -> _BodyRefused:
         return _BodyRefused(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from pymongo import AsyncMongoClient
@@ -10,6 +11,7 @@ from pymongo.errors import (
     ConnectionFailure,
     NetworkTimeout,
     NotPrimaryError,
+    PyMongoError,
     ServerSelectionTimeoutError,
     WriteConcernError,
 )
@@ -38,6 +40,7 @@ def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
         tz_aware=True,
         w="majority",
         serverSelectionTimeoutMS=5000,
+        timeoutMS=settings.mongo_timeout_ms,  # no operation hangs while the database is away
         connectTimeoutMS=3000,
         appname="helpstream",
     )
@@ -49,9 +52,14 @@ def service_database(
     return client[f"{settings.mongo_db_prefix}_{service}"]
 
 
-async def mongo_ready(client: AsyncMongoClient[Document]) -> bool:
+async def mongo_ready(client: AsyncMongoClient[Document], timeout_s: float = 1.0) -> bool:
     try:
-        await client.admin.command("ping")
-    except TRANSIENT_ERRORS:
+        await asyncio.wait_for(client.admin.command("ping"), timeout_s)
+    except (TimeoutError, PyMongoError):
         return False
     return True
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """The database is away or too slow (not a bad request): worth a retry later."""
+    return isinstance(exc, TRANSIENT_ERRORS) or bool(isinstance(exc, PyMongoError) and exc.timeout)

@@ -136,7 +136,9 @@ class OutboxRelay(BackgroundTask):
         """Lease a batch of documents to this relay, so instances never publish the same
         events twice; a relay that dies leaves leases that expire and are taken over."""
         now = datetime.now(UTC)  # leases are wall-clock, whatever clock the service runs on
-        free = {"$or": [{OUTBOX_LEASE: {"$exists": False}}, {OUTBOX_LEASE: {"$lt": now}}]}
+        # "no lease, or an expired one" as one condition, not an $or: that keeps the query
+        # on the `_outbox_since` index (an $or made SecantusDB scan the whole collection)
+        free = {OUTBOX_LEASE: {"$not": {"$gte": now}}}
         candidates = (
             await collection.find({OUTBOX_SINCE: {"$exists": True}, **free}, {"_id": 1})
             .sort(OUTBOX_SINCE, ASCENDING)

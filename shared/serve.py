@@ -20,4 +20,5 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=10,
+        limit_concurrency=settings.http_limit_concurrency,
     )

@@ -39,13 +39,19 @@ class ServiceSettings(BaseSettings):
     mongo_db_prefix: str = Field(
         "helpstream", description="Each service uses database `<prefix>_<service>`."
     )
+    mongo_timeout_ms: int = Field(
+        5000, ge=100, description="Longest any one database operation may take."
+    )
     http_host: str = Field("127.0.0.1", description="HTTP bind address.")
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (API, /metrics).")
     http_max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Larger request bodies get 413 before being read."
     )
     http_body_timeout_s: float = Field(
-        10.0, gt=0, description="A body pausing longer than this between chunks gets 408."
+        10.0, gt=0, description="A request body not complete within this gets 408."
+    )
+    http_limit_concurrency: int = Field(
+        1000, ge=1, description="Connections served at once; more get 503."
     )
     log_level: str = Field("INFO")
     log_json: bool = Field(True, description="JSON logs (false: human-readable console).")

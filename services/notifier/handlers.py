@@ -97,6 +97,9 @@ class Notifications:
         self._topics = topics
         self._on_outbox = on_outbox
         self._gate = asyncio.Semaphore(settings.max_parallel_sends)
+        # Accepted by their channel but not yet recorded as sent (the database was away):
+        # a retried batch records these instead of sending them again.
+        self._unrecorded: dict[str, Outcome] = {}
         self._window = timedelta(seconds=settings.digest_window_s)
 
     # --- the consumer ------------------------------------------------------------------------
@@ -136,13 +139,19 @@ class Notifications:
 
         states = await self._store.claim(deliveries, now)
         fresh = [d for d in deliveries if states.get(d.key) == "pending"]
+        for key, state in states.items():
+            if state != "pending":
+                self._unrecorded.pop(key, None)
         queued = [d for d in fresh if d.digest and self._window > timedelta(0)]
-        direct = [d for d in fresh if d not in queued]
+        direct = [d for d in fresh if d not in queued and d.key not in self._unrecorded]
+        await self._record_accepted([d.key for d in fresh if d.key in self._unrecorded])
         await self._store.queue([self._digest_entry(d, now) for d in queued], now)
         for d in queued:
             self._metrics.digested.labels(d.recipient.channel).inc()
 
-        results = await asyncio.gather(*(self._deliver(d) for d in direct), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._deliver_and_mark(d) for d in direct), return_exceptions=True
+        )
         outcomes: list[Outcome] = []
         failures: dict[str, Invalid] = {
             key: Invalid("delivery_failed", "a delivery of this event failed earlier")
@@ -157,10 +166,8 @@ class Notifications:
                 failures[d.key] = result
             elif isinstance(result, BaseException):
                 transient = result
-            else:
-                outcomes.append(self._sent(d, d.key, done))
         await self._store.finish(outcomes, done)
-        if outcomes:
+        if outcomes or direct:
             self._on_outbox()
         if transient is not None:
             raise Retryable("some messages could not be sent yet") from transient
@@ -178,6 +185,23 @@ class Notifications:
         for item in out.values():
             self._metrics.dead_lettered.labels(item.record.topic, item.error.reason).inc()
         return list(out.values())
+
+    async def _deliver_and_mark(self, d: Delivery) -> None:
+        """Marks the delivery sent the moment the channel accepted it: a crash can then resend
+        only what was in flight at that instant (at most `max_parallel_sends` messages), each
+        with the same Message-ID / Idempotency-Key so the receiver can drop it. If the
+        database is away, the outcome waits in memory for the retried batch to record."""
+        await self._deliver(d)
+        now = self._clock.now()
+        self._unrecorded[d.key] = self._sent(d, d.key, now)
+        await self._record_accepted([d.key])
+
+    async def _record_accepted(self, keys: Sequence[str]) -> None:
+        outcomes = [self._unrecorded[key] for key in keys]
+        if outcomes:
+            await self._store.finish(outcomes, self._clock.now())
+            for key in keys:
+                self._unrecorded.pop(key, None)
 
     async def _deliver(self, d: Delivery) -> None:
         async with self._gate:

@@ -98,15 +98,22 @@ class ManagedProcess:
                 start_new_session=self.detached,
             )
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code = self.process.poll()
-            if code is not None:
-                raise InfraStartError(self.name, f"exited with code {code}", tail(self.log_path))
-            if self.ready():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise InfraStartError(self.name, f"not answering after {timeout:.0f}s", tail(self.log_path))
+        try:
+            while time.monotonic() < deadline:
+                code = self.process.poll()
+                if code is not None:
+                    raise InfraStartError(
+                        self.name, f"exited with code {code}", tail(self.log_path)
+                    )
+                if self.ready():
+                    return
+                time.sleep(0.1)
+            raise InfraStartError(
+                self.name, f"not answering after {timeout:.0f}s", tail(self.log_path)
+            )
+        except BaseException:
+            self.stop()  # never leave a half-started process behind
+            raise
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
