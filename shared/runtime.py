@@ -11,6 +11,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+import structlog
 from aiokafka.errors import KafkaError
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, disable_created_metrics
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from shared.kafka import BatchHandler
     from shared.mongo import Document
     from shared.settings import ServiceSettings
+
+
+log = structlog.get_logger(__name__)
 
 
 class Worker(Protocol):
@@ -128,18 +132,17 @@ class ServiceRuntime:
             worker.start()
 
     async def close(self) -> None:
-        for worker in self.workers:
-            await worker.stop()
-        if self.relay is not None:
-            await self.relay.stop()
-        for consumer in self.consumers:
-            with contextlib.suppress(Exception):
-                await consumer.stop()
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await self.producer.stop()
-        if self.client is not None:
-            await self.client.close()
+        """Stops in dependency order; every step is bounded, so a stuck step (a broker that
+        does not answer a group leave, say) cannot keep the process from exiting."""
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            *((f"worker:{type(w).__name__}", w.stop) for w in self.workers),
+            *([("outbox-relay", self.relay.stop)] if self.relay is not None else []),
+            *((f"consumer:{c.name}", c.stop) for c in self.consumers),
+            *([("kafka-producer", self.producer.stop)] if self.producer is not None else []),
+            *([("mongodb-client", self.client.close)] if self.client is not None else []),
+        ]
+        for name, stop in steps:
+            await _within(name, stop(), self.settings.shutdown_step_timeout_s)
 
     async def ready(self) -> dict[str, bool]:
         """Each dependency answers a real round trip within a second; consumers are assigned."""
@@ -159,6 +162,16 @@ class ServiceRuntime:
             return bool(await asyncio.wait_for(client.force_metadata_update(), timeout_s))
         except (TimeoutError, KafkaError, OSError):
             return False
+
+
+async def _within(step: str, work: Awaitable[None], timeout_s: float) -> None:
+    task = asyncio.ensure_future(work)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        log.warning("shutdown_step_timed_out", step=step, timeout_s=timeout_s)
+    elif task.exception() is not None:
+        log.warning("shutdown_step_failed", step=step, error=repr(task.exception())[:300])
 
 
 def service_app(

@@ -53,6 +53,9 @@ class ServiceSettings(BaseSettings):
     http_limit_concurrency: int = Field(
         1000, ge=1, description="Connections served at once; more get 503."
     )
+    shutdown_step_timeout_s: float = Field(
+        10.0, gt=0, description="Longest wait for each resource to close at shutdown."
+    )
     log_level: str = Field("INFO")
     log_json: bool = Field(True, description="JSON logs (false: human-readable console).")
     retry_backoff_max_s: float = Field(
