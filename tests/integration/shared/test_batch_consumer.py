@@ -91,6 +91,19 @@ async def test_poison_messages_go_to_the_dlq_with_a_reason_and_good_ones_are_app
         try:
             records = await dlq.collect(3)
             await eventually(lambda: _true(applied == ["T-1"]))
+
+            async def counted() -> bool:  # counted after the commit, a moment after the DLQ
+                return registry.get_sample_value(
+                    "helpstream_test_consumer_messages_processed_total",
+                    {"consumer": "probe", "topic": topic},
+                ) == 1 and bool(
+                    registry.get_sample_value(
+                        "helpstream_test_consumer_messages_rejected_total",
+                        {"consumer": "probe", "topic": topic, "reason": "invalid_json"},
+                    )
+                )
+
+            await eventually(counted)
         finally:
             await consumer.stop()
             await producer.stop()
