@@ -39,8 +39,16 @@ async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clo
 
         await eventually(clock_started, timeout=30)
 
-        metrics = {name: (await http.get(f"{url}/metrics")).text for name, url in services.items()}
+        metrics: dict[str, str] = {}
+
+        async def counted() -> bool:  # each consumer counts after its commit
+            for name, url in services.items():
+                metrics[name] = (await http.get(f"{url}/metrics")).text
+            return all(
+                f"helpstream_{name}_consumer_messages_processed_total{{" in metrics[name]
+                for name in ("sla_monitor", "feedback", "notifier")
+            )
+
+        await eventually(counted, timeout=30)
     assert "helpstream_intake_outbox_events_relayed_total{topic=" in metrics["intake"]
     assert 'helpstream_notifier_messages_sent_total{channel="email"' in metrics["notifier"]
-    for name in ("sla_monitor", "feedback", "notifier"):
-        assert f"helpstream_{name}_consumer_messages_processed_total" in metrics[name]
