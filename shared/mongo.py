@@ -34,11 +34,14 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
 
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
-    """Majority writes: an effect is "durable" only once the replica set has it."""
+    """Majority, journaled writes: an effect is "durable" (and its offset may be committed)
+    only once the replica set has it in its journal. Without `j`, a standalone server
+    acknowledges a write still in its log buffer, and a kill -9 can lose it."""
     return AsyncMongoClient(
         settings.mongo_url,
         tz_aware=True,
         w="majority",
+        journal=True,
         serverSelectionTimeoutMS=5000,
         timeoutMS=settings.mongo_timeout_ms,  # no operation hangs while the database is away
         connectTimeoutMS=3000,

@@ -31,6 +31,7 @@ from shared.events import (
     SlaWarning,
     Status,
 )
+from shared.ids import stable_id
 
 if TYPE_CHECKING:
     from services.sla_monitor.policy import PolicySet, PolicySpec
@@ -358,6 +359,32 @@ class TicketSla:
         if kind is SlaBreached:
             fields["breached_at"] = clock.breached_at
         self.pending.append(kind.model_validate(fields))
+
+
+def fact_id(data: SlaClockData, cause: str | None) -> str:
+    """The same fact always gets the same event id, so consumers that dedupe on ids drop a
+    breach re-published by a relay after a crash, or recomputed after a write was lost.
+
+    Warnings and breaches are fired by a timer at an arbitrary instant, so their id leaves
+    out the elapsed time; everything else is caused by one ticket event (or an operator's
+    re-apply, `cause` None) and is identified through it.
+    """
+    parts = [
+        data.event_type,
+        data.ticket_id,
+        data.metric.value,
+        str(data.cycle),
+        data.policy_version,
+        repr(data.target_s),
+    ]
+    if isinstance(data, SlaBreached):
+        parts.append(data.breached_at.isoformat())
+    elif isinstance(data, SlaWarning):
+        parts.append(repr(data.threshold))
+    else:
+        deadline = data.deadline.isoformat() if data.deadline else ""
+        parts += [cause or "", repr(data.elapsed_s), deadline]
+    return stable_id(*parts)
 
 
 def copy_sla(sla: TicketSla) -> TicketSla:

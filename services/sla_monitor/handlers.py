@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from services.sla_monitor.domain import ClockState, TicketSla, copy_sla
+from services.sla_monitor.domain import ClockState, TicketSla, copy_sla, fact_id
 from shared.errors import Retryable
 from shared.events import (
     Author,
     SlaBreached,
+    SlaClockData,
     SlaFulfilled,
     SlaMetric,
     SlaWarning,
@@ -100,7 +101,7 @@ class SlaService:
                 seen.add(event.id)
                 new_ids.append(event.id)
                 sla = self._apply(sla, partition, event)
-                outbox.extend(self._outbox(sla, event.correlationid, now))
+                outbox.extend(self._outbox(sla, event.correlationid, now, cause=event.id))
             if sla is None or not new_ids:
                 continue
             next_due = sla.next_due(self.policies_for(sla))
@@ -156,11 +157,16 @@ class SlaService:
             elapsed = clock.elapsed(policies, at).total_seconds()
             self._metrics.first_reply.labels(sla.priority.value).observe(elapsed)
 
-    def _outbox(self, sla: TicketSla, correlation_id: str, now: datetime) -> list[Document]:
+    def _outbox(
+        self, sla: TicketSla, correlation_id: str, now: datetime, cause: str | None = None
+    ) -> list[Document]:
         entries = []
         for data in sla.take_events():
             self._count(data)
-            event = make_event(data, source=SOURCE, time=now, correlationid=correlation_id)
+            event_id = fact_id(data, cause) if isinstance(data, SlaClockData) else None
+            event = make_event(
+                data, source=SOURCE, time=now, correlationid=correlation_id, event_id=event_id
+            )
             entries.append(outbox_entry(self._topics.sla, event))
         return entries
 

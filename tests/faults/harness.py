@@ -446,7 +446,8 @@ class Accounting:
     emails: int = 0
     hooks: int = 0
     vip: set[str] = field(default_factory=set)
-    breaches: Counter[str] = field(default_factory=Counter)
+    breaches: Counter[str] = field(default_factory=Counter)  # distinct breach event ids
+    republished_breaches: int = 0  # records of an id already published (dropped downstream)
     outbox_pending: int = 0
 
     def problems(self) -> list[str]:
@@ -503,6 +504,7 @@ class Accounting:
             f"emails={self.emails} ack_emails={sum(self.acks.values())} "
             f"webhooks={self.hooks} ack_webhooks={sum(self.ack_hooks.values())} "
             f"vip={len(self.vip)} breaches={sum(self.breaches.values())} "
+            f"republished_breaches={self.republished_breaches} "
             f"dup_message_ids={self.duplicate_message_ids} dup_hook_keys={self.duplicate_hook_keys}"
         )
 
@@ -603,15 +605,33 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
 
 
 async def read_breaches(tap: Tap) -> Counter[str]:
-    """sla.breached events per ticket, from the start of the sla topic."""
+    """Distinct sla.breached events per ticket, from the start of the sla topic.
+
+    A relay that crashed (or lost its database) between publishing and clearing its outbox
+    publishes the same event again, with the same id, which every consumer drops: that is
+    a republished record, not a second breach. Their number is in `republished(tap)`.
+    """
     await tap.settle(quiet=1.0)
-    counts: Counter[str] = Counter()
+    ids: dict[str, set[str]] = {}
+    for event in _breach_events(tap):
+        ids.setdefault(str(event.get("subject")), set()).add(str(event.get("id")))
+    return Counter({ticket: len(seen) for ticket, seen in ids.items()})
+
+
+def republished(tap: Tap) -> int:
+    """sla.breached records whose event id was published before."""
+    seen: Counter[str] = Counter(str(e.get("id")) for e in _breach_events(tap))
+    return sum(n - 1 for n in seen.values())
+
+
+def _breach_events(tap: Tap) -> list[dict[str, Any]]:
+    out = []
     for record in tap.records:
         with contextlib.suppress(ValueError, TypeError):
             event = json.loads(record.value)
-            if event.get("type") == "helpstream.sla.breached":
-                counts[str(event.get("subject"))] += 1
-    return counts
+            if isinstance(event, dict) and event.get("type") == "helpstream.sla.breached":
+                out.append(event)
+    return out
 
 
 async def settle_and_count(
@@ -642,4 +662,5 @@ async def settle_and_count(
         acc = await asyncio.to_thread(
             count_once, system, load, mail, webhook, breaches, allowed_resends
         )
+        acc.republished_breaches = republished(tap)
     return acc, waited

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sla_monitor.domain import PAUSED_BY, ClockState, TicketSla, copy_sla
+from services.sla_monitor.domain import PAUSED_BY, ClockState, TicketSla, copy_sla, fact_id
 from services.sla_monitor.policy import PolicySet, parse_policies
 from shared.events import (
     Category,
@@ -326,6 +326,43 @@ def test_firing_twice_at_the_same_instant_warns_once() -> None:
     sla.fire(at(45), POLICIES)
 
     assert len(of(SlaWarning, taken(sla))) == 1
+
+
+def test_a_breach_fired_again_from_the_same_state_keeps_its_event_id() -> None:
+    # A write lost in a database crash makes the timer fire the same breach again, later;
+    # consumers drop it because its id is the same.
+    first, again = started(), started()
+    first.fire(at(60), POLICIES)
+    again.fire(at(75), POLICIES)
+
+    [one] = of(SlaBreached, taken(first), FR)
+    [two] = of(SlaBreached, taken(again), FR)
+
+    assert one.elapsed_s != two.elapsed_s
+    assert fact_id(one, None) == fact_id(two, None)
+
+
+def test_breaches_of_different_cycles_and_warnings_get_different_event_ids() -> None:
+    sla = started()
+    for minutes in (45, 54, 60, 4 * 60):
+        sla.fire(at(minutes), POLICIES)
+    sla.on_agent_reply(at(4 * 60 + 1), POLICIES)
+    sla.fire(at(9 * 60), POLICIES)
+
+    events = taken(sla)
+    ids = [fact_id(e, "cause") for e in events]
+
+    assert len(of(SlaBreached, events, PU)) == 2  # cycles 1 and 2 of periodic_update
+    assert len(set(ids)) == len(ids)
+
+
+def test_events_caused_by_different_ticket_events_get_different_event_ids() -> None:
+    sla = started()
+    sla.on_status(Status.open, Status.pending, at(10), POLICIES)
+    [paused] = of(SlaPaused, taken(sla), RES)
+
+    assert fact_id(paused, "event-1") == fact_id(paused, "event-1")
+    assert fact_id(paused, "event-1") != fact_id(paused, "event-2")
 
 
 def test_first_fire_far_past_the_target_emits_only_the_breach() -> None:
