@@ -39,13 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextlib.contextmanager
-def infrastructure() -> Iterator[Infra]:
+def infrastructure(mongo_cache: str | None = None) -> Iterator[Infra]:
     """An embedded broker and database in a temp dir (or HELPSTREAM_INFRA=external)."""
     if os.environ.get("HELPSTREAM_INFRA") == InfraMode.external.value:
         yield external()
         return
     with tempfile.TemporaryDirectory(prefix="helpstream-bench-") as tmp:
-        infra = start_embedded(Path(tmp))
+        infra = start_embedded(Path(tmp), mongo_cache=mongo_cache)
         try:
             yield infra
         finally:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import FastAPI, Header
 
 from services.sla_monitor.handlers import SlaService, Timer
-from services.sla_monitor.metrics import SlaMetrics, sla_metrics
+from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import load_policies
 from services.sla_monitor.settings import SlaSettings
 from services.sla_monitor.store import SlaStore
@@ -20,23 +20,29 @@ from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
 
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from prometheus_client import Gauge
+
 SERVICE = "sla_monitor"
 
 
-def clock_gauges(store: SlaStore, metrics: SlaMetrics, every_s: float) -> LoopWorker:
-    """Recounts open and at-risk clocks now and then (indexed counts per metric)."""
+def clock_gauge(
+    name: str, count: Callable[[], Awaitable[dict[str, int]]], gauge: Gauge, every_s: float
+) -> LoopWorker:
+    """Recounts one per-metric gauge now and then (indexed counts). Never more often than
+    four times its own duration, so a slow database is not kept busy counting."""
 
     async def loop() -> None:
         while True:
             started = time.monotonic()
             with contextlib.suppress(Exception):
-                for metric, count in (await store.clock_counts("open_metrics")).items():
-                    metrics.open_clocks.labels(metric).set(count)
-                for metric, count in (await store.clock_counts("at_risk_metrics")).items():
-                    metrics.at_risk_clocks.labels(metric).set(count)
+                for metric, n in (await count()).items():
+                    gauge.labels(metric).set(n)
             await asyncio.sleep(max(every_s, 4 * (time.monotonic() - started)))
 
-    return LoopWorker("sla-open-clocks", loop)
+    return LoopWorker(name, loop)
 
 
 def create_app(
@@ -66,7 +72,23 @@ def create_app(
         timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)
-        rt.workers.append(clock_gauges(store, metrics, cfg.open_clocks_refresh_s))
+        rt.workers.append(
+            clock_gauge(
+                "sla-at-risk-clocks",
+                lambda: store.clock_counts("at_risk_metrics"),
+                metrics.at_risk_clocks,
+                cfg.at_risk_clocks_refresh_s,
+            )
+        )
+        if cfg.open_clocks_refresh_s > 0:
+            rt.workers.append(
+                clock_gauge(
+                    "sla-open-clocks",
+                    lambda: store.clock_counts("open_metrics"),
+                    metrics.open_clocks,
+                    cfg.open_clocks_refresh_s,
+                )
+            )
         parts.update(store=store, service=service, timer=timer)
         app.state.sla = parts
 

@@ -17,7 +17,13 @@ class SlaSettings(ServiceSettings):
     )
     open_clocks_refresh_s: float = Field(
         300.0,
+        ge=0,
+        description="How often the open-clocks gauge is recounted, 0 never. The count visits"
+        " every open clock: an index count on MongoDB, ~20 µs a clock on SecantusDB, which"
+        " serves nothing else meanwhile.",
+    )
+    at_risk_clocks_refresh_s: float = Field(
+        30.0,
         gt=0,
-        description="How often the open and at-risk clock gauges are recounted (a count over"
-        " every open clock: cheap on MongoDB, seconds per 100k clocks on SecantusDB).",
+        description="How often the at-risk gauge (warned, not breached) is recounted.",
     )

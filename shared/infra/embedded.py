@@ -102,9 +102,18 @@ def kafka_process(port: int, log_dir: Path, *, detached: bool = False) -> Manage
 
 
 def mongo_process(
-    port: int, log_dir: Path, storage: Path | None, *, detached: bool = False
+    port: int,
+    log_dir: Path,
+    storage: Path | None,
+    *,
+    detached: bool = False,
+    cache_size: str | None = None,
 ) -> ManagedProcess:
-    """`storage=None` keeps the data in memory (tests); a path keeps it across restarts."""
+    """`storage=None` keeps the data in memory (tests); a path keeps it across restarts.
+
+    In memory, the storage cache (`cache_size`, SecantusDB's default 1G) is also the most
+    data it can hold: about 500,000 SLA documents at 1G.
+    """
     if storage is not None:
         storage.mkdir(parents=True, exist_ok=True)
     url = mongo_url(port)
@@ -122,6 +131,7 @@ def mongo_process(
             "1000",
             "--log-level",
             "WARNING",
+            *(["--cache-size", cache_size] if cache_size else []),
         ],
         log_path=log_dir / "mongodb.log",
         ready=lambda: mongo_answers(url),

@@ -39,6 +39,7 @@ def start_embedded(
     mongo_port: int | None = None,
     persistent: bool = False,
     detached: bool = False,
+    mongo_cache: str | None = None,
 ) -> Infra:
     """Tansu + SecantusDB as child processes; `persistent` keeps MongoDB data on disk."""
     kafka = kafka_process(kafka_port or free_port(), data_dir / "logs", detached=detached)
@@ -48,6 +49,7 @@ def start_embedded(
         data_dir / "logs",
         data_dir / "mongodb" if persistent else None,
         detached=detached,
+        cache_size=mongo_cache,
     )
     kafka.start()
     try:

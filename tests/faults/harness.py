@@ -604,6 +604,24 @@ async def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int,
         await consumer.stop()
 
 
+async def events_on_topics(bootstrap: str, topics: Topics) -> int:
+    """Records published so far on every event and command topic of one system."""
+    names = [topics.commands, topics.tickets, topics.sla, topics.feedback, topics.notifications]
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer.topics()
+        partitions = [
+            TopicPartition(name, p)
+            for name in names
+            for p in sorted(consumer.partitions_for_topic(name) or ())
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        return int(sum(ends.values()))
+    finally:
+        await consumer.stop()
+
+
 async def read_breaches(tap: Tap) -> Counter[str]:
     """Distinct sla.breached events per ticket, from the start of the sla topic.
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shared.infra.services import SERVICES
-from tests.faults.harness import command_load, settle_and_count
+from tests.faults.harness import command_load, events_on_topics, settle_and_count
 
 if TYPE_CHECKING:
     from shared.infra.mailcatcher import MailCatcher
@@ -33,6 +33,7 @@ async def test_kill_9_of_each_service_under_load_loses_and_doubles_nothing(
     system: System, mail: MailCatcher, webhook: WebhookReceiver
 ) -> None:
     started = time.monotonic()
+    events_before = await events_on_topics(system.infra.bootstrap, system.topics)
     load_task = asyncio.create_task(
         command_load(system.infra.bootstrap, system.topics.commands, RATE, SECONDS)
     )
@@ -45,6 +46,8 @@ async def test_kill_9_of_each_service_under_load_loses_and_doubles_nothing(
         await asyncio.to_thread(system.start, name)
         restarts[name] = round(time.monotonic() - begun, 1)
     load = await load_task
+    load_s = time.monotonic() - started
+    events_in_load = await events_on_topics(system.infra.bootstrap, system.topics) - events_before
     print(f"\n[kill -9] load: {load.summary()}")
     print(f"[kill -9] killed and restarted (seconds to ready again): {restarts}")
 
@@ -56,6 +59,12 @@ async def test_kill_9_of_each_service_under_load_loses_and_doubles_nothing(
         system, load, mail, webhook, timeout=CATCH_UP_S, allowed_resends=RESEND_BOUND
     )
     alive = system.alive()
+    events = await events_on_topics(system.infra.bootstrap, system.topics) - events_before
+    print(
+        f"[kill -9] events on all topics: {events_in_load} while the load ran "
+        f"({events_in_load / load_s:.0f}/s), {events} in all "
+        f"({events / (time.monotonic() - started):.0f}/s until counted)"
+    )
     print(f"[kill -9] counted after {waited:.0f}s of catch-up: {acc.summary()}")
     print(f"[kill -9] whole test {time.monotonic() - started:.0f}s; alive={alive}")
     assert all(alive.values()), alive
