@@ -80,7 +80,7 @@ class Scenario:
 SCENARIOS = {
     "intake": Scenario("intake", "commands", lambda t: t.commands, "tickets", False, 1),
     "sla_monitor": Scenario("sla_monitor", "tickets", lambda t: t.tickets, "ticket_sla", False, 1),
-    "feedback": Scenario("feedback", "tickets", lambda t: t.tickets, "surveys", True, 1),
+    "feedback": Scenario("feedback", "tickets", lambda t: t.tickets, "surveys", False, 1),
     "notifier": Scenario("notifier", "events", lambda t: t.tickets, "deliveries", True, 2),
 }
 

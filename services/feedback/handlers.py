@@ -118,7 +118,7 @@ class FeedbackService:
         topics: Topics,
         config: SurveyConfig,
         metrics: FeedbackMetrics,
-        on_events: Callable[[], None] = lambda: None,
+        on_events: Callable[[int], None] = lambda _: None,
         on_rating: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
@@ -156,14 +156,14 @@ class FeedbackService:
         open_surveys: dict[str, dict[str, datetime]] = {}
         for survey in await self._store.open_surveys(reopened):
             open_surveys.setdefault(survey.ticket_id, {})[survey.id] = survey.solved_at
-        ops, groups = self._fold(events, facts, open_surveys)
+        surveys, groups, cancels = self._fold(events, facts, open_surveys)
         await self._store.save_facts(created.values())
-        result = await self._store.write_surveys(ops)
-        if result is not None:
-            for index in result.upserted_ids or {}:
-                self._metrics.surveys_requested.labels(groups[index] or "").inc()
-            self._metrics.surveys_cancelled.inc(result.modified_count)
-            self._on_events()
+        written = await self._store.write_surveys(surveys, cancels)
+        for index in written.inserted:
+            self._metrics.surveys_requested.labels(groups[index]).inc()
+        self._metrics.surveys_cancelled.inc(written.cancelled)
+        if surveys or cancels:
+            self._on_events(len(surveys) + len(cancels))
         return rejected
 
     def _fold(
@@ -171,18 +171,19 @@ class FeedbackService:
         events: Sequence[CloudEvent[Contract]],
         facts: dict[str, TicketFacts],
         open_surveys: dict[str, dict[str, datetime]],
-    ) -> tuple[list[UpdateOne], list[str | None]]:
-        """Writes for the events in order; `groups[i]` is the group of a survey created by
-        write i (None for cancellations), for the metrics."""
+    ) -> tuple[list[Document], list[str], list[UpdateOne]]:
+        """New surveys, their groups (for the metrics) and the cancellations, in event
+        order."""
         now = self._clock.now()
+        surveys: list[Document] = []
+        groups: list[str] = []
         ops: list[UpdateOne] = []
-        groups: list[str | None] = []
         for event in events:
             data = event.data
             if is_solve(data):
                 assert isinstance(data, TicketStatusChanged)
                 survey, outbox = self._new_survey(event, data, facts.get(data.ticket_id), now)
-                ops.append(self._store.create_op(survey, outbox, now))
+                surveys.append(self._store.new_survey(survey, outbox, now))
                 groups.append(data.ticket.group)
                 open_surveys.setdefault(data.ticket_id, {})[survey["_id"]] = event.time
             elif is_reopen(data):
@@ -192,9 +193,8 @@ class FeedbackService:
                 for survey_id, solved_at in list(still_open.items()):
                     if solved_at <= event.time:
                         ops.append(self._cancel(event, survey_id, now))
-                        groups.append(None)
                         del still_open[survey_id]
-        return ops, groups
+        return surveys, groups, ops
 
     def _new_survey(
         self,
@@ -310,7 +310,7 @@ class FeedbackService:
             entry = self._entry(submitted, survey.correlation_id, now, new_id())
             if await self._store.save_rating(survey, rating, [entry], now):
                 self._count(survey, submission.score, follow_up)
-                self._on_events()
+                self._on_events(1)
                 self._on_rating()
                 saved = await self._store.get(survey.id)
                 assert saved is not None

@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, InsertOne, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from services.feedback.domain import (
     DIMENSIONS,
@@ -29,11 +30,11 @@ if TYPE_CHECKING:
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
-    from pymongo.results import BulkWriteResult
 
     from shared.mongo import Document
 
 HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0}
+DUPLICATE_KEY = 11000
 COUNTED = [SurveyStatus.requested.value, SurveyStatus.answered.value]  # cancelled: not a solve
 
 
@@ -43,6 +44,12 @@ class TicketFacts:
     locale: str = "en"
     timezone: str = "UTC"
     subject: str | None = None
+
+
+@dataclass(frozen=True)
+class Written:
+    inserted: list[int]  # positions of the surveys that were new
+    cancelled: int
 
 
 @dataclass(frozen=True)
@@ -179,13 +186,9 @@ class FeedbackStore:
         return [survey_from_document(d) for d in docs]
 
     @staticmethod
-    def create_op(survey: Document, outbox: Sequence[Document], now: datetime) -> UpdateOne:
-        """Insert once: a redelivered solve event finds its survey and changes nothing."""
-        return UpdateOne(
-            {"_id": survey["_id"]},
-            {"$setOnInsert": {**survey, **new_document_outbox(outbox, now)}},
-            upsert=True,
-        )
+    def new_survey(survey: Document, outbox: Sequence[Document], now: datetime) -> Document:
+        """A survey document with its first events, for `write_surveys`."""
+        return {**survey, **new_document_outbox(outbox, now)}
 
     @staticmethod
     def cancel_op(
@@ -204,11 +207,32 @@ class FeedbackStore:
             },
         )
 
-    async def write_surveys(self, ops: Sequence[UpdateOne]) -> BulkWriteResult | None:
-        """In order: a survey created and cancelled in one batch ends cancelled."""
-        if not ops:
-            return None
-        return await self.surveys.bulk_write(list(ops), ordered=True)
+    async def write_surveys(
+        self, created: Sequence[Document], cancels: Sequence[UpdateOne]
+    ) -> Written:
+        """New surveys first, then cancellations in order, so a survey created and
+        cancelled in one batch ends cancelled.
+
+        Surveys are inserted, not upserted (an insert costs SecantusDB about half as much):
+        a survey that exists already (a redelivered solve event) fails on its `_id` and
+        is left as it is, exactly what `$setOnInsert` did.
+        """
+        inserted: list[int] = []
+        if created:
+            try:
+                await self.surveys.bulk_write([InsertOne(doc) for doc in created], ordered=False)
+                inserted = list(range(len(created)))
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(err.get("code") != DUPLICATE_KEY for err in errors):
+                    raise
+                existing = {err["index"] for err in errors}
+                inserted = [i for i in range(len(created)) if i not in existing]
+        cancelled = 0
+        if cancels:
+            result = await self.surveys.bulk_write(list(cancels), ordered=True)
+            cancelled = result.modified_count
+        return Written(inserted, cancelled)
 
     # --- ratings ------------------------------------------------------------------------
 

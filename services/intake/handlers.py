@@ -128,7 +128,7 @@ class TicketService:
         rules: TriageRules,
         metrics: IntakeMetrics,
         escalations: Escalations | None = None,
-        on_events: Callable[[], None] = lambda: None,
+        on_events: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -196,7 +196,7 @@ class TicketService:
             assert existing is not None
             return self._repeat(existing, digest)
         self._count_created(ticket)
-        self._on_events()
+        self._on_events(len(outbox))
         return Opened(ticket, created=True)
 
     @staticmethod
@@ -267,7 +267,7 @@ class TicketService:
                 [self._store.change_op(ticket, outbox, self._clock.now())]
             ):
                 ticket.version += 1
-                self._on_events()
+                self._on_events(len(outbox))
                 return ticket, result
         raise ConcurrentChange(ticket_id)
 
@@ -324,7 +324,7 @@ class TicketService:
             len(batch) - inserted
         )
         if inserted:
-            self._on_events()
+            self._on_events(inserted)
 
     async def _change_from_commands(
         self,
@@ -365,7 +365,7 @@ class TicketService:
         if await self._store.save_many(ops) < len(ops):
             raise Retryable("a ticket changed while commands were applied; retrying the batch")
         if ops:
-            self._on_events()
+            self._on_events(len(ops))
         return rejected
 
     # --- Kafka: escalation causes (helpstream.sla, helpstream.feedback) -----------------
@@ -403,7 +403,7 @@ class TicketService:
         if await self._store.save_many(ops) < len(ops):
             raise Retryable("a ticket changed while escalating; retrying the batch")
         if ops:
-            self._on_events()
+            self._on_events(len(ops))
         return rejected
 
     def _escalation_reason(self, data: Any) -> EscalationReason | None:

@@ -13,7 +13,15 @@ from shared.events import CloudEvent, Contract, parse_event
 from shared.infra.modes import Infra
 from shared.kafka import make_producer
 from shared.metrics import outbox_metrics
-from shared.outbox import OUTBOX, OUTBOX_SINCE, OutboxRelay, ensure_outbox_index, outbox_entry
+from shared.outbox import (
+    OUTBOX,
+    OUTBOX_CLAIM,
+    OUTBOX_SINCE,
+    OutboxRelay,
+    ensure_outbox_index,
+    outbox_entry,
+    outbox_update,
+)
 from shared.settings import ServiceSettings
 from tests.integration.shared.test_batch_consumer import created_event
 from tests.support import Tap
@@ -96,3 +104,66 @@ async def test_two_relays_on_one_collection_publish_each_event_once(
         await client.close()
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted(e.id for e in events)
+
+
+class AppendWhileLeased:
+    """A collection on which a writer appends one event to a leased document between the
+    relay's publish and its clear (the moment a concurrent state change can land)."""
+
+    def __init__(self, real: Any, doc_id: str, entry: dict[str, Any]) -> None:
+        self._real = real
+        self._doc_id = doc_id
+        self._entry: dict[str, Any] | None = entry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        if self._entry is not None:
+            entry, self._entry = self._entry, None
+            await self._real.update_one(
+                {"_id": self._doc_id},
+                outbox_update([entry], datetime.now(UTC)),
+            )
+        return await self._real.bulk_write(*args, **kwargs)
+
+
+async def test_an_event_appended_while_its_document_is_leased_is_published_later_not_lost(
+    infra: Infra, make_settings: Any, uid: str
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}tickets"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    tickets = client[f"t{uid}"]["tickets"]
+    await ensure_outbox_index(tickets)
+    now = datetime.now(UTC)
+    events = [parse_event(created_event(f"T-{i}")) for i in range(8)]
+    await tickets.insert_many(
+        [{"_id": e.subject, OUTBOX: [outbox_entry(topic, e)], OUTBOX_SINCE: now} for e in events]
+    )
+    late = parse_event(created_event("T-3"))
+    producer = make_producer(settings, "test")
+    await producer.start()
+    relay = OutboxRelay(
+        [AppendWhileLeased(tickets, "T-3", outbox_entry(topic, late))],
+        producer,
+        outbox_metrics(CollectorRegistry(), "test"),
+        SystemClock(),
+    )
+    try:
+        async with Tap(infra.kafka_bootstrap, topic) as tap:
+            first = await relay.relay_once()
+            second = await relay.relay_once()
+            await tap.collect(9)
+            received = await tap.settle(1.0)
+        left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
+        leased = await tickets.count_documents({OUTBOX_CLAIM: {"$exists": True}})
+    finally:
+        await producer.stop()
+        await client.drop_database(f"t{uid}")
+        await client.close()
+
+    assert (first, second) == (8, 1)  # the late event went out in the next round
+    ids = [parse_event(r.value).id for r in received]
+    assert sorted(ids) == sorted([*(e.id for e in events), late.id])  # each once
+    assert (left, leased) == (0, 0)

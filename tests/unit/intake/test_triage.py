@@ -5,6 +5,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.intake.triage import (
     CATEGORIES,
@@ -322,3 +324,26 @@ def test_rules_load_from_a_given_path(tmp_path: Path) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(TriageConfigError, ValueError)
+
+
+_RULES = load_rules()
+_WORDS = sorted(
+    {part for rule in _RULES.categories.values() for k in rule.keywords for part in k.text.split()}
+)
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_WORDS),
+            st.sampled_from([w.upper() for w in _WORDS]),
+            st.text(alphabet=" -_\n.,!0123456789aZkKſİ账号", max_size=4),
+        ),
+        max_size=12,
+    )
+)
+def test_keyword_probes_never_change_what_matches(pieces: list[str]) -> None:
+    text = " ".join(pieces)
+    for rule in _RULES.categories.values():
+        plain = tuple(k.text for k in rule.keywords if k.pattern.search(text))
+        assert rule.matches(text) == plain
