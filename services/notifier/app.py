@@ -127,11 +127,12 @@ def create_app(
             if cfg.webhook_secret is not None
             else None
         )
+        mail = SmtpSender(cfg)
         notifications = Notifications(
             store=store,
             rules=rules,
             templates=templates,
-            mail=SmtpSender(cfg),
+            mail=mail,
             webhook=webhook,
             hub=hub,
             settings=cfg,
@@ -146,7 +147,12 @@ def create_app(
             notifications.on_events,
         )
         app.state.notifications = notifications
-        rt.workers.append(LoopWorker("digest-flusher", notifications.run_flusher, client.aclose))
+
+        async def closing() -> None:
+            await client.aclose()
+            await mail.close()  # connections still in use are closed when they come back
+
+        rt.workers.append(LoopWorker("digest-flusher", notifications.run_flusher, closing))
         parts.update(store=store, client=client, notifications=notifications)
 
     app = service_app(

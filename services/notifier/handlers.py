@@ -6,13 +6,17 @@ concurrently; mark each sent or failed together with its outcome event (outbox).
 consumer commits only after this returns, and a redelivered batch finds its deliveries
 already sent. The one gap: a crash after the channel accepted a message and before it is
 marked sent resends that one message; it carries the same Message-ID / Idempotency-Key,
-so the receiver can drop it.
+so the receiver can drop it. A send keeps its slot (`max_parallel_sends`) until it is
+recorded, so a crash can leave at most that many messages accepted but unrecorded.
+Messages accepted at about the same time are recorded together, one write per round
+(`GroupCommit`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +39,7 @@ from services.notifier.domain import (
 )
 from services.notifier.mail import Email
 from services.notifier.pages import link_values
+from services.notifier.recorder import GroupCommit
 from services.notifier.store import Outcome
 from shared.errors import Invalid, Retryable
 from shared.events import (
@@ -100,6 +105,7 @@ class Notifications:
         # Accepted by their channel but not yet recorded as sent (the database was away):
         # a retried batch records these instead of sending them again.
         self._unrecorded: dict[str, Outcome] = {}
+        self._recording = GroupCommit(self._record_round)
         self._window = timedelta(seconds=settings.digest_window_s)
 
     # --- the consumer ------------------------------------------------------------------------
@@ -187,38 +193,58 @@ class Notifications:
         return list(out.values())
 
     async def _deliver_and_mark(self, d: Delivery) -> None:
-        """Marks the delivery sent the moment the channel accepted it: a crash can then resend
-        only what was in flight at that instant (at most `max_parallel_sends` messages), each
-        with the same Message-ID / Idempotency-Key so the receiver can drop it. If the
-        database is away, the outcome waits in memory for the retried batch to record."""
-        await self._deliver(d)
-        now = self._clock.now()
-        self._unrecorded[d.key] = self._sent(d, d.key, now)
-        await self._record_accepted([d.key])
+        """Marks the delivery sent as soon as the channel accepted it, and keeps its slot
+        until then: a crash can resend only what was accepted and not yet recorded at that
+        instant (at most `max_parallel_sends` messages), each with the same Message-ID /
+        Idempotency-Key so the receiver can drop it. If the database is away, the outcome
+        waits in memory for the retried batch to record.
+
+        An inbox item is delivered by storing it, in the same round that records it: it
+        takes no slot, as a crash cannot make it appear twice (it is stored under its key)."""
+        if d.recipient.channel == "inbox":
+            await self._recording.submit(_Accepted(d, await self._deliver(d)))
+            return
+        async with self._gate:
+            await self._deliver(d)
+            self._unrecorded[d.key] = self._sent(d, d.key, self._clock.now())
+            await self._recording.submit(_Accepted(d, None))
+
+    async def _record_round(self, batch: Sequence[_Accepted]) -> None:
+        """One round of the group commit: the inbox items (the inbox's "send"), then every
+        outcome of the round in one write."""
+        items = [a.inbox_item for a in batch if a.inbox_item is not None]
+        if items:
+            await self._store.add_inbox(items)
+            now = self._clock.now()
+            for a in batch:
+                if a.inbox_item is not None:
+                    self._unrecorded[a.delivery.key] = self._sent(a.delivery, a.delivery.key, now)
+                    self._hub.notify(a.inbox_item["requester_id"])
+        await self._record_accepted([a.delivery.key for a in batch])
 
     async def _record_accepted(self, keys: Sequence[str]) -> None:
-        outcomes = [self._unrecorded[key] for key in keys]
+        outcomes = [self._unrecorded[key] for key in keys if key in self._unrecorded]
         if outcomes:
             await self._store.finish(outcomes, self._clock.now())
-            for key in keys:
-                self._unrecorded.pop(key, None)
+            for outcome in outcomes:
+                self._unrecorded.pop(outcome.key, None)
 
-    async def _deliver(self, d: Delivery) -> None:
-        async with self._gate:
-            channel = d.recipient.channel
-            rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
-            await self._send(
-                d.recipient,
-                d.key,
-                d.ticket_id,
-                rendered,
-                {
-                    "template": d.template,
-                    "cause_event_id": d.event_id,
-                    "cause_event_type": d.event_type,
-                    "occurred_at": d.event_time.isoformat(),
-                },
-            )
+    async def _deliver(self, d: Delivery) -> Document | None:
+        """Sends; an inbox item is returned for the caller to store instead."""
+        channel = d.recipient.channel
+        rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
+        return await self._send(
+            d.recipient,
+            d.key,
+            d.ticket_id,
+            rendered,
+            {
+                "template": d.template,
+                "cause_event_id": d.event_id,
+                "cause_event_type": d.event_type,
+                "occurred_at": d.event_time.isoformat(),
+            },
+        )
 
     # --- channels ------------------------------------------------------------------------------
 
@@ -244,7 +270,9 @@ class Notifications:
         ticket_id: str,
         rendered: Rendered,
         meta: Mapping[str, Any],
-    ) -> None:
+    ) -> Document | None:
+        """Sends by email or webhook; for the inbox, returns the item to store (storing it
+        is its delivery)."""
         if recipient.channel == "email":
             via = await self._mail.send(
                 Email(
@@ -275,19 +303,17 @@ class Notifications:
             await self._webhook.send(url, json.dumps(body, ensure_ascii=False).encode(), key)
         else:
             assert recipient.user_id is not None
-            await self._store.add_inbox(
-                {
-                    "_id": key,
-                    "requester_id": recipient.user_id,
-                    "ticket_id": ticket_id,
-                    "template": meta["template"],
-                    "title": rendered.title,
-                    "body": rendered.body,
-                    "created_at": self._clock.now(),
-                    "read_at": None,
-                }
-            )
-            self._hub.notify(recipient.user_id)
+            return {
+                "_id": key,
+                "requester_id": recipient.user_id,
+                "ticket_id": ticket_id,
+                "template": meta["template"],
+                "title": rendered.title,
+                "body": rendered.body,
+                "created_at": self._clock.now(),
+                "read_at": None,
+            }
+        return None
 
     # --- outcomes ------------------------------------------------------------------------------
 
@@ -386,7 +412,7 @@ class Notifications:
             now = self._clock.now()
             try:
                 rendered = self._render_digest(recipient, live)
-                await self._send(
+                item = await self._send(
                     recipient,
                     message_key,
                     doc["ticket_id"],
@@ -399,6 +425,9 @@ class Notifications:
                         "digest_of": [i["event_id"] for i in live],
                     },
                 )
+                if item is not None:
+                    await self._store.add_inbox([item])
+                    self._hub.notify(item["requester_id"])
             except Invalid as exc:
                 outcomes = [self._failed(i, message_key, exc, now) for i in live]
             except Retryable as exc:
@@ -437,6 +466,14 @@ class Notifications:
             except Exception as exc:
                 log.warning("digest_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
             await asyncio.sleep(self._settings.digest_poll_s)
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A delivery its channel accepted (or, for the inbox, the item to store), to record."""
+
+    delivery: Delivery
+    inbox_item: Document | None
 
 
 def _key(d: Delivery | Document) -> str:

@@ -3,26 +3,45 @@
 The primary relay is tried first; when it refuses (any SMTP error reply, connection
 refused) or times out, the fallback relay gets the same message. A permanent (5xx)
 answer from the last relay tried is `Invalid`; anything else is `Retryable`.
+
+Connections are kept and reused (`ConnectionPool`, one per relay): a message costs
+MAIL, RCPT and DATA, not a connect, banner, EHLO and QUIT each time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import socket
 from dataclasses import dataclass
+from email.charset import QP, Charset
+from email.header import Header
 from email.message import EmailMessage
-from email.utils import formatdate
-from typing import TYPE_CHECKING
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.policy import compat32
+from email.utils import formataddr, formatdate, parseaddr
+from typing import TYPE_CHECKING, cast
 
 import aiosmtplib
 import structlog
+from aiosmtplib.email import flatten_message
 
 from shared.errors import Invalid, Retryable
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from email.message import Message
+
     from pydantic import SecretStr
 
     from services.notifier.settings import NotifierSettings
 
 log = structlog.get_logger(__name__)
+SERVICE_CLOSING = 421  # the server is closing the connection (idle timeout, shutdown)
+_BODY_CHARSET = Charset("utf-8")
+_BODY_CHARSET.body_encoding = QP  # readable in the raw message, 7-bit clean for any relay
+_WIRE = compat32.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ def relays(settings: NotifierSettings) -> list[Relay]:
 
 
 def build_message(email: Email, sender: str) -> EmailMessage:
+    """The message with the stdlib's modern email API (used when an address is not ASCII)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = email.to
@@ -85,18 +105,70 @@ def build_message(email: Email, sender: str) -> EmailMessage:
     return message
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """A message as it goes over the wire: envelope and bytes, built once for every relay."""
+
+    sender: str
+    to: str
+    data: bytes
+    smtputf8: bool = False
+
+
+def prepare(email: Email, sender: str) -> Outgoing:
+    """multipart/alternative (text, HTML), quoted-printable UTF-8 bodies, the same headers
+    as `build_message`. Built with the compat32 email classes, several times cheaper than
+    `EmailMessage`, whose every header is parsed into objects."""
+    name, address = parseaddr(sender)
+    if not (email.to.isascii() and address.isascii()):
+        modern = build_message(email, sender)
+        data = flatten_message(modern, utf8=True, cte_type="7bit")
+        return Outgoing(address, email.to, data, smtputf8=True)
+    for value in (email.to, email.subject, email.key, email.ticket_id):
+        if "\r" in value or "\n" in value:
+            raise Invalid("bad_header", f"line break in a header value: {value[:80]!r}")
+    message: Message
+    if email.html:
+        message = MIMEMultipart("alternative")
+        message.attach(_text_part(email.text, "plain"))
+        message.attach(_text_part(email.html, "html"))
+    else:
+        message = _text_part(email.text, "plain")
+    message["From"] = formataddr((name, address), charset="utf-8")
+    message["To"] = email.to
+    # a compat32 message folds a `Header` into encoded words (typeshed only knows str here)
+    subject = Header(email.subject, "utf-8", header_name="Subject")
+    message["Subject"] = email.subject if email.subject.isascii() else cast("str", subject)
+    message["Date"] = formatdate(localtime=False)
+    # Stable Message-ID: a resend after a crash can be recognised as the same mail.
+    message["Message-ID"] = f"<{email.key}@helpstream>"
+    message["X-Helpstream-Ticket"] = email.ticket_id
+    return Outgoing(address, email.to, message.as_bytes(policy=_WIRE))
+
+
+def _text_part(text: str, subtype: str) -> MIMENonMultipart:
+    part = MIMENonMultipart("text", subtype, charset="utf-8")
+    part.set_payload(text, _BODY_CHARSET)
+    return part
+
+
 class SmtpSender:
+    """Sends through pooled connections, one pool per relay (closed by `close`)."""
+
     def __init__(self, settings: NotifierSettings) -> None:
         self._from = settings.mail_from
-        self._relays = relays(settings)
+        self._pools = [
+            ConnectionPool(relay, settings.max_parallel_sends, settings.smtp_local_hostname)
+            for relay in relays(settings)
+        ]
 
     async def send(self, email: Email) -> str:
         """Send through the first relay that accepts; returns which one ("primary"/"fallback")."""
-        message = build_message(email, self._from)
+        message = prepare(email, self._from)
         error: Invalid | Retryable | None = None
-        for index, relay in enumerate(self._relays):
+        for index, pool in enumerate(self._pools):
             try:
-                await self._send_via(relay, message)
+                await pool.send(message)
             except (Invalid, Retryable) as exc:
                 error = exc
                 log.warning("smtp_relay_failed", relay=index, error=str(exc))
@@ -105,26 +177,124 @@ class SmtpSender:
         assert error is not None
         raise error
 
-    @staticmethod
-    async def _send_via(relay: Relay, message: EmailMessage) -> None:
+    async def close(self) -> None:
+        for pool in self._pools:
+            await pool.close()
+
+
+class ConnectionPool:
+    """Connected clients of one relay, each used by one message at a time and kept for the
+    next (at most `size` idle). A client that saw any error is closed, never reused. A
+    message that fails on a kept connection because the server had dropped it is sent once
+    more on a fresh connection, so a stale connection never turns into a failed delivery."""
+
+    def __init__(self, relay: Relay, size: int, local_hostname: str | None) -> None:
+        self._relay = relay
+        self._size = size
+        self._local_hostname = local_hostname
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._closed = False
+
+    async def send(self, message: Outgoing) -> None:
+        client = self._take()
+        if client is not None:
+            try:
+                await self._transact(client, message)
+            except (Invalid, Retryable) as exc:
+                client.close()
+                if not _dropped(exc.__cause__):
+                    raise
+                log.info("smtp_connection_dropped", relay=self._relay.host, error=str(exc))
+            except BaseException:
+                client.close()
+                raise
+            else:
+                self._keep(client)
+                return
+        client = await self._connect()
         try:
-            await aiosmtplib.send(
-                message,
-                hostname=relay.host,
-                port=relay.port,
-                start_tls=relay.starttls,
-                username=relay.username,
-                password=relay.password.get_secret_value() if relay.password else None,
-                timeout=relay.timeout_s,
+            await self._transact(client, message)
+        except BaseException:
+            client.close()
+            raise
+        self._keep(client)
+
+    async def close(self) -> None:
+        """Says goodbye on the idle connections; any in use are closed when they come back."""
+        self._closed = True
+        idle, self._idle = self._idle, []
+        for client in idle:
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
+                await client.quit(timeout=1.0)
+            client.close()
+
+    def _take(self) -> aiosmtplib.SMTP | None:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+            client.close()
+        return None
+
+    def _keep(self, client: aiosmtplib.SMTP) -> None:
+        if self._closed or len(self._idle) >= self._size:
+            client.close()
+        else:
+            self._idle.append(client)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        relay = self._relay
+        if self._local_hostname is None:
+            # looked up once per relay, not once per connection as aiosmtplib would
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=relay.host,
+            port=relay.port,
+            start_tls=relay.starttls,
+            username=relay.username,
+            password=relay.password.get_secret_value() if relay.password else None,
+            local_hostname=self._local_hostname,
+            timeout=relay.timeout_s,
+        )
+        with _classified():
+            await client.connect()
+        return client
+
+    @staticmethod
+    async def _transact(client: aiosmtplib.SMTP, message: Outgoing) -> None:
+        with _classified():
+            await client.sendmail(
+                message.sender,
+                [message.to],
+                message.data,
+                mail_options=["SMTPUTF8"] if message.smtputf8 else [],
             )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            if codes and all(500 <= c < 600 for c in codes):
-                raise Invalid("smtp_rejected", f"recipients refused {codes}") from exc
-            raise Retryable(f"smtp recipients refused {codes}") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            if 500 <= exc.code < 600:
-                raise Invalid("smtp_rejected", f"{exc.code} {exc.message}"[:200]) from exc
-            raise Retryable(f"smtp {exc.code}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise Retryable(f"smtp unavailable: {type(exc).__name__}") from exc
+
+
+def _dropped(exc: BaseException | None) -> bool:
+    """The server had closed the connection (or says it is closing it): worth a fresh one."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        return any(r.code == SERVICE_CLOSING for r in exc.recipients)
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return exc.code == SERVICE_CLOSING
+    return isinstance(exc, ConnectionError) or (
+        isinstance(exc, OSError) and not isinstance(exc, TimeoutError)
+    )
+
+
+@contextlib.contextmanager
+def _classified() -> Iterator[None]:
+    """5xx → `Invalid`; any other SMTP error, refusal or timeout → `Retryable`."""
+    try:
+        yield
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        if codes and all(500 <= c < 600 for c in codes):
+            raise Invalid("smtp_rejected", f"recipients refused {codes}") from exc
+        raise Retryable(f"smtp recipients refused {codes}") from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        if 500 <= exc.code < 600:
+            raise Invalid("smtp_rejected", f"{exc.code} {exc.message}"[:200]) from exc
+        raise Retryable(f"smtp {exc.code}") from exc
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise Retryable(f"smtp unavailable: {type(exc).__name__}") from exc

@@ -32,7 +32,12 @@ class NotifierSettings(ServiceSettings):
     smtp_fallback_username: str | None = None
     smtp_fallback_password: SecretStr | None = None
     mail_from: str = Field("helpstream <support@helpstream.local>", description="From header.")
-    max_parallel_sends: int = Field(20, ge=1, description="Concurrent sends per batch.")
+    smtp_local_hostname: str | None = Field(
+        None, description="Name given in EHLO (absent: this host's FQDN, looked up once)."
+    )
+    max_parallel_sends: int = Field(
+        20, ge=1, description="Concurrent sends per batch; also the SMTP connections kept."
+    )
 
     # webhook (the exchange's push/app service; agent webhooks come from the rules file)
     webhook_url: str | None = Field(

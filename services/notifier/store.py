@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
 from shared.outbox import outbox_update
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 FINAL_STATES = frozenset({"sent", "failed"})
+DUPLICATE_KEY = 11000
 
 
 class NotifierStore:
@@ -86,36 +88,35 @@ class NotifierStore:
     # --- deliveries ------------------------------------------------------------------------
 
     async def claim(self, deliveries: Sequence[Delivery], now: datetime) -> dict[str, str]:
-        """Write each planned delivery as pending unless it exists; return every key's state.
+        """Write each planned delivery as pending unless it exists; return every key's state
+        (a fresh batch costs one insert; only a redelivered one reads the states back).
 
         Written before anything is sent: a redelivered event finds its deliveries and only
         those not yet sent are sent.
         """
         if not deliveries:
             return {}
-        await self.deliveries.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": d.key},
-                    {
-                        "$setOnInsert": {
-                            "ticket_id": d.ticket_id,
-                            "cause_event_id": d.event_id,
-                            "event_type": d.event_type,
-                            "channel": d.recipient.channel,
-                            "recipient_kind": d.recipient.kind,
-                            "template": d.template,
-                            "state": "pending",
-                            "created_at": now,
-                        }
-                    },
-                    upsert=True,
-                )
-                for d in deliveries
-            ],
-            ordered=False,
-        )
-        return await self.states([d.key for d in deliveries])
+        docs = [
+            {
+                "_id": d.key,
+                "ticket_id": d.ticket_id,
+                "cause_event_id": d.event_id,
+                "event_type": d.event_type,
+                "channel": d.recipient.channel,
+                "recipient_kind": d.recipient.kind,
+                "template": d.template,
+                "state": "pending",
+                "created_at": now,
+            }
+            for d in deliveries
+        ]
+        try:
+            await self.deliveries.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if not _duplicates_only(exc):
+                raise
+            return await self.states([d.key for d in deliveries])  # some were there before
+        return dict.fromkeys((d.key for d in deliveries), "pending")
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
         docs = await self.deliveries.find({"_id": {"$in": list(keys)}}, {"state": 1}).to_list()
@@ -189,8 +190,15 @@ class NotifierStore:
 
     # --- inbox -----------------------------------------------------------------------------
 
-    async def add_inbox(self, item: Document) -> None:
-        await self.inbox.update_one({"_id": item["_id"]}, {"$setOnInsert": item}, upsert=True)
+    async def add_inbox(self, items: Sequence[Document]) -> None:
+        """Insert each item once: an item stored before (a redelivered event) is kept as is."""
+        if not items:
+            return
+        try:
+            await self.inbox.insert_many(items, ordered=False)
+        except BulkWriteError as exc:
+            if not _duplicates_only(exc):
+                raise
 
     async def inbox_page(
         self, requester_id: str, *, unread_only: bool, limit: int
@@ -244,6 +252,16 @@ class Outcome:
         self.error = error
         self.outbox = list(outbox)
         self.fields = dict(fields or {})
+
+
+def _duplicates_only(exc: BulkWriteError) -> bool:
+    """Every document was written except those whose `_id` existed already."""
+    errors = exc.details.get("writeErrors") or []
+    return (
+        bool(errors)
+        and not exc.details.get("writeConcernErrors")
+        and all(e.get("code") == DUPLICATE_KEY for e in errors)
+    )
 
 
 def _facts(doc: Document) -> TicketFacts:
