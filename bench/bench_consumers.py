@@ -5,7 +5,8 @@ consumers are assigned, produce N events to its input topic and time until its o
 `messages_processed` counter (incremented after the durable write and before the
 commit) reaches N. The ceiling is the lower of (a) a bare aiokafka consume→produce
 loop over the same N messages on the same broker and (b) a bare bulk_write (batches
-of 500, same indexes) of the documents the service wrote, to the same database.
+of 500, same indexes and write concern, best of two) of the state documents the service
+wrote, without their outbox fields, to the same database.
 
 HELPSTREAM_BENCH_EVENTS sets N (default 5000); HELPSTREAM_BENCH_SERVICES picks services.
 """
@@ -254,12 +255,17 @@ async def measure_service(
     docs, indexes = await read_back(
         infra.mongo_url, f"{tag}_{scenario.service}", scenario.collection, n * 2
     )
-    out["write"] = await raw_write_rate(
-        infra.mongo_url,
-        docs,
-        upsert=scenario.upsert,
-        indexes=indexes,
-        events=len(docs) // scenario.docs_per_event,
+    out["write"] = max(  # the best of two: a ceiling is what the database can do
+        [
+            await raw_write_rate(
+                infra.mongo_url,
+                docs,
+                upsert=scenario.upsert,
+                indexes=indexes,
+                events=len(docs) // scenario.docs_per_event,
+            )
+            for _ in range(2)
+        ]
     )
     out["kafka"] = await raw_kafka_rate(infra.kafka_bootstrap, messages)
     out["ceiling"] = min(out["kafka"], out["write"])

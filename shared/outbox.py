@@ -111,14 +111,18 @@ class OutboxRelay(BackgroundTask):
         self._bulk_events = bulk_events
         self._wake = asyncio.Event()
         self._last_wake = self._last_bulk = self._previous_bulk = -float("inf")
+        self._last_small = -float("inf")
         self._failures = 0
 
     def wake(self, events: int = 1) -> None:
         """Called after a write with events, so they go out without waiting for the poll;
-        `events`: how many that write carried (a consumer batch carries many)."""
+        `events`: how many that write carried (a consumer batch carries many). A small
+        write (an HTTP request, a timer's breach) ends any deferral at once."""
         self._last_wake = time.monotonic()
         if events >= self._bulk_events:
             self._previous_bulk, self._last_bulk = self._last_bulk, self._last_wake
+        else:
+            self._last_small = self._last_wake
         self._wake.set()
 
     name = "outbox-relay"
@@ -155,8 +159,9 @@ class OutboxRelay(BackgroundTask):
         The database is the bottleneck and the relay's work per event is the same either
         way, so this only reorders work: the backlog is applied (and committed) sooner and
         the last event leaves no later. A pause is no bulk write for one and a half of
-        their usual gap (at least `quiet_s`). Small writes (HTTP requests) never wait."""
-        now = time.monotonic()
+        their usual gap (at least `quiet_s`). Small writes (HTTP requests, breaches)
+        never wait: one arriving ends the deferral."""
+        now = entered = time.monotonic()
         if now - self._last_bulk >= self._max_defer:
             return
         gap = self._last_bulk - self._previous_bulk
@@ -166,6 +171,8 @@ class OutboxRelay(BackgroundTask):
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), until - now)
+            if self._last_small >= entered:
+                return
             now = time.monotonic()
 
     async def relay_once(self) -> int:

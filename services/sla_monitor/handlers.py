@@ -61,7 +61,7 @@ class SlaService:
         policies: PolicySet,
         known: dict[str, PolicySet],
         metrics: SlaMetrics,
-        on_events: Callable[[], None] = lambda: None,
+        on_events: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -89,6 +89,7 @@ class SlaService:
         loaded = await self._store.load(list(by_ticket))
         ops: list[InsertOne[Document] | UpdateOne] = []
         now = self._clock.now()
+        written = 0
         for ticket_id, items in by_ticket.items():
             items.sort(key=lambda pair: pair[1].time)  # event time, not arrival
             existing, seen = loaded.get(ticket_id, (None, set()))
@@ -105,6 +106,7 @@ class SlaService:
             if sla is None or not new_ids:
                 continue
             next_due = sla.next_due(self.policies_for(sla))
+            written += len(outbox)
             if existing is None:
                 ops.append(self._store.insert_op(sla, next_due, outbox, new_ids, now))
             else:
@@ -112,7 +114,7 @@ class SlaService:
         if await self._store.write(ops):
             raise Retryable("a ticket's SLA changed while applying events; retrying the batch")
         if ops:
-            self._on_events()
+            self._on_events(written)  # a backlog's batches may wait for the relay a little
         return rejected
 
     def _apply(
@@ -200,7 +202,7 @@ class SlaService:
             outbox = self._outbox(sla, correlation_id, now)
             op = self._store.update_op(sla, sla.next_due(self.current), outbox, [], now)
             if not await self._store.write([op]):
-                self._on_events()
+                self._on_events(1)
                 sla.version += 1
                 return sla
         raise Retryable(f"ticket {ticket_id} kept changing")
@@ -225,7 +227,7 @@ class SlaService:
                 ops.append(self._store.update_op(sla, sla.next_due(policies), events, [], now))
         lost = await self._store.write(ops)
         if ops:
-            self._on_events()
+            self._on_events(1)  # breaches and warnings leave at once, whatever their number
         if lost:
             log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state
         return fired

@@ -44,7 +44,7 @@ async def test_a_small_write_is_relayed_at_once() -> None:
     finally:
         await relay.stop()
     assert len(relay.rounds) == 2
-    assert relay.rounds[1] - woken < 0.08
+    assert relay.rounds[1] - woken < 1.0  # not the 30 s idle poll
 
 
 async def test_bulk_writes_hold_the_relay_off_until_they_pause() -> None:
@@ -70,11 +70,31 @@ async def test_under_endless_bulk_writes_a_round_still_comes_within_max_defer() 
     try:
         await asyncio.sleep(0.05)
         started = time.monotonic()
-        while time.monotonic() - started < 1.5:
+        while time.monotonic() - started < 2.0:
             relay.wake(500)
             await asyncio.sleep(0.05)
     finally:
         await relay.stop()
     gaps = [b - a for a, b in zip(relay.rounds[1:], relay.rounds[2:], strict=False)]
-    assert len(relay.rounds) >= 3
-    assert max(gaps) < 0.4 + 0.2
+    assert len(relay.rounds) >= 3  # without the bound, no round at all until the writes stop
+    assert max(gaps) < 1.5
+
+
+async def test_a_small_write_ends_a_deferral_for_bulk_writes_at_once() -> None:
+    # a breach fired by a timer, or an HTTP ticket, while a consumer works through a backlog
+    relay = CountingRelay(quiet_s=5.0, max_defer_s=10.0, bulk_events=50)
+    relay.start()
+    try:
+        await asyncio.sleep(0.05)
+        relay.wake(500)
+        await asyncio.sleep(0.05)
+        relay.wake(500)  # the relay now defers for seconds
+        await asyncio.sleep(0.2)
+        rounds_before = len(relay.rounds)
+        woken = time.monotonic()
+        relay.wake(1)
+        await asyncio.sleep(0.3)
+    finally:
+        await relay.stop()
+    assert len(relay.rounds) == rounds_before + 1
+    assert relay.rounds[-1] - woken < 1.0
