@@ -17,11 +17,19 @@ from pymongo.errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
     from shared.settings import ServiceSettings
 
 Document = dict[str, Any]
+
+# SecantusDB compares each candidate document with the whole `$in` list, so one lookup
+# of 500 ids cost 0.17 s where ten of 50 cost 0.03 s; on MongoDB the chunks cost a few
+# round trips more.
+IN_CHUNK = 50
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     AutoReconnect,
@@ -66,3 +74,21 @@ async def mongo_ready(client: AsyncMongoClient[Document], timeout_s: float = 1.0
 def is_unavailable(exc: BaseException) -> bool:
     """The database is away or too slow (not a bad request): worth a retry later."""
     return isinstance(exc, TRANSIENT_ERRORS) or bool(isinstance(exc, PyMongoError) and exc.timeout)
+
+
+async def find_in(
+    collection: AsyncCollection[Document],
+    field: str,
+    values: Iterable[Any],
+    *,
+    where: Mapping[str, Any] | None = None,
+    projection: Mapping[str, Any] | None = None,
+) -> list[Document]:
+    """Documents whose `field` is one of `values` (and that match `where`), looked up
+    `IN_CHUNK` values at a time."""
+    unique = list(dict.fromkeys(values))
+    found: list[Document] = []
+    for start in range(0, len(unique), IN_CHUNK):
+        query = {**(where or {}), field: {"$in": unique[start : start + IN_CHUNK]}}
+        found += await collection.find(query, projection).to_list()
+    return found

@@ -22,6 +22,7 @@ from services.feedback.domain import (
     Rating,
     SurveyStatus,
 )
+from shared.mongo import find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class FeedbackStore:
         ids = list(ticket_ids)
         if not ids:
             return {}
-        docs = await self.tickets.find({"_id": {"$in": ids}}).to_list()
+        docs = await find_in(self.tickets, "_id", ids)
         return {
             d["_id"]: TicketFacts(
                 d["_id"], d.get("locale", "en"), d.get("timezone", "UTC"), d.get("subject")
@@ -180,9 +181,13 @@ class FeedbackStore:
         ids = list(ticket_ids)
         if not ids:
             return []
-        docs = await self.surveys.find(
-            {"ticket_id": {"$in": ids}, "status": SurveyStatus.requested.value}, HIDDEN
-        ).to_list()
+        docs = await find_in(
+            self.surveys,
+            "ticket_id",
+            ids,
+            where={"status": SurveyStatus.requested.value},
+            projection=HIDDEN,
+        )
         return [survey_from_document(d) for d in docs]
 
     @staticmethod

@@ -14,6 +14,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.intake.domain import Message, Ticket
 from shared.commands import Attachment
 from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+from shared.mongo import find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -174,9 +175,9 @@ class TicketStore:
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, tuple[Ticket, set[str]]]:
         """Tickets by id, each with the command ids already applied to it."""
-        docs = await self.tickets.find(
-            {"_id": {"$in": list(ticket_ids)}}, {OUTBOX: 0, OUTBOX_SINCE: 0}
-        ).to_list()
+        docs = await find_in(
+            self.tickets, "_id", ticket_ids, projection={OUTBOX: 0, OUTBOX_SINCE: 0}
+        )
         return {d["_id"]: (from_document(d), set(d.get("applied", []))) for d in docs}
 
     def change_op(

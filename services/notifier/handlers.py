@@ -88,7 +88,7 @@ class Notifications:
         clock: Clock,
         metrics: NotifierMetrics,
         topics: Topics,
-        on_outbox: Callable[[], None] = lambda: None,
+        on_outbox: Callable[[int], None] = lambda _: None,
     ) -> None:
         self._store = store
         self._rules = rules
@@ -174,7 +174,7 @@ class Notifications:
                 transient = result
         await self._store.finish(outcomes, done)
         if outcomes or direct:
-            self._on_outbox()
+            self._on_outbox(len(outcomes) + len(direct))  # a backlog's events may wait a little
         if transient is not None:
             raise Retryable("some messages could not be sent yet") from transient
         return [*rejected, *self._reject(failures, record_of)]
@@ -441,7 +441,7 @@ class Notifications:
                 outcomes = [self._sent(i, message_key, self._clock.now()) for i in live]
                 sent = 1
             await self._store.finish(outcomes, self._clock.now())
-            self._on_outbox()
+            self._on_outbox(1)
         await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
         return sent
 

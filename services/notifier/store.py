@@ -19,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
+from shared.mongo import find_in
 from shared.outbox import outbox_update
 
 if TYPE_CHECKING:
@@ -62,13 +63,13 @@ class NotifierStore:
             await self.tickets.bulk_write(ops, ordered=True)
 
     async def ticket_facts(self, ticket_ids: Iterable[str]) -> dict[str, TicketFacts]:
-        docs = await self.tickets.find({"_id": {"$in": list(set(ticket_ids))}}).to_list()
+        docs = await find_in(self.tickets, "_id", ticket_ids)
         return {doc["_id"]: _facts(doc) for doc in docs}
 
     # --- preferences -----------------------------------------------------------------------
 
     async def preferences_of(self, requester_ids: Iterable[str]) -> dict[str, Preferences]:
-        docs = await self.preferences.find({"_id": {"$in": list(set(requester_ids))}}).to_list()
+        docs = await find_in(self.preferences, "_id", requester_ids)
         return {doc["_id"]: _preferences(doc) for doc in docs}
 
     async def get_preferences(self, requester_id: str) -> Preferences:
@@ -119,7 +120,7 @@ class NotifierStore:
         return dict.fromkeys((d.key for d in deliveries), "pending")
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
-        docs = await self.deliveries.find({"_id": {"$in": list(keys)}}, {"state": 1}).to_list()
+        docs = await find_in(self.deliveries, "_id", keys, projection={"state": 1})
         return {doc["_id"]: doc["state"] for doc in docs}
 
     async def finish(self, outcomes: Sequence[Outcome], now: datetime) -> None:

@@ -16,6 +16,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.sla_monitor.domain import Clock, ClockState, TicketSla
 from services.sla_monitor.policy import PolicySet, from_json
 from shared.events import Category, Priority, SlaMetric, Status
+from shared.mongo import find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -149,9 +150,9 @@ class SlaStore:
     # --- tickets ------------------------------------------------------------------
 
     async def load(self, ticket_ids: Sequence[str]) -> dict[str, tuple[TicketSla, set[str]]]:
-        docs = await self.tickets.find(
-            {"_id": {"$in": list(ticket_ids)}}, {OUTBOX: 0, OUTBOX_SINCE: 0}
-        ).to_list()
+        docs = await find_in(
+            self.tickets, "_id", ticket_ids, projection={OUTBOX: 0, OUTBOX_SINCE: 0}
+        )
         return {d["_id"]: (from_document(d), set(d.get("seen", []))) for d in docs}
 
     async def get(self, ticket_id: str) -> TicketSla | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -10,6 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from shared.infra.modes import Infra
+from shared.mongo import IN_CHUNK, find_in
 from tests.support import create_topic, produce
 
 
@@ -106,6 +108,28 @@ async def test_unique_index_rejects_a_second_document_with_the_same_key(
         with pytest.raises(DuplicateKeyError):
             await deliveries.insert_one({"key": "event-1/email/li.wei@example.com"})
         assert await deliveries.count_documents({}) == 1
+    finally:
+        await client.drop_database(f"t{uid}")
+        await client.close()
+
+
+async def test_find_in_returns_every_match_of_a_list_longer_than_one_chunk_once(
+    infra: Infra, uid: str
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
+    try:
+        tickets = client[f"t{uid}"]["tickets"]
+        await tickets.insert_many(
+            [{"_id": f"T-{i}", "state": "open" if i % 2 else "solved"} for i in range(300)]
+        )
+        wanted = [f"T-{i}" for i in range(0, 300, 2)] + ["T-1", "T-3", "T-1", "missing"]
+
+        found = await find_in(tickets, "_id", wanted, where={"state": "open"})
+
+        assert len(wanted) > 2 * IN_CHUNK
+        assert sorted(d["_id"] for d in found) == ["T-1", "T-3"]
+        every = await find_in(tickets, "_id", wanted, projection={"state": 1})
+        assert len(every) == 152  # 150 even ids and T-1, T-3, each once
     finally:
         await client.drop_database(f"t{uid}")
         await client.close()
