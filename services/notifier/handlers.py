@@ -143,7 +143,12 @@ class Notifications:
                     deliveries.append(d)
                     record_of[d.key] = item.record
 
-        states = await self._store.claim(deliveries, now)
+        items, settled = self._inbox_items(
+            [d for d in deliveries if d.recipient.channel == "inbox"]
+        )
+        await self._store.add_inbox(items)  # delivered: an item stored before is kept as is
+        states, written = await self._store.claim(deliveries, now, settled)
+        self._delivered_to_inbox([d for d in deliveries if d.key in settled and d.key in written])
         fresh = [d for d in deliveries if states.get(d.key) == "pending"]
         for key, state in states.items():
             if state != "pending":
@@ -173,8 +178,9 @@ class Notifications:
             elif isinstance(result, BaseException):
                 transient = result
         await self._store.finish(outcomes, done)
-        if outcomes or direct:
-            self._on_outbox(len(outcomes) + len(direct))  # a backlog's events may wait a little
+        if outcomes or direct or settled:
+            # a backlog's events may wait a little
+            self._on_outbox(len(outcomes) + len(direct) + len(settled))
         if transient is not None:
             raise Retryable("some messages could not be sent yet") from transient
         return [*rejected, *self._reject(failures, record_of)]
@@ -191,6 +197,30 @@ class Notifications:
         for item in out.values():
             self._metrics.dead_lettered.labels(item.record.topic, item.error.reason).inc()
         return list(out.values())
+
+    def _inbox_items(self, inbox: Sequence[Delivery]) -> tuple[list[Document], dict[str, Outcome]]:
+        """The inbox items of a batch, and their outcomes: storing an item is its delivery,
+        so it is stored before the claim, and the claim writes it as sent (one write
+        fewer per item). One that cannot be rendered takes the ordinary way, to fail."""
+        items: list[Document] = []
+        settled: dict[str, Outcome] = {}
+        now = self._clock.now()
+        for d in inbox:
+            try:
+                rendered = self._render(d.template, d.recipient, BLOCKS["inbox"], d.values)
+            except Invalid:
+                continue
+            items.append(self._inbox_item(d.recipient, d.key, d.ticket_id, d.template, rendered))
+            settled[d.key] = self._sent(d, d.key, now, count=False)
+        return items, settled
+
+    def _delivered_to_inbox(self, written: Sequence[Delivery]) -> None:
+        """Counts the inbox items this batch delivered and tells their open pages."""
+        now = self._clock.now()
+        for d in written:
+            self._count_sent(d, now)
+            if d.recipient.user_id is not None:
+                self._hub.notify(d.recipient.user_id)
 
     async def _deliver_and_mark(self, d: Delivery) -> None:
         """Marks the delivery sent as soon as the channel accepted it, and keeps its slot
@@ -302,18 +332,23 @@ class Notifications:
             }
             await self._webhook.send(url, json.dumps(body, ensure_ascii=False).encode(), key)
         else:
-            assert recipient.user_id is not None
-            return {
-                "_id": key,
-                "requester_id": recipient.user_id,
-                "ticket_id": ticket_id,
-                "template": meta["template"],
-                "title": rendered.title,
-                "body": rendered.body,
-                "created_at": self._clock.now(),
-                "read_at": None,
-            }
+            return self._inbox_item(recipient, key, ticket_id, meta["template"], rendered)
         return None
+
+    def _inbox_item(
+        self, recipient: Recipient, key: str, ticket_id: str, template: str, rendered: Rendered
+    ) -> Document:
+        assert recipient.user_id is not None
+        return {
+            "_id": key,
+            "requester_id": recipient.user_id,
+            "ticket_id": ticket_id,
+            "template": template,
+            "title": rendered.title,
+            "body": rendered.body,
+            "created_at": self._clock.now(),
+            "read_at": None,
+        }
 
     # --- outcomes ------------------------------------------------------------------------------
 
@@ -335,16 +370,22 @@ class Notifications:
         )
         return outbox_entry(self._topics.notifications, event)
 
-    def _sent(self, d: Delivery | Document, message_key: str, now: datetime) -> Outcome:
-        channel, template, event_time = _meta(d)
-        self._metrics.sent.labels(channel, template).inc()
-        self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
+    def _sent(
+        self, d: Delivery | Document, message_key: str, now: datetime, *, count: bool = True
+    ) -> Outcome:
+        if count:
+            self._count_sent(d, now)
         return Outcome(
             _key(d),
             "sent",
             outbox=[self._outcome_event(d, message_key, None, now)],
             fields={"message_key": message_key},
         )
+
+    def _count_sent(self, d: Delivery | Document, now: datetime) -> None:
+        channel, template, event_time = _meta(d)
+        self._metrics.sent.labels(channel, template).inc()
+        self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
 
     def _failed(
         self, d: Delivery | Document, message_key: str, error: Invalid, now: datetime

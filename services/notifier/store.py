@@ -20,7 +20,7 @@ from pymongo.errors import BulkWriteError
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
 from shared.mongo import find_in
-from shared.outbox import outbox_update
+from shared.outbox import new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -88,36 +88,33 @@ class NotifierStore:
 
     # --- deliveries ------------------------------------------------------------------------
 
-    async def claim(self, deliveries: Sequence[Delivery], now: datetime) -> dict[str, str]:
+    async def claim(
+        self,
+        deliveries: Sequence[Delivery],
+        now: datetime,
+        settled: Mapping[str, Outcome] | None = None,
+    ) -> tuple[dict[str, str], set[str]]:
         """Write each planned delivery as pending unless it exists; return every key's state
-        (a fresh batch costs one insert; only a redelivered one reads the states back).
+        and the keys written now (a fresh batch costs one insert; only a redelivered one
+        reads the states back).
 
         Written before anything is sent: a redelivered event finds its deliveries and only
-        those not yet sent are sent.
+        those not yet sent are sent. A delivery `settled` already (an inbox item, stored
+        before this) is written with its outcome and outcome event at once.
         """
         if not deliveries:
-            return {}
-        docs = [
-            {
-                "_id": d.key,
-                "ticket_id": d.ticket_id,
-                "cause_event_id": d.event_id,
-                "event_type": d.event_type,
-                "channel": d.recipient.channel,
-                "recipient_kind": d.recipient.kind,
-                "template": d.template,
-                "state": "pending",
-                "created_at": now,
-            }
-            for d in deliveries
-        ]
+            return {}, set()
+        settled = settled or {}
+        docs = [_delivery_document(d, now, settled.get(d.key)) for d in deliveries]
         try:
             await self.deliveries.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             if not _duplicates_only(exc):
                 raise
-            return await self.states([d.key for d in deliveries])  # some were there before
-        return dict.fromkeys((d.key for d in deliveries), "pending")
+            existed = {docs[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])}
+            states = await self.states([d.key for d in deliveries])  # some were there before
+            return states, {d.key for d in deliveries} - existed
+        return {str(doc["_id"]): str(doc["state"]) for doc in docs}, {d.key for d in deliveries}
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
         docs = await find_in(self.deliveries, "_id", keys, projection={"state": 1})
@@ -253,6 +250,24 @@ class Outcome:
         self.error = error
         self.outbox = list(outbox)
         self.fields = dict(fields or {})
+
+
+def _delivery_document(d: Delivery, now: datetime, outcome: Outcome | None) -> Document:
+    doc: Document = {
+        "_id": d.key,
+        "ticket_id": d.ticket_id,
+        "cause_event_id": d.event_id,
+        "event_type": d.event_type,
+        "channel": d.recipient.channel,
+        "recipient_kind": d.recipient.kind,
+        "template": d.template,
+        "state": "pending",
+        "created_at": now,
+    }
+    if outcome is not None:
+        doc.update(state=outcome.state, error=outcome.error, done_at=now, **outcome.fields)
+        doc.update(new_document_outbox(outcome.outbox, now))
+    return doc
 
 
 def _duplicates_only(exc: BulkWriteError) -> bool:

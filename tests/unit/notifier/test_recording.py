@@ -4,7 +4,7 @@ accepted by their channel but not yet recorded (each would be resent once, same 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +88,7 @@ class SlowStore:
         self.states: dict[str, str] = {}
         self.inbox: dict[str, Document] = {}
         self.down = False
+        self.down_after_claim = False
 
     async def _write(self) -> None:
         await asyncio.sleep(self.write_s)
@@ -103,15 +104,26 @@ class SlowStore:
     async def preferences_of(self, requester_ids: Iterable[str]) -> dict[str, Preferences]:
         return {}
 
-    async def claim(self, deliveries: Sequence[Delivery], now: datetime) -> dict[str, str]:
+    async def claim(
+        self,
+        deliveries: Sequence[Delivery],
+        now: datetime,
+        settled: Mapping[str, Outcome] | None = None,
+    ) -> tuple[dict[str, str], set[str]]:
+        settled = settled or {}
+        if self.down_after_claim:
+            self.down, self.down_after_claim = True, False
+        written = {d.key for d in deliveries if d.key not in self.states}
         for d in deliveries:
-            self.states.setdefault(d.key, "pending")
-        return {d.key: self.states[d.key] for d in deliveries}
+            self.states.setdefault(d.key, settled[d.key].state if d.key in settled else "pending")
+        return {d.key: self.states[d.key] for d in deliveries}, written
 
     async def queue(self, items: Sequence[Any], now: datetime) -> None:
         assert not items
 
     async def add_inbox(self, items: Sequence[Document]) -> None:
+        if not items:
+            return
         await self._write()
         for item in items:
             self.inbox.setdefault(item["_id"], item)
@@ -217,7 +229,7 @@ async def test_mail_accepted_while_the_database_is_away_is_recorded_later_not_se
     handler = notifications(store, relay, max_parallel_sends=20)
     batch = [created(i) for i in range(10)]
 
-    store.down = True
+    store.down_after_claim = True  # the database goes away while the mails are sent
     with pytest.raises(Retryable, match="could not be sent yet"):
         await handler.on_events(batch)
     store.down = False
@@ -227,3 +239,18 @@ async def test_mail_accepted_while_the_database_is_away_is_recorded_later_not_se
     assert len(relay.accepted) == 10
     assert store.sent() == 20
     assert len(store.inbox) == 10
+
+
+async def test_a_redelivered_batch_stores_no_inbox_item_twice_and_counts_each_once() -> None:
+    store = SlowStore(write_s=0.001)
+    relay = Relay(store)
+    handler = notifications(store, relay, max_parallel_sends=20)
+    batch = [created(i) for i in range(10)]
+
+    await handler.on_events(batch)
+    await handler.on_events(batch)  # redelivered after a rebalance
+
+    sent = handler._metrics.sent.labels("inbox", "ticket_acknowledged")._value.get()
+    assert len(store.inbox) == 10
+    assert sent == 10
+    assert len(relay.accepted) == 10
