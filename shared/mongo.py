@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
     NetworkTimeout,
     NotPrimaryError,
@@ -17,7 +18,7 @@ from pymongo.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable, Mapping, Sequence
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from shared.settings import ServiceSettings
 
 Document = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 # SecantusDB compares each candidate document with the whole `$in` list, so one lookup
 # of 500 ids cost 0.17 s where ten of 50 cost 0.03 s; on MongoDB the chunks cost a few
@@ -92,3 +94,23 @@ async def find_in(
         query = {**(where or {}), field: {"$in": unique[start : start + IN_CHUNK]}}
         found += await collection.find(query, projection).to_list()
     return found
+
+
+async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> list[int]:
+    """Inserts, unordered, every document whose unique keys are still free; returns the
+    positions of those inserted. One whose key exists (a redelivered event, a repeated
+    command) is left as the earlier write made it; any other error, or a write concern
+    not met, raises."""
+    if not docs:
+        return []
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors") or []
+        if exc.details.get("writeConcernErrors") or any(
+            e.get("code") != DUPLICATE_KEY for e in errors
+        ):
+            raise
+        taken = {e["index"] for e in errors}
+        return [i for i in range(len(docs)) if i not in taken]
+    return list(range(len(docs)))

@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo import ASCENDING, UpdateOne
 
 from services.feedback.domain import (
     DIMENSIONS,
@@ -22,7 +21,7 @@ from services.feedback.domain import (
     Rating,
     SurveyStatus,
 )
-from shared.mongo import find_in
+from shared.mongo import find_in, insert_new
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0}
-DUPLICATE_KEY = 11000
 COUNTED = [SurveyStatus.requested.value, SurveyStatus.answered.value]  # cancelled: not a solve
 
 
@@ -222,17 +220,7 @@ class FeedbackStore:
         a survey that exists already (a redelivered solve event) fails on its `_id` and
         is left as it is, exactly what `$setOnInsert` did.
         """
-        inserted: list[int] = []
-        if created:
-            try:
-                await self.surveys.bulk_write([InsertOne(doc) for doc in created], ordered=False)
-                inserted = list(range(len(created)))
-            except BulkWriteError as exc:
-                errors = exc.details.get("writeErrors", [])
-                if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                    raise
-                existing = {err["index"] for err in errors}
-                inserted = [i for i in range(len(created)) if i not in existing]
+        inserted = await insert_new(self.surveys, created)
         cancelled = 0
         if cancels:
             result = await self.surveys.bulk_write(list(cancels), ordered=True)

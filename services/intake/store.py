@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import Message, Ticket
 from shared.commands import Attachment
 from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
-from shared.mongo import find_in
+from shared.mongo import find_in, insert_new
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -138,18 +138,8 @@ class TicketStore:
         self, tickets: Sequence[tuple[Ticket, Sequence[Document], str]], now: datetime
     ) -> int:
         """Batch insert of (ticket, outbox, open_key); duplicates of earlier opens are skipped."""
-        if not tickets:
-            return 0
-        ops = [
-            InsertOne(self._new_document(t, outbox, now, key, None)) for t, outbox, key in tickets
-        ]
-        try:
-            result = await self.tickets.bulk_write(ops, ordered=False)
-        except BulkWriteError as exc:
-            if any(err.get("code") != 11000 for err in exc.details.get("writeErrors", [])):
-                raise
-            return int(exc.details.get("nInserted", 0))
-        return result.inserted_count
+        docs = [self._new_document(t, outbox, now, key, None) for t, outbox, key in tickets]
+        return len(await insert_new(self.tickets, docs))
 
     @staticmethod
     def _new_document(

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import BulkWriteError
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
-from shared.mongo import find_in
+from shared.mongo import find_in, insert_new
 from shared.outbox import new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -33,7 +32,6 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 FINAL_STATES = frozenset({"sent", "failed"})
-DUPLICATE_KEY = 11000
 
 
 class NotifierStore:
@@ -106,15 +104,10 @@ class NotifierStore:
             return {}, set()
         settled = settled or {}
         docs = [_delivery_document(d, now, settled.get(d.key)) for d in deliveries]
-        try:
-            await self.deliveries.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if not _duplicates_only(exc):
-                raise
-            existed = {docs[e["index"]]["_id"] for e in exc.details.get("writeErrors", [])}
-            states = await self.states([d.key for d in deliveries])  # some were there before
-            return states, {d.key for d in deliveries} - existed
-        return {str(doc["_id"]): str(doc["state"]) for doc in docs}, {d.key for d in deliveries}
+        written = {str(docs[i]["_id"]) for i in await insert_new(self.deliveries, docs)}
+        if len(written) == len(docs):
+            return {str(doc["_id"]): str(doc["state"]) for doc in docs}, written
+        return await self.states([d.key for d in deliveries]), written  # some existed
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
         docs = await find_in(self.deliveries, "_id", keys, projection={"state": 1})
@@ -190,13 +183,7 @@ class NotifierStore:
 
     async def add_inbox(self, items: Sequence[Document]) -> None:
         """Insert each item once: an item stored before (a redelivered event) is kept as is."""
-        if not items:
-            return
-        try:
-            await self.inbox.insert_many(items, ordered=False)
-        except BulkWriteError as exc:
-            if not _duplicates_only(exc):
-                raise
+        await insert_new(self.inbox, items)
 
     async def inbox_page(
         self, requester_id: str, *, unread_only: bool, limit: int
@@ -268,16 +255,6 @@ def _delivery_document(d: Delivery, now: datetime, outcome: Outcome | None) -> D
         doc.update(state=outcome.state, error=outcome.error, done_at=now, **outcome.fields)
         doc.update(new_document_outbox(outcome.outbox, now))
     return doc
-
-
-def _duplicates_only(exc: BulkWriteError) -> bool:
-    """Every document was written except those whose `_id` existed already."""
-    errors = exc.details.get("writeErrors") or []
-    return (
-        bool(errors)
-        and not exc.details.get("writeConcernErrors")
-        and all(e.get("code") == DUPLICATE_KEY for e in errors)
-    )
 
 
 def _facts(doc: Document) -> TicketFacts:

@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from services.sla_monitor.domain import Clock, ClockState, TicketSla
 from services.sla_monitor.policy import PolicySet, from_json
 from shared.events import Category, Priority, SlaMetric, Status
-from shared.mongo import find_in
+from shared.mongo import DUPLICATE_KEY, find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
@@ -213,7 +213,7 @@ class SlaStore:
             result = await self.tickets.bulk_write(list(ops), ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(err.get("code") != 11000 for err in errors):
+            if any(err.get("code") != DUPLICATE_KEY for err in errors):
                 raise
             updates = sum(isinstance(op, UpdateOne) for op in ops)
             return len(errors) + updates - int(exc.details.get("nMatched", 0))

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from shared.infra.modes import Infra
-from shared.mongo import IN_CHUNK, find_in
+from shared.mongo import IN_CHUNK, find_in, insert_new
 from tests.support import create_topic, produce
 
 
@@ -130,6 +130,27 @@ async def test_find_in_returns_every_match_of_a_list_longer_than_one_chunk_once(
         assert sorted(d["_id"] for d in found) == ["T-1", "T-3"]
         every = await find_in(tickets, "_id", wanted, projection={"state": 1})
         assert len(every) == 152  # 150 even ids and T-1, T-3, each once
+    finally:
+        await client.drop_database(f"t{uid}")
+        await client.close()
+
+
+async def test_insert_new_keeps_what_exists_and_tells_which_documents_it_inserted(
+    infra: Infra, uid: str
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
+    try:
+        surveys = client[f"t{uid}"]["surveys"]
+        await surveys.insert_one({"_id": "S-2", "status": "answered"})
+
+        inserted = await insert_new(
+            surveys, [{"_id": f"S-{i}", "status": "requested"} for i in range(4)]
+        )
+
+        assert inserted == [0, 1, 3]
+        assert await surveys.find_one({"_id": "S-2"}) == {"_id": "S-2", "status": "answered"}
+        assert await surveys.count_documents({}) == 4
+        assert await insert_new(surveys, []) == []
     finally:
         await client.drop_database(f"t{uid}")
         await client.close()
