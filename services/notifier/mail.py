@@ -199,25 +199,13 @@ class ConnectionPool:
         client = self._take()
         if client is not None:
             try:
-                await self._transact(client, message)
+                await self._send_on(client, message)
+                return
             except (Invalid, Retryable) as exc:
-                client.close()
                 if not _dropped(exc.__cause__):
                     raise
                 log.info("smtp_connection_dropped", relay=self._relay.host, error=str(exc))
-            except BaseException:
-                client.close()
-                raise
-            else:
-                self._keep(client)
-                return
-        client = await self._connect()
-        try:
-            await self._transact(client, message)
-        except BaseException:
-            client.close()
-            raise
-        self._keep(client)
+        await self._send_on(await self._connect(), message)
 
     async def close(self) -> None:
         """Says goodbye on the idle connections; any in use are closed when they come back."""
@@ -260,15 +248,20 @@ class ConnectionPool:
             await client.connect()
         return client
 
-    @staticmethod
-    async def _transact(client: aiosmtplib.SMTP, message: Outgoing) -> None:
-        with _classified():
-            await client.sendmail(
-                message.sender,
-                [message.to],
-                message.data,
-                mail_options=["SMTPUTF8"] if message.smtputf8 else [],
-            )
+    async def _send_on(self, client: aiosmtplib.SMTP, message: Outgoing) -> None:
+        """One message on `client`, kept for the next on success, closed on any error."""
+        try:
+            with _classified():
+                await client.sendmail(
+                    message.sender,
+                    [message.to],
+                    message.data,
+                    mail_options=["SMTPUTF8"] if message.smtputf8 else [],
+                )
+        except BaseException:
+            client.close()
+            raise
+        self._keep(client)
 
 
 def _dropped(exc: BaseException | None) -> bool:
