@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from bench._common import MailSink
+    from shared.events import Contract
     from shared.infra.modes import Infra
 
 N_DEFAULT = 5000
@@ -134,44 +135,44 @@ def open_commands(n: int) -> Messages:
     return out
 
 
-def created_events(n: int) -> Messages:
+def _ticket_events(n: int, data: Callable[[str, int, datetime], Contract]) -> Messages:
+    """`n` intake events, one per new ticket: `data(ticket_id, i, now)` is the payload."""
     now = datetime.now(UTC)
     out = []
     for i in range(n):
         ticket_id = new_id()
         event = make_event(
-            TicketCreated(
-                ticket_id=ticket_id,
-                ticket=_summary(Status.new, now, f"u-{i % 997}"),
-                requester=Requester(id=f"u-{i % 997}", email=f"u{i}@example.com"),
-                subject=f"Withdrawal {i} pending",
-            ),
+            data(ticket_id, i, now),
             source="/helpstream/intake",
             time=now,
             correlationid=f"bench-{i}",
         )
         out.append((ticket_id.encode(), event.to_bytes()))
     return out
+
+
+def created_events(n: int) -> Messages:
+    return _ticket_events(
+        n,
+        lambda ticket_id, i, now: TicketCreated(
+            ticket_id=ticket_id,
+            ticket=_summary(Status.new, now, f"u-{i % 997}"),
+            requester=Requester(id=f"u-{i % 997}", email=f"u{i}@example.com"),
+            subject=f"Withdrawal {i} pending",
+        ),
+    )
 
 
 def solved_events(n: int) -> Messages:
-    now = datetime.now(UTC)
-    out = []
-    for i in range(n):
-        ticket_id = new_id()
-        event = make_event(
-            TicketStatusChanged(
-                ticket_id=ticket_id,
-                ticket=_summary(Status.solved, now - timedelta(hours=3), f"u-{i % 997}"),
-                old=Status.open,
-                new=Status.solved,
-            ),
-            source="/helpstream/intake",
-            time=now,
-            correlationid=f"bench-{i}",
-        )
-        out.append((ticket_id.encode(), event.to_bytes()))
-    return out
+    return _ticket_events(
+        n,
+        lambda ticket_id, i, now: TicketStatusChanged(
+            ticket_id=ticket_id,
+            ticket=_summary(Status.solved, now - timedelta(hours=3), f"u-{i % 997}"),
+            old=Status.open,
+            new=Status.solved,
+        ),
+    )
 
 
 INPUTS: dict[str, Callable[[int], Messages]] = {
