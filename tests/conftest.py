@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra, start_infra
+from shared.infra.processes import free_port
 from shared.settings import InfraMode, ServiceSettings
 
 if TYPE_CHECKING:
@@ -24,6 +26,15 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
     running = start_infra(mode, tmp_path_factory.mktemp("infra"))
     yield running
     running.stop()
+
+
+@pytest.fixture
+def mail() -> Iterator[MailCatcher]:
+    """A local SMTP server that keeps what it is sent."""
+    catcher = MailCatcher(port=free_port())
+    catcher.start()
+    yield catcher
+    catcher.stop()
 
 
 @pytest.fixture

@@ -20,14 +20,6 @@ API_KEY = "hs_e2e_0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 @pytest.fixture
-def mail() -> Iterator[MailCatcher]:
-    catcher = MailCatcher(port=free_port())
-    catcher.start()
-    yield catcher
-    catcher.stop()
-
-
-@pytest.fixture
 def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Iterator[dict[str, str]]:
     """service name → its base URL; topics and databases prefixed with `t<uid>.`."""
     env = {

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 from shared.infra.mailcatcher import MailCatcher
-from shared.infra.processes import free_port
 from tests.faults.harness import FaultInfra, System, WebhookReceiver
 
 if TYPE_CHECKING:
@@ -26,14 +25,6 @@ def fault_infra(tmp_path: Path) -> Iterator[FaultInfra]:
     infra.start()
     yield infra
     infra.stop()
-
-
-@pytest.fixture
-def mail() -> Iterator[MailCatcher]:
-    catcher = MailCatcher(port=free_port())
-    catcher.start()
-    yield catcher
-    catcher.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -93,14 +93,6 @@ class Receiver:
 
     def to(self, path: str) -> list[Call]:
         return [c for c in self.calls if c.path == path]
-
-
-@pytest.fixture
-def mail() -> Iterator[MailCatcher]:
-    catcher = MailCatcher(port=free_port())
-    catcher.start()
-    yield catcher
-    catcher.stop()
 
 
 @pytest.fixture
