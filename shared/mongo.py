@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import pymongo
 from pymongo import AsyncMongoClient
 from pymongo.errors import (
     AutoReconnect,
@@ -18,7 +19,7 @@ from pymongo.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Iterable, Mapping, Sequence
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from shared.settings import ServiceSettings
 
 Document = dict[str, Any]
+T = TypeVar("T")
 DUPLICATE_KEY = 11000
 
 # SecantusDB compares each candidate document with the whole `$in` list, so one lookup
@@ -66,11 +68,38 @@ def service_database(
 
 
 async def mongo_ready(client: AsyncMongoClient[Document], timeout_s: float = 1.0) -> bool:
+    """Bounded by the driver's own timeout, never by cancelling: see `uncancelled`."""
     try:
-        await asyncio.wait_for(client.admin.command("ping"), timeout_s)
-    except (TimeoutError, PyMongoError):
+        with pymongo.timeout(timeout_s):
+            await client.admin.command("ping")
+    except PyMongoError:
         return False
     return True
+
+
+async def uncancelled(operation: Awaitable[T]) -> T:
+    """Runs a database operation to its end even if the caller is cancelled meanwhile.
+
+    On Python 3.11 a cancellation that reaches PyMongo while it waits for a server (as it
+    does all through an outage) can land inside its own `asyncio.wait_for` and release the
+    client's topology lock twice: every later operation of the process then fails with
+    "Lock is not acquired" or waits forever. Operations whose caller may be cancelled
+    (a stream whose client went away) go through here; the operation itself stays bounded
+    by `timeoutMS`.
+    """
+    task = asyncio.ensure_future(operation)
+    _running.add(task)
+    task.add_done_callback(_finished)
+    return await asyncio.shield(task)
+
+
+_running: set[asyncio.Future[Any]] = set()  # holds them while nobody awaits them any more
+
+
+def _finished(task: asyncio.Future[Any]) -> None:
+    _running.discard(task)
+    if not task.cancelled():
+        task.exception()  # read, so an outcome nobody awaits is not reported as lost
 
 
 def is_unavailable(exc: BaseException) -> bool:

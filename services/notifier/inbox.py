@@ -13,6 +13,8 @@ import json
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
+from shared.mongo import uncancelled
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
@@ -77,7 +79,9 @@ async def stream(
         while not await disconnected():
             wake.clear()
             items = [
-                d for d in await store.inbox_since(requester_id, since) if d["_id"] not in seen
+                d
+                for d in await uncancelled(store.inbox_since(requester_id, since))
+                if d["_id"] not in seen
             ]
             for doc in items:
                 seen.add(doc["_id"])

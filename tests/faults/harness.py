@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import threading
 import time
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 API_KEY = "hs_faults_0123456789abcdefghijklmnopqrstuvwxyz"
 WEBHOOK_SECRET = "faults-webhook-secret"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 VIP_EVERY = 10  # every tenth ticket is VIP: a 5 s first-reply target that breaches
 
 # first_reply of VIP tickets breaches 5 s after creation; every other ticket has a day.
@@ -268,6 +270,39 @@ class System:
         path = self.log_dir / f"{name}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
+
+    def diagnosis(self, lines: int = 12) -> str:
+        """Why a count did not settle: each service's readiness, the consumer metrics that
+        say whether it is moving, and the distinct recent lines of its log."""
+        out = []
+        for name in self.names:
+            ready = self.readyz(name, 3.0)
+            try:
+                text = self.metrics(name)
+                moving: dict[str, float | str] = {
+                    metric: metric_sum(text, f"helpstream_{name}_{metric}")
+                    for metric in (
+                        "consumer_messages_processed_total",
+                        "consumer_batch_retries_total",
+                        "outbox_events_relayed_total",
+                        "outbox_relay_failures_total",
+                        "outbox_pending_documents",
+                    )
+                }
+                moving["lag"] = metric_sum(text, "helpstream_kafka_consumer_lag_messages")
+            except OSError as exc:
+                moving = {"metrics": type(exc).__name__}
+            recent: list[str] = []
+            for line in reversed(self.log_tail(name, 400).splitlines()):
+                plain = ANSI.sub("", line)
+                event = plain.partition("] ")[2][:200]
+                if event and all(event[:40] != seen.partition("] ")[2][:40] for seen in recent):
+                    recent.append(plain[:300])
+                if len(recent) >= lines:
+                    break
+            out.append(f"--- {name}: readyz={ready} alive={self.alive().get(name)} {moving}")
+            out.extend(f"    {line}" for line in reversed(recent))
+        return "\n".join(out)
 
     def db(self, client: MongoClient[dict[str, Any]], service: str) -> Any:
         return client[f"{self.prefix}_{service}"]
@@ -671,7 +706,11 @@ async def settle_and_count(
                 count_once, system, load, mail, webhook, breaches, allowed_resends
             )
             waited = time.monotonic() - started
-            if not acc.problems() or waited > timeout:
+            if not acc.problems():
+                break
+            if waited > timeout:
+                print(f"[settle] still {acc.problems()} after {waited:.0f}s:")
+                print(await asyncio.to_thread(system.diagnosis))
                 break
             await asyncio.sleep(2.0)
         # Quiet a little longer: a late duplicate must have had its chance to show.
