@@ -102,8 +102,13 @@ def install_problem_handlers(app: FastAPI) -> None:
             log.error("database_error", error=type(exc).__name__, exc_info=exc)
             return problem(500, "Internal Server Error", "The request could not be completed.")
         log.warning("database_unavailable", error=type(exc).__name__)
+        # A write that timed out may still be applied once the database answers again.
         response = problem(
-            503, "Service Unavailable", "The database is not answering; retry shortly."
+            503,
+            "Service Unavailable",
+            "The database is not answering; retry shortly. A write may still be applied:"
+            " repeat the request unchanged (with the same Idempotency-Key where the route"
+            " takes one) to get its result rather than a second one.",
         )
         response.headers["Retry-After"] = "5"
         return response
