@@ -4,6 +4,7 @@ delivery outcomes, the digest flusher, and the inbox and preferences API."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -14,7 +15,7 @@ from pydantic import BaseModel, Field
 from services.notifier.config import load_rules
 from services.notifier.domain import MANDATORY, Category, RuleSet, unmutable
 from services.notifier.handlers import Notifications
-from services.notifier.inbox import InboxHub, item_view, stream
+from services.notifier.inbox import InboxHub, item_view, resume_point, stream
 from services.notifier.mail import SmtpSender
 from services.notifier.metrics import notifier_metrics
 from services.notifier.pages import install_pages
@@ -195,7 +196,19 @@ def create_app(
         summary="Server-Sent Events: new inbox items (event `inbox.item`)",
         response_class=StreamingResponse,
     )
-    async def inbox_stream(request: Request, caller: RequesterId) -> StreamingResponse:
+    async def inbox_stream(
+        request: Request,
+        caller: RequesterId,
+        since: Annotated[datetime | None, Query()] = None,
+        last_event_id: Annotated[str | None, Header(max_length=200)] = None,
+    ) -> StreamingResponse:
+        """Items from `since` (at most a day back), or after the `Last-Event-ID` item a
+        reconnecting browser names; from now without either. Dedupe by the event id."""
+        if since is not None and since.tzinfo is None:
+            raise ProblemError(422, "Invalid request", "`since` needs a time zone offset.")
+        start = await resume_point(
+            store(), runtime.clock, caller, since=since, last_event_id=last_event_id
+        )
         return StreamingResponse(
             stream(
                 store(),
@@ -205,6 +218,7 @@ def create_app(
                 poll_s=cfg.inbox_poll_s,
                 keepalive_s=cfg.inbox_keepalive_s,
                 disconnected=request.is_disconnected,
+                start=start,
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

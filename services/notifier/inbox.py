@@ -3,6 +3,11 @@
 A delivery in this process wakes the requester's open streams at once; items written by
 another instance are found by polling MongoDB every `inbox_poll_s`. A comment line is
 sent when idle so proxies keep the connection open; the stream ends when the client goes.
+
+A stream starts where its reader left off, so nothing falls between two connections:
+after the item named by `Last-Event-ID` (which browsers send when they reconnect), or
+from `since` (the page passes the moment it was rendered), never more than
+`RESUME_WINDOW` back; otherwise from the moment of connecting. Readers dedupe by id.
 """
 
 from __future__ import annotations
@@ -11,16 +16,41 @@ import asyncio
 import contextlib
 import json
 from collections import defaultdict
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from shared.mongo import uncancelled
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+    from datetime import datetime
 
     from services.notifier.store import NotifierStore
     from shared.clock import Clock
     from shared.mongo import Document
+
+
+RESUME_WINDOW = timedelta(days=1)
+
+
+async def resume_point(
+    store: NotifierStore,
+    clock: Clock,
+    requester_id: str,
+    *,
+    since: datetime | None,
+    last_event_id: str | None,
+) -> tuple[datetime, set[str]]:
+    """Where a new stream starts, and the ids already delivered at that instant."""
+    now = clock.now()
+    start, seen = now, set()
+    if last_event_id:
+        last = await store.inbox_item(requester_id, last_event_id)
+        if last is not None:
+            start, seen = last["created_at"], {last_event_id}
+    elif since is not None:
+        start = since
+    return min(max(start, now - RESUME_WINDOW), now), seen
 
 
 class InboxHub:
@@ -69,10 +99,10 @@ async def stream(
     poll_s: float,
     keepalive_s: float,
     disconnected: Callable[[], Awaitable[bool]],
+    start: tuple[datetime, set[str]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """New inbox items of one requester, from the moment of connecting."""
-    since = clock.now()
-    seen: set[str] = set()
+    """New inbox items of one requester, from `start` (see `resume_point`) or from now."""
+    since, seen = start or (clock.now(), set())
     idle = 0.0
     with hub.listen(requester_id) as wake:
         yield b": connected\n\n"

@@ -4,8 +4,9 @@
   same signed inbox token the JSON API takes (purpose `inbox`, `requester_id`; optional
   `locale` and `tz` claims pick the language and time zone). A small script (CSP nonce,
   no build step) listens to `GET /v1/inbox/stream` and adds new items at the top without
-  a reload, announcing them to screen readers. Items that arrive between rendering the
-  page and the stream connecting show on the next load.
+  a reload, announcing them to screen readers. The stream starts from a little before the
+  page was rendered (the script drops items it already shows), so an item that arrives
+  between rendering and connecting is not missed.
 - `POST /inbox/{item_id}/read?token=`: the "mark as read" button (a plain form; CSRF
   double-submit field bound to the token). Only the token's own items can be marked: any
   other id answers the same friendly 404 as an unknown one.
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 TEMPLATES = Path(__file__).parent / "page_templates"
 INBOX_SIZE = 50
+STREAM_OVERLAP = timedelta(seconds=10)  # the page's stream starts this far before it
 SURVEY_API_PATH = "/v1/surveys/"
 SURVEY_PAGE_PATH = "/s/"
 
@@ -158,6 +161,8 @@ def install_pages(
         requester_id, claims, token = found
         assert csrf is not None
         store: NotifierStore = parts["store"]
+        # Taken before reading: an item being recorded meanwhile may carry an earlier time.
+        since = runtime.clock.now() - STREAM_OVERLAP
         docs = await store.inbox_page(requester_id, unread_only=False, limit=INBOX_SIZE)
         lang = language(request, claims)
         tz = claims.get("tz") if isinstance(claims.get("tz"), str) else "UTC"
@@ -173,6 +178,7 @@ def install_pages(
                 "unread": sum(1 for d in docs if d.get("read_at") is None),
                 "query": urlencode({"token": token, "lang": lang}),
                 "token": token,
+                "since": since.isoformat(),
                 "csrf_field": FIELD,
                 "csrf_value": csrf_value,
             },

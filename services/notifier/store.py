@@ -206,9 +206,13 @@ class NotifierStore:
             .to_list()
         )
 
+    async def inbox_item(self, requester_id: str, item_id: str) -> Document | None:
+        """Only the owner's item: another requester's id finds nothing."""
+        return await self.inbox.find_one({"_id": item_id, "requester_id": requester_id})
+
     async def mark_read(self, requester_id: str, item_id: str, now: datetime) -> Document | None:
         """Only the owner's item; the first read time is kept."""
-        found = await self.inbox.find_one({"_id": item_id, "requester_id": requester_id})
+        found = await self.inbox_item(requester_id, item_id)
         if found is None:
             return None
         if found.get("read_at") is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -85,6 +86,21 @@ async def test_opted_out_categories_are_not_sent_but_security_notices_always_are
     assert muted == 2
 
 
+async def first_item(
+    http: httpx.AsyncClient, headers: dict[str, str], params: dict[str, str] | None = None
+) -> dict[str, object]:
+    """The first `inbox.item` event of a stream opened with these headers and params."""
+    async with http.stream("GET", "/v1/inbox/stream", headers=headers, params=params) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        event = ""
+        async for line in response.aiter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            if line.startswith("data: ") and event == "inbox.item":
+                return dict(json.loads(line[6:]))
+    raise AssertionError("stream ended")
+
+
 async def test_the_inbox_stream_pushes_a_new_item_as_a_server_sent_event(
     notifier_settings: Callable[..., NotifierSettings], infra: Infra, mail: MailCatcher
 ) -> None:
@@ -92,23 +108,47 @@ async def test_the_inbox_stream_pushes_a_new_item_as_a_server_sent_event(
     runtime = ServiceRuntime("notifier", settings)
     app = create_app(settings, runtime)
     async with served(app, free_port()) as url, httpx.AsyncClient(base_url=url) as http:
-        token = Notifier(http, app, settings, runtime, infra).token("u-42")
-        publisher = Notifier(http, app, settings, runtime, infra)
-
-        async def first_event() -> dict[str, object]:
-            async with http.stream("GET", "/v1/inbox/stream", headers=token) as response:
-                assert response.headers["content-type"].startswith("text/event-stream")
-                event = ""
-                async for line in response.aiter_lines():
-                    if line.startswith("event: "):
-                        event = line[7:]
-                    if line.startswith("data: ") and event == "inbox.item":
-                        return dict(json.loads(line[6:]))
-            raise AssertionError("stream ended")
-
-        reader = asyncio.create_task(first_event())
+        notifier = Notifier(http, app, settings, runtime, infra)
+        reader = asyncio.create_task(first_item(http, notifier.token("u-42")))
         await asyncio.sleep(0.5)
-        await publisher.publish(("tickets", created("T-sse")))
+        await notifier.publish(("tickets", created("T-sse")))
         item = await asyncio.wait_for(reader, 20)
     assert item["template"] == "ticket_acknowledged"
     assert item["ticket_id"] == "T-sse"
+
+
+async def test_a_stream_resumes_where_its_reader_left_off_and_never_further_back(
+    notifier_settings: Callable[..., NotifierSettings], infra: Infra, mail: MailCatcher
+) -> None:
+    """A page rendered before an item arrived, and a browser reconnecting with the id of
+    the last item it saw, both get what came after; nothing of another requester's."""
+    settings = notifier_settings()
+    runtime = ServiceRuntime("notifier", settings)
+    app = create_app(settings, runtime)
+    async with served(app, free_port()) as url, httpx.AsyncClient(base_url=url) as http:
+        notifier = Notifier(http, app, settings, runtime, infra)
+        mine = notifier.token("u-42")
+        rendered = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        await notifier.publish(("tickets", created("T-early")))
+        await mails(mail, 1)
+        await notifier.publish(("tickets", reply("T-early", "Found your deposit.")))
+        await mails(mail, 2)
+        listed = (await http.get("/v1/inbox", headers=mine)).json()["items"]
+        older, newer = listed[1]["id"], listed[0]["id"]
+
+        since = await asyncio.wait_for(first_item(http, mine, {"since": rendered}), 20)
+        resumed = await asyncio.wait_for(first_item(http, {**mine, "Last-Event-ID": older}), 20)
+        other = notifier.token("u-9")
+        stranger = asyncio.create_task(first_item(http, {**other, "Last-Event-ID": older}))
+        naive = await http.get(
+            "/v1/inbox/stream", headers=mine, params={"since": "2026-01-01T00:00"}
+        )
+        await asyncio.sleep(1.5)
+        assert not stranger.done(), "another requester's stream replayed u-42's items"
+        stranger.cancel()
+    assert since["id"] == older
+    assert since["template"] == "ticket_acknowledged"
+    assert resumed["id"] == newer
+    assert resumed["template"] == "agent_reply"
+    assert naive.status_code == 422
+    assert naive.headers["content-type"] == "application/problem+json"
