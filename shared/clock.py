@@ -6,6 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
+def as_utc(when: datetime) -> datetime:
+    """A time from a request: one without an offset is read as UTC."""
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
 class Clock(Protocol):
     """Source of "now" (timezone-aware, UTC)."""
 

@@ -7,6 +7,7 @@ a body that says what to fix, never a stack trace or a 500 for its own mistake.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from pymongo.errors import PyMongoError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,6 +72,18 @@ class ProblemError(Exception):
         self.title = title
         self.detail = detail
         self.extra = extra
+
+
+def require_bearer(key: SecretStr | None, authorization: str | None, what: str) -> None:
+    """An optional shared key for an operator or reporting route: when `key` is set, the
+    request must carry it as `Authorization: Bearer <key>` (compared in constant time)."""
+    if key is None:
+        return
+    sent = (authorization or "").removeprefix("Bearer ").strip().encode()
+    if not hmac.compare_digest(key.get_secret_value().encode(), sent):
+        raise ProblemError(
+            401, "Unauthenticated", f"Send the {what} as `Authorization: Bearer <key>`."
+        )
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:

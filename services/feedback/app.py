@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
@@ -16,7 +15,8 @@ from services.feedback.pages import install_pages
 from services.feedback.settings import DEV_SURVEY_SECRET, FeedbackSettings
 from services.feedback.store import FeedbackStore
 from services.feedback.views import CsatReport, CsatRow, RatingAccepted, RatingIn, SurveyView
-from shared.http import ProblemError, problem
+from shared.clock import as_utc
+from shared.http import ProblemError, problem, require_bearer
 from shared.runtime import ServiceRuntime, service_app
 
 SERVICE = "feedback"
@@ -150,9 +150,9 @@ def create_app(
     ) -> CsatReport:
         """Counted once per ticket solve (the last rating of each survey). Periods are UTC
         days and ISO weeks of the solve time."""
-        _check_reports_key(cfg, authorization)
-        end = _utc(end) if end is not None else runtime.clock.now()
-        start = _utc(start) if start is not None else end - DEFAULT_RANGE
+        require_bearer(cfg.reports_api_key, authorization, "reports API key")
+        end = as_utc(end) if end is not None else runtime.clock.now()
+        start = as_utc(start) if start is not None else end - DEFAULT_RANGE
         if start >= end:
             raise ProblemError(400, "Bad range", "`from` must be before `to`.", code="bad_range")
         if end - start > MAX_RANGE:
@@ -173,19 +173,3 @@ def create_app(
 
 
 _TITLES = {404: "Survey not found", 409: "Conflict", 410: "Survey closed"}
-
-
-def _utc(when: datetime) -> datetime:
-    """Query times without an offset are UTC."""
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def _check_reports_key(cfg: FeedbackSettings, authorization: str | None) -> None:
-    if cfg.reports_api_key is None:
-        return
-    expected = cfg.reports_api_key.get_secret_value().encode()
-    sent = (authorization or "").removeprefix("Bearer ").strip().encode()
-    if not hmac.compare_digest(expected, sent):
-        raise ProblemError(
-            401, "Unauthenticated", "Send the reports API key as `Authorization: Bearer <key>`."
-        )

@@ -23,6 +23,7 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 from services.notifier.templates import Templates
 from services.notifier.webhook import WebhookSender
+from shared.clock import as_utc
 from shared.errors import ConfigError
 from shared.http import ProblemError
 from shared.runtime import ServiceRuntime, service_app
@@ -202,12 +203,15 @@ def create_app(
         since: Annotated[datetime | None, Query()] = None,
         last_event_id: Annotated[str | None, Header(max_length=200)] = None,
     ) -> StreamingResponse:
-        """Items from `since` (at most a day back), or after the `Last-Event-ID` item a
-        reconnecting browser names; from now without either. Dedupe by the event id."""
-        if since is not None and since.tzinfo is None:
-            raise ProblemError(422, "Invalid request", "`since` needs a time zone offset.")
+        """Items from `since` (at most a day back; no offset means UTC), or after the
+        `Last-Event-ID` item a reconnecting browser names; from now without either. Dedupe
+        by the event id."""
         start = await resume_point(
-            store(), runtime.clock, caller, since=since, last_event_id=last_event_id
+            store(),
+            runtime.clock,
+            caller,
+            since=as_utc(since) if since is not None else None,
+            last_event_id=last_event_id,
         )
         return StreamingResponse(
             stream(

@@ -7,6 +7,7 @@ import contextlib
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
+import structlog
 from fastapi import FastAPI, Header
 
 from services.sla_monitor.handlers import SlaService, Timer
@@ -15,7 +16,7 @@ from services.sla_monitor.policy import load_policies
 from services.sla_monitor.settings import SlaSettings
 from services.sla_monitor.store import SlaStore
 from services.sla_monitor.views import TicketSlaView
-from shared.http import ProblemError
+from shared.http import ProblemError, require_bearer
 from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from prometheus_client import Gauge
 
 SERVICE = "sla_monitor"
+log = structlog.get_logger(__name__)
 
 
 def clock_gauge(
@@ -55,6 +57,11 @@ def create_app(
     parts: dict[str, Any] = {}
 
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
+        if cfg.operator_api_key is None:
+            log.warning(
+                "operator_routes_unauthenticated",
+                hint="set HELPSTREAM_OPERATOR_API_KEY: anyone reaching the port can re-pin SLAs",
+            )
         store = SlaStore(rt.db)
         await store.ensure_indexes()
         known = await store.register(current)
@@ -112,8 +119,10 @@ def create_app(
     async def reapply(
         ticket_id: str,
         x_correlation_id: Annotated[str | None, Header(max_length=128)] = None,
+        authorization: Annotated[str | None, Header(max_length=512)] = None,
     ) -> TicketSlaView:
         """Operator action: pin the ticket to the current policy version (time carries over)."""
+        require_bearer(cfg.operator_api_key, authorization, "operator API key")
         service: SlaService = parts["service"]
         sla = await service.reapply(ticket_id, x_correlation_id or new_id())
         if sla is None:

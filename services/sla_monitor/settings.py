@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.settings import ServiceSettings
 
@@ -26,4 +26,9 @@ class SlaSettings(ServiceSettings):
         30.0,
         gt=0,
         description="How often the at-risk gauge (warned, not breached) is recounted.",
+    )
+    operator_api_key: SecretStr | None = Field(
+        None,
+        description="When set, operator actions (POST /v1/tickets/{id}/sla/reapply) need"
+        " `Authorization: Bearer <key>`; without it they are open to whoever reaches the port.",
     )

@@ -188,8 +188,10 @@ def make_sla(
     """Start an instance; several may share the clock (and the group, so they split work)."""
 
     @contextlib.asynccontextmanager
-    async def start(clock: FixedClock) -> AsyncIterator[Sla]:
-        settings = make_settings(SlaSettings, sla_policies=policies_file, timer_interval_s=0.05)
+    async def start(clock: FixedClock, **overrides: Any) -> AsyncIterator[Sla]:
+        settings = make_settings(
+            SlaSettings, sla_policies=policies_file, timer_interval_s=0.05, **overrides
+        )
         runtime = ServiceRuntime("sla_monitor", settings, clock=clock)
         async with running(create_app(settings, runtime)) as http:
             yield Sla(http, clock, settings, infra)

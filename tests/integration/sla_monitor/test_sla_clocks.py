@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
+from shared.clock import FixedClock
 from shared.events import Author, Category, Priority, Status
 from tests.integration.sla_monitor.conftest import T0, Sla, TicketStory, sla_events
 from tests.support import Tap
@@ -202,3 +204,22 @@ async def test_a_late_agent_reply_counts_at_its_event_time_not_its_arrival(
     ]
     assert [kind for kind, _ in first_reply] == ["applied", "warning", "fulfilled"]
     assert first_reply[-1][1] == 40 * 60
+
+
+async def test_the_operator_reapply_needs_the_operator_key_once_one_is_set(make_sla: Any) -> None:
+    key = {"Authorization": "Bearer op-key-7f3a"}
+    async with make_sla(FixedClock(T0), operator_api_key="op-key-7f3a") as sla:
+        story = TicketStory()
+        await sla.send(story.created())
+        await sla.wait_for(story.ticket_id, lambda v: len(v["clocks"]) == 2)
+        route = f"/v1/tickets/{story.ticket_id}/sla/reapply"
+        anonymous = await sla.http.post(route)
+        wrong = await sla.http.post(route, headers={"Authorization": "Bearer op-key-guess"})
+        allowed = await sla.http.post(route, headers=key)
+        unknown = await sla.http.post("/v1/tickets/no-such-ticket/sla/reapply", headers=key)
+    assert (anonymous.status_code, wrong.status_code) == (401, 401)
+    assert anonymous.headers["content-type"] == "application/problem+json"
+    assert "operator API key" in anonymous.json()["detail"]
+    assert allowed.status_code == 200
+    assert allowed.json()["ticket_id"] == story.ticket_id
+    assert unknown.status_code == 404
