@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from pymongo import ASCENDING, UpdateMany, UpdateOne
+from pymongo.errors import OperationFailure
 
 from shared.ids import new_id
 from shared.kafka import EVENT_HEADERS
@@ -62,11 +63,21 @@ def new_document_outbox(entries: Sequence[Document], now: datetime) -> Document:
     return {OUTBOX: list(entries), OUTBOX_SINCE: now} if entries else {}
 
 
+RETIRED_INDEXES = (f"{OUTBOX_CLAIM}_1",)
+
+
 async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
     """One sparse index serves the relay: every query it makes is a `_outbox_since` range.
     (An index on `_outbox_claim` as well made every write to the collection dearer:
-    SecantusDB reads each index's definition for every document it writes.)"""
+    SecantusDB reads each index's definition for every document it writes; a database
+    that still has it loses it here.)"""
     await collection.create_index([(OUTBOX_SINCE, ASCENDING)], sparse=True)
+    existing = {index["name"] async for index in await collection.list_indexes()}
+    for name in RETIRED_INDEXES:
+        if name in existing:
+            with contextlib.suppress(OperationFailure):  # another instance dropped it first
+                await collection.drop_index(name)
+            log.info("outbox_index_retired", collection=collection.name, index=name)
 
 
 class OutboxRelay(BackgroundTask):

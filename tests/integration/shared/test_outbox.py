@@ -167,3 +167,19 @@ async def test_an_event_appended_while_its_document_is_leased_is_published_later
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted([*(e.id for e in events), late.id])  # each once
     assert (left, leased) == (0, 0)
+
+
+async def test_starting_on_a_database_with_the_retired_claim_index_drops_it(
+    infra: Infra, uid: str
+) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    tickets = client[f"t{uid}"]["tickets"]
+    try:
+        await tickets.create_index([(OUTBOX_CLAIM, 1)], sparse=True)
+        await ensure_outbox_index(tickets)
+        await ensure_outbox_index(tickets)  # a second start (or instance) finds nothing to do
+        names = {index["name"] async for index in await tickets.list_indexes()}
+    finally:
+        await client.drop_database(f"t{uid}")
+        await client.close()
+    assert names == {"_id_", f"{OUTBOX_SINCE}_1"}
