@@ -39,6 +39,7 @@ class Outcome:
     probes: Counter[bool] = field(default_factory=Counter)
     first_write_after_s: float | None = None
     ready_after: bool = False
+    error: str | None = None  # the scenario itself broke (not the client under test)
 
 
 class Database:
@@ -105,13 +106,21 @@ def test_a_client_probed_all_through_an_outage_works_when_the_database_returns(
     database = Database(tmp_path)
     database.start()
     outcome = Outcome()
-    scenario = threading.Thread(target=asyncio.run, args=(outage(database, outcome),), daemon=True)
+
+    def run() -> None:
+        try:
+            asyncio.run(outage(database, outcome))
+        except BaseException as exc:
+            outcome.error = repr(exc)
+
+    scenario = threading.Thread(target=run, daemon=True)
     try:
         scenario.start()
         scenario.join(GIVE_UP_S)
     finally:
         database.stop()
     print(f"\noutage: {outcome}")
+    assert outcome.error is None, outcome.error
     assert outcome.probes[False] > PROBES, "the probes never saw the outage; nothing was proven"
     assert "RuntimeError" not in outcome.failures, f"the client's locks broke: {outcome}"
     assert not scenario.is_alive(), f"the client never came back from the outage: {outcome}"
