@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pymongo import AsyncMongoClient
 from pymongo.errors import DuplicateKeyError
 
 from shared.infra.modes import Infra
 from shared.mongo import IN_CHUNK, find_in, insert_new
 from tests.support import create_topic, produce
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
 
 
 def _consumer(infra: Infra, topic: str, group: str) -> AIOKafkaConsumer:
@@ -98,59 +100,44 @@ async def test_headers_and_keys_survive_the_round_trip(infra: Infra, uid: str) -
 
 
 async def test_unique_index_rejects_a_second_document_with_the_same_key(
-    infra: Infra, uid: str
+    scratch_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_url)
-    try:
-        deliveries = client[f"t{uid}"]["deliveries"]
-        await deliveries.create_index("key", unique=True)
+    deliveries = scratch_db["deliveries"]
+    await deliveries.create_index("key", unique=True)
+    await deliveries.insert_one({"key": "event-1/email/li.wei@example.com"})
+    with pytest.raises(DuplicateKeyError):
         await deliveries.insert_one({"key": "event-1/email/li.wei@example.com"})
-        with pytest.raises(DuplicateKeyError):
-            await deliveries.insert_one({"key": "event-1/email/li.wei@example.com"})
-        assert await deliveries.count_documents({}) == 1
-    finally:
-        await client.drop_database(f"t{uid}")
-        await client.close()
+    assert await deliveries.count_documents({}) == 1
 
 
 async def test_find_in_returns_every_match_of_a_list_longer_than_one_chunk_once(
-    infra: Infra, uid: str
+    scratch_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
-    try:
-        tickets = client[f"t{uid}"]["tickets"]
-        await tickets.insert_many(
-            [{"_id": f"T-{i}", "state": "open" if i % 2 else "solved"} for i in range(300)]
-        )
-        wanted = [f"T-{i}" for i in range(0, 300, 2)] + ["T-1", "T-3", "T-1", "missing"]
+    tickets = scratch_db["tickets"]
+    await tickets.insert_many(
+        [{"_id": f"T-{i}", "state": "open" if i % 2 else "solved"} for i in range(300)]
+    )
+    wanted = [f"T-{i}" for i in range(0, 300, 2)] + ["T-1", "T-3", "T-1", "missing"]
 
-        found = await find_in(tickets, "_id", wanted, where={"state": "open"})
+    found = await find_in(tickets, "_id", wanted, where={"state": "open"})
 
-        assert len(wanted) > 2 * IN_CHUNK
-        assert sorted(d["_id"] for d in found) == ["T-1", "T-3"]
-        every = await find_in(tickets, "_id", wanted, projection={"state": 1})
-        assert len(every) == 152  # 150 even ids and T-1, T-3, each once
-    finally:
-        await client.drop_database(f"t{uid}")
-        await client.close()
+    assert len(wanted) > 2 * IN_CHUNK
+    assert sorted(d["_id"] for d in found) == ["T-1", "T-3"]
+    every = await find_in(tickets, "_id", wanted, projection={"state": 1})
+    assert len(every) == 152  # 150 even ids and T-1, T-3, each once
 
 
 async def test_insert_new_keeps_what_exists_and_tells_which_documents_it_inserted(
-    infra: Infra, uid: str
+    scratch_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
-    try:
-        surveys = client[f"t{uid}"]["surveys"]
-        await surveys.insert_one({"_id": "S-2", "status": "answered"})
+    surveys = scratch_db["surveys"]
+    await surveys.insert_one({"_id": "S-2", "status": "answered"})
 
-        inserted = await insert_new(
-            surveys, [{"_id": f"S-{i}", "status": "requested"} for i in range(4)]
-        )
+    inserted = await insert_new(
+        surveys, [{"_id": f"S-{i}", "status": "requested"} for i in range(4)]
+    )
 
-        assert inserted == [0, 1, 3]
-        assert await surveys.find_one({"_id": "S-2"}) == {"_id": "S-2", "status": "answered"}
-        assert await surveys.count_documents({}) == 4
-        assert await insert_new(surveys, []) == []
-    finally:
-        await client.drop_database(f"t{uid}")
-        await client.close()
+    assert inserted == [0, 1, 3]
+    assert await surveys.find_one({"_id": "S-2"}) == {"_id": "S-2", "status": "answered"}
+    assert await surveys.count_documents({}) == 4
+    assert await insert_new(surveys, []) == []

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
-from pymongo import AsyncMongoClient
 
 from shared.clock import SystemClock
 from shared.events import CloudEvent, Contract, parse_event
@@ -26,20 +25,31 @@ from shared.settings import ServiceSettings
 from tests.integration.shared.test_batch_consumer import created_event
 from tests.support import Tap
 
+if TYPE_CHECKING:
+    from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.asynchronous.database import AsyncDatabase
 
-async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
-    infra: Infra, make_settings: Any, uid: str
-) -> None:
-    settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    tickets = client[f"t{uid}"]["tickets"]
+
+async def pending(
+    tickets: AsyncCollection[dict[str, Any]], topic: str, count: int
+) -> list[CloudEvent[Contract]]:
+    """`count` ticket documents, each with one event waiting in its outbox."""
     await ensure_outbox_index(tickets)
     now = datetime.now(UTC)
-    events: list[CloudEvent[Contract]] = [parse_event(created_event(f"T-{i}")) for i in range(30)]
+    events = [parse_event(created_event(f"T-{i}")) for i in range(count)]
     await tickets.insert_many(
         [{"_id": e.subject, OUTBOX: [outbox_entry(topic, e)], OUTBOX_SINCE: now} for e in events]
     )
+    return events
+
+
+async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
+    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}tickets"
+    tickets = scratch_db["tickets"]
+    events = await pending(tickets, topic, 30)
     producer = make_producer(settings, "test")
     await producer.start()
     registry = CollectorRegistry()
@@ -55,8 +65,6 @@ async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
         left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
     finally:
         await producer.stop()
-        await client.drop_database(f"t{uid}")
-        await client.close()
 
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted(e.id for e in events)
@@ -66,20 +74,14 @@ async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
 
 
 async def test_two_relays_on_one_collection_publish_each_event_once(
-    infra: Infra, make_settings: Any, uid: str
+    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
     import asyncio
 
     settings = make_settings(ServiceSettings)
     topic = f"{settings.topic_prefix}tickets"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    tickets = client[f"t{uid}"]["tickets"]
-    await ensure_outbox_index(tickets)
-    now = datetime.now(UTC)
-    events = [parse_event(created_event(f"T-{i}")) for i in range(60)]
-    await tickets.insert_many(
-        [{"_id": e.subject, OUTBOX: [outbox_entry(topic, e)], OUTBOX_SINCE: now} for e in events]
-    )
+    tickets = scratch_db["tickets"]
+    events = await pending(tickets, topic, 60)
     producer = make_producer(settings, "test")
     await producer.start()
     relays = [
@@ -100,8 +102,6 @@ async def test_two_relays_on_one_collection_publish_each_event_once(
             received = await tap.settle(1.0)
     finally:
         await producer.stop()
-        await client.drop_database(f"t{uid}")
-        await client.close()
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted(e.id for e in events)
 
@@ -129,18 +129,12 @@ class AppendWhileLeased:
 
 
 async def test_an_event_appended_while_its_document_is_leased_is_published_later_not_lost(
-    infra: Infra, make_settings: Any, uid: str
+    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
 ) -> None:
     settings = make_settings(ServiceSettings)
     topic = f"{settings.topic_prefix}tickets"
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    tickets = client[f"t{uid}"]["tickets"]
-    await ensure_outbox_index(tickets)
-    now = datetime.now(UTC)
-    events = [parse_event(created_event(f"T-{i}")) for i in range(8)]
-    await tickets.insert_many(
-        [{"_id": e.subject, OUTBOX: [outbox_entry(topic, e)], OUTBOX_SINCE: now} for e in events]
-    )
+    tickets = scratch_db["tickets"]
+    events = await pending(tickets, topic, 8)
     late = parse_event(created_event("T-3"))
     producer = make_producer(settings, "test")
     await producer.start()
@@ -160,8 +154,6 @@ async def test_an_event_appended_while_its_document_is_leased_is_published_later
         leased = await tickets.count_documents({OUTBOX_CLAIM: {"$exists": True}})
     finally:
         await producer.stop()
-        await client.drop_database(f"t{uid}")
-        await client.close()
 
     assert (first, second) == (8, 1)  # the late event went out in the next round
     ids = [parse_event(r.value).id for r in received]
@@ -170,16 +162,11 @@ async def test_an_event_appended_while_its_document_is_leased_is_published_later
 
 
 async def test_starting_on_a_database_with_the_retired_claim_index_drops_it(
-    infra: Infra, uid: str
+    scratch_db: AsyncDatabase[dict[str, Any]],
 ) -> None:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    tickets = client[f"t{uid}"]["tickets"]
-    try:
-        await tickets.create_index([(OUTBOX_CLAIM, 1)], sparse=True)
-        await ensure_outbox_index(tickets)
-        await ensure_outbox_index(tickets)  # a second start (or instance) finds nothing to do
-        names = {index["name"] async for index in await tickets.list_indexes()}
-    finally:
-        await client.drop_database(f"t{uid}")
-        await client.close()
+    tickets = scratch_db["tickets"]
+    await tickets.create_index([(OUTBOX_CLAIM, 1)], sparse=True)
+    await ensure_outbox_index(tickets)
+    await ensure_outbox_index(tickets)  # a second start (or instance) finds nothing to do
+    names = {index["name"] async for index in await tickets.list_indexes()}
     assert names == {"_id_", f"{OUTBOX_SINCE}_1"}
