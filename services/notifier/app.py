@@ -23,7 +23,6 @@ from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 from services.notifier.templates import Templates
 from services.notifier.webhook import WebhookSender
-from shared.clock import as_utc
 from shared.errors import ConfigError
 from shared.http import ProblemError
 from shared.runtime import ServiceRuntime, service_app
@@ -207,22 +206,17 @@ def create_app(
         `Last-Event-ID` item a reconnecting browser names; from now without either. Dedupe
         by the event id."""
         start = await resume_point(
-            store(),
-            runtime.clock,
-            caller,
-            since=as_utc(since) if since is not None else None,
-            last_event_id=last_event_id,
+            store(), runtime.clock, caller, since=since, last_event_id=last_event_id
         )
         return StreamingResponse(
             stream(
                 store(),
                 hub,
-                runtime.clock,
                 caller,
+                start,
                 poll_s=cfg.inbox_poll_s,
                 keepalive_s=cfg.inbox_keepalive_s,
                 disconnected=request.is_disconnected,
-                start=start,
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},

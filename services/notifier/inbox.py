@@ -19,6 +19,7 @@ from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from shared.clock import as_utc
 from shared.mongo import uncancelled
 
 if TYPE_CHECKING:
@@ -41,7 +42,8 @@ async def resume_point(
     since: datetime | None,
     last_event_id: str | None,
 ) -> tuple[datetime, set[str]]:
-    """Where a new stream starts, and the ids already delivered at that instant."""
+    """Where a new stream starts, and the ids already delivered at that instant (a `since`
+    without offset is UTC)."""
     now = clock.now()
     start, seen = now, set()
     if last_event_id:
@@ -49,7 +51,7 @@ async def resume_point(
         if last is not None:
             start, seen = last["created_at"], {last_event_id}
     elif since is not None:
-        start = since
+        start = as_utc(since)
     return min(max(start, now - RESUME_WINDOW), now), seen
 
 
@@ -93,16 +95,15 @@ def sse(event: str, data: dict[str, Any], event_id: str) -> bytes:
 async def stream(
     store: NotifierStore,
     hub: InboxHub,
-    clock: Clock,
     requester_id: str,
+    start: tuple[datetime, set[str]],
     *,
     poll_s: float,
     keepalive_s: float,
     disconnected: Callable[[], Awaitable[bool]],
-    start: tuple[datetime, set[str]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """New inbox items of one requester, from `start` (see `resume_point`) or from now."""
-    since, seen = start or (clock.now(), set())
+    """Inbox items of one requester from `start`, as `resume_point` gives it."""
+    since, seen = start
     idle = 0.0
     with hub.listen(requester_id) as wake:
         yield b": connected\n\n"
