@@ -77,6 +77,15 @@ async def mongo_ready(client: AsyncMongoClient[Document], timeout_s: float = 1.0
     return True
 
 
+_running: set[asyncio.Future[Any]] = set()  # holds them while nobody awaits them any more
+
+
+def _finished(task: asyncio.Future[Any]) -> None:
+    _running.discard(task)
+    if not task.cancelled():
+        task.exception()  # read, so an outcome nobody awaits is not reported as lost
+
+
 async def uncancelled(operation: Awaitable[T]) -> T:
     """Runs a database operation to its end even if the caller is cancelled meanwhile.
 
@@ -91,15 +100,6 @@ async def uncancelled(operation: Awaitable[T]) -> T:
     _running.add(task)
     task.add_done_callback(_finished)
     return await asyncio.shield(task)
-
-
-_running: set[asyncio.Future[Any]] = set()  # holds them while nobody awaits them any more
-
-
-def _finished(task: asyncio.Future[Any]) -> None:
-    _running.discard(task)
-    if not task.cancelled():
-        task.exception()  # read, so an outcome nobody awaits is not reported as lost
 
 
 def is_unavailable(exc: BaseException) -> bool:
