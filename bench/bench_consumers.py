@@ -208,7 +208,7 @@ def build_app(
             FeedbackSettings,
             infra,
             tag,
-            survey_secret="bench-survey-secret-0123456789",
+            survey_secret="bench-survey-secret-0123456789abcdef",
             public_base_url="https://help.example.com/",
         )
         runtime = ServiceRuntime(service, cfg)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from bench._common import infrastructure, mail_sink, percentile, prefix, table
+from shared.infra import local_secrets
 from shared.infra.processes import free_port
 from shared.infra.services import SERVICES, service_process
 
@@ -119,15 +120,15 @@ def start_services(infra: Infra, sink: MailSink, logs: Path) -> tuple[list[Manag
         "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(sink.port),
-        "HELPSTREAM_BOOTSTRAP_API_KEY": API_KEY,
         "HELPSTREAM_LOG_LEVEL": "WARNING",
     }
+    secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
     started: list[ManagedProcess] = []
     intake = ""
     try:
         for name in SERVICES:
             port = free_port()
-            process = service_process(name, port, env, logs)
+            process = service_process(name, port, env, logs, secrets=secrets)
             process.start(timeout=90)
             started.append(process)
             if name == "intake":

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import random
-import secrets
 import signal
 import sys
 import time
@@ -17,6 +16,7 @@ import httpx
 import typer
 
 from shared.errors import InfraStartError
+from shared.infra import local_secrets
 from shared.infra.embedded import kafka_answers, mongo_answers, mongo_url
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra, start_embedded
@@ -79,10 +79,9 @@ def up(
         _say(f"  kafka    {bootstrap}\n  mongodb  {mongo}")
         mail.start()
         _say(f"  mail     smtp://127.0.0.1:{smtp_port} (messages in {data_dir / 'mail'})")
-        api_key = _local_api_key(data_dir)
-        _say(f"  api key  {data_dir / 'api-key'} (every scope; local use only)")
+        secrets_ = local_secrets.load_or_create(data_dir)
+        _say(f"  secrets  {data_dir / 'secrets.json'} (generated; the API key has every scope)")
         env = {
-            "HELPSTREAM_BOOTSTRAP_API_KEY": api_key,
             "HELPSTREAM_KAFKA_BOOTSTRAP": bootstrap,
             "HELPSTREAM_MONGO_URL": mongo,
             "HELPSTREAM_SMTP_PORT": str(smtp_port),
@@ -95,7 +94,7 @@ def up(
         }
         for name, port in SERVICES.items():
             _say(f"starting {name} ...")
-            process = service_process(name, port, env, data_dir / "logs")
+            process = service_process(name, port, env, data_dir / "logs", secrets=secrets_)
             process.start(timeout=60)
             services.append(process)
             _say(f"  {name:<12} http://127.0.0.1:{port}  (/docs, /metrics, /readyz)")
@@ -147,12 +146,8 @@ def _start_prometheus(data_dir: Path, port: int) -> ManagedProcess | None:
 
 
 def _local_api_key(data_dir: Path) -> str:
-    """The local run's admin key: made once, kept in the data dir (mode 600)."""
-    path = data_dir / "api-key"
-    if not path.exists():
-        path.write_text(f"hs_local_{secrets.token_urlsafe(32)}\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
+    """The local run's admin key (made once with the run's other secrets)."""
+    return local_secrets.load_or_create(data_dir)["bootstrap_api_key"]
 
 
 def _state_file(data_dir: Path) -> Path:
@@ -228,7 +223,7 @@ def infra_down(data_dir: DataDir = Path(".data")) -> None:
 def demo(
     intake_url: str = "http://127.0.0.1:8001",
     api_key: Annotated[
-        str | None, typer.Option(help="Default: the local run's key in .data/api-key.")
+        str | None, typer.Option(help="Default: the local run's key in .data/secrets.json.")
     ] = None,
     count: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
     rate: Annotated[float, typer.Option(min=0.1, max=500, help="Tickets per second.")] = 2.0,
@@ -266,7 +261,6 @@ def api_key_create(
     from pymongo import AsyncMongoClient
 
     from services.intake.auth import ApiKeyStore, Scope
-    from services.intake.settings import IntakeSettings
     from shared.clock import SystemClock
     from shared.mongo import service_database
 
@@ -274,7 +268,7 @@ def api_key_create(
         scopes = frozenset(Scope(s) for s in scope)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    settings = IntakeSettings()
+    settings = ServiceSettings()  # only where the database is: no service secrets needed
 
     async def create() -> str:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongo_url)
@@ -286,6 +280,23 @@ def api_key_create(
         return issued.secret
 
     _say(asyncio.run(create()))
+
+
+@app.command("secrets")
+def secrets_env(
+    env_file: Annotated[
+        Path, typer.Option(help="Where to write them (docker compose reads `.env`).")
+    ] = Path(".env"),
+    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+) -> None:
+    """Generate every secret the services require, as HELPSTREAM_* lines (mode 600)."""
+    if env_file.exists() and not force:
+        _say(f"{env_file} exists; keep it (rotating breaks outstanding links) or pass --force")
+        raise typer.Exit(1)
+    lines = [f"HELPSTREAM_{k.upper()}={v}" for k, v in local_secrets.generate().items()]
+    env_file.write_text("\n".join(lines) + "\n")
+    env_file.chmod(0o600)
+    _say(f"wrote {len(lines)} secrets to {env_file}")
 
 
 @app.command()

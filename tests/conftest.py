@@ -12,6 +12,7 @@ from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra, start_infra
 from shared.infra.processes import free_port
 from shared.settings import InfraMode, ServiceSettings
+from tests.support import secret_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ def make_settings(infra: Infra, uid: str) -> Callable[..., Any]:
             "kafka_heartbeat_interval_ms": 300,
             "log_json": False,
             "retry_backoff_max_s": 0.5,
+            **secret_settings(cls),
         }
         values.update(overrides)
         return cls(**values)

@@ -12,12 +12,13 @@ from services.feedback.domain import GroupBy, SurveyRefused, figures, total
 from services.feedback.handlers import CsatGauge, FeedbackService, Submission, SurveyConfig
 from services.feedback.metrics import feedback_metrics
 from services.feedback.pages import install_pages
-from services.feedback.settings import DEV_SURVEY_SECRET, FeedbackSettings
+from services.feedback.settings import FeedbackSettings
 from services.feedback.store import FeedbackStore
 from services.feedback.views import CsatReport, CsatRow, RatingAccepted, RatingIn, SurveyView
 from shared.clock import as_utc
 from shared.http import ProblemError, problem, require_bearer
 from shared.runtime import ServiceRuntime, service_app
+from shared.tokens import SigningKeys
 
 SERVICE = "feedback"
 MAX_RANGE = timedelta(days=366)
@@ -40,10 +41,11 @@ def create_app(
     parts: dict[str, Any] = {}
 
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
-        if cfg.survey_secret.get_secret_value() == DEV_SURVEY_SECRET:
+        if cfg.reports_api_key is None:
             log.warning(
-                "survey_secret_is_the_dev_default",
-                hint="set HELPSTREAM_SURVEY_SECRET: anyone can forge survey links otherwise",
+                "reports_open_by_choice",
+                setting="HELPSTREAM_REPORTS_OPEN",
+                hint="anyone reaching the port can read per-agent CSAT",
             )
         store = FeedbackStore(rt.db)
         await store.ensure_indexes()
@@ -60,7 +62,7 @@ def create_app(
             clock=rt.clock,
             topics=rt.topics,
             config=SurveyConfig(
-                secret=cfg.survey_secret.get_secret_value().encode(),
+                secret=SigningKeys.of(cfg.survey_secret, cfg.survey_previous_secret),
                 expiry=cfg.survey_expiry,
                 public_base_url=cfg.public_base_url,
                 follow_up_threshold=cfg.follow_up_threshold,

@@ -27,7 +27,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from shared.tokens import TokenError, sign, verify
+from shared.tokens import SigningKeys, TokenError, sign, verify
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -86,7 +86,7 @@ class SurveyRefused(Exception):
 
 
 def issue_token(
-    secret: bytes, survey_id: str, now: datetime, ttl: timedelta
+    secret: bytes | SigningKeys, survey_id: str, now: datetime, ttl: timedelta
 ) -> tuple[str, datetime]:
     """The survey link's token and the instant it stops working (whole seconds, as signed)."""
     token = sign(secret, TOKEN_PURPOSE, {"s": survey_id}, now, ttl)
@@ -94,7 +94,7 @@ def issue_token(
     return token, expires_at
 
 
-def survey_of_token(secret: bytes, token: str, now: datetime) -> str:
+def survey_of_token(secret: bytes | SigningKeys, token: str, now: datetime) -> str:
     """The survey id a token opens, or `SurveyRefused` (404 for bad tokens, 410 expired)."""
     if not _TOKEN_SHAPE.match(token):  # also keeps non-ASCII away from hmac.compare_digest
         raise SurveyRefused(404, "token_invalid", "This survey link is not valid.")

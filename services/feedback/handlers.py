@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from services.feedback.metrics import FeedbackMetrics
     from services.feedback.store import FeedbackStore, Survey
     from shared.clock import Clock
+    from shared.tokens import SigningKeys
     from shared.events import CloudEvent, Contract
     from shared.kafka import Rejected
     from shared.mongo import Document
@@ -72,7 +73,7 @@ REOPENED_FROM_SOLVED = frozenset({Status.new, Status.open, Status.pending, Statu
 
 @dataclass(frozen=True)
 class SurveyConfig:
-    secret: bytes
+    secret: bytes | SigningKeys
     expiry: timedelta
     public_base_url: str
     follow_up_threshold: int

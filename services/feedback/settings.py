@@ -2,20 +2,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 
 from services.feedback.domain import DEFAULT_FOLLOW_UP_AT
+from shared.secrets import Secret, key_or_explicitly_open
 from shared.settings import ServiceSettings
-
-# Named so nobody mistakes it for a real secret; the service warns at start when it is used.
-DEV_SURVEY_SECRET = "dev-only-change-me"
 
 
 class FeedbackSettings(ServiceSettings):
     http_port: int = Field(8003, ge=0, le=65535)
-    survey_secret: SecretStr = Field(
-        SecretStr(DEV_SURVEY_SECRET),
-        description="HMAC key of survey links. Set it in every real deployment.",
+    survey_secret: Secret = Field(
+        description="HMAC key of survey links (required, at least 32 bytes).",
+    )
+    survey_previous_secret: Secret | None = Field(
+        None,
+        description="The survey secret before the last rotation: its links keep working.",
     )
     survey_expiry: timedelta = Field(
         timedelta(days=7),
@@ -29,8 +30,11 @@ class FeedbackSettings(ServiceSettings):
     follow_up_threshold: int = Field(
         DEFAULT_FOLLOW_UP_AT, ge=1, le=5, description="Scores at or below ask for a follow-up."
     )
-    reports_api_key: SecretStr | None = Field(
-        None, description="When set, GET /v1/csat needs `Authorization: Bearer <key>`."
+    reports_api_key: Secret | None = Field(
+        None, description="GET /v1/csat needs `Authorization: Bearer <key>` (required)."
+    )
+    reports_open: bool = Field(
+        False, description="Leave GET /v1/csat open without a key (logged at start)."
     )
     csat_gauge_window_days: int = Field(
         30, ge=1, le=366, description="Trailing window of the per-group CSAT gauge."
@@ -38,3 +42,10 @@ class FeedbackSettings(ServiceSettings):
     csat_gauge_interval_s: float = Field(
         30.0, gt=0, description="Longest time between two refreshes of the CSAT gauge."
     )
+
+    @model_validator(mode="after")
+    def _reports_closed_unless_chosen(self) -> FeedbackSettings:
+        key_or_explicitly_open(
+            self.reports_api_key, self.reports_open, "reports_api_key", "reports_open"
+        )
+        return self

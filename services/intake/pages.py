@@ -35,17 +35,18 @@ from shared.commands import MAX_TEXT, AddMessage
 from shared.events import Author, Status
 from shared.ids import new_id
 from shared.redaction import REDACTION_WARNING
-from shared.tokens import TokenError
+from shared.tokens import SigningKeys, TokenError
 from shared.web.csrf import FIELD, Csrf
 from shared.web.forms import read_form
 from shared.web.i18n import COMMON, LANGUAGES, Catalogue, page_language
-from shared.web.links import DEV_REQUESTER_LINK_SECRET, TicketLink, verify_ticket_link
+from shared.web.links import TicketLink, verify_ticket_link
 from shared.web.render import Pages
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from fastapi import FastAPI
+    from pydantic import SecretStr
 
     from services.intake.domain import Ticket
     from services.intake.handlers import TicketService
@@ -192,12 +193,15 @@ def promised_reply(sla: Mapping[str, Any]) -> datetime | None:
     return min(deadlines) if deadlines else None
 
 
-async def fetch_promised_reply(base_url: str, ticket_id: str) -> datetime | None:
+async def fetch_promised_reply(
+    base_url: str, ticket_id: str, api_key: SecretStr | None = None
+) -> datetime | None:
     """Asked of sla_monitor per page view; None when it is down, slow or knows nothing."""
     url = f"{base_url.rstrip('/')}/v1/tickets/{quote(ticket_id, safe='')}/sla"
+    headers = {"Authorization": f"Bearer {api_key.get_secret_value()}"} if api_key else {}
     try:
         async with httpx.AsyncClient(timeout=SLA_TIMEOUT_S) as client:
-            response = await client.get(url)
+            response = await client.get(url, headers=headers)
         if response.status_code != 200:
             return None
         body = response.json()
@@ -210,14 +214,9 @@ def install_pages(
     app: FastAPI, cfg: IntakeSettings, runtime: ServiceRuntime, parts: dict[str, Any]
 ) -> None:
     """Add the status page routes (not in the OpenAPI schema: they answer HTML)."""
-    secret = cfg.requester_link_secret.get_secret_value().encode()
-    if secret == DEV_REQUESTER_LINK_SECRET.encode():
-        log.warning(
-            "requester_link_secret_is_the_dev_default",
-            hint="set HELPSTREAM_REQUESTER_LINK_SECRET: anyone can forge status links otherwise",
-        )
+    secret = SigningKeys.of(cfg.requester_link_secret, cfg.requester_link_previous_secret)
     pages = Pages(TEMPLATES, Catalogue(COMMON).extend(TEXTS))
-    csrf = Csrf(secret)
+    csrf = Csrf(secret.current)
 
     def language(request: Request, link: TicketLink | None) -> str:
         return page_language(
@@ -254,7 +253,9 @@ def install_pages(
         lang = language(request, link)
         waiting_on_us = ticket.status in (Status.new, Status.open, Status.on_hold)
         promised = (
-            await fetch_promised_reply(cfg.sla_monitor_url, ticket.id) if waiting_on_us else None
+            await fetch_promised_reply(cfg.sla_monitor_url, ticket.id, cfg.sla_read_api_key)
+            if waiting_on_us
+            else None
         )
         nonce, csrf_value = csrf.issue(request, token)
         redacted = request.query_params.get("redacted") == "1"

@@ -2,25 +2,32 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 
+from shared.secrets import Secret
 from shared.settings import ServiceSettings
-from shared.web.links import DEV_REQUESTER_LINK_SECRET
 
 
 class IntakeSettings(ServiceSettings):
     http_port: int = Field(8001, ge=0, le=65535)
-    bootstrap_api_key: SecretStr | None = Field(
+    bootstrap_api_key: Secret | None = Field(
         None,
         description="An API key with every scope, installed at start (local run, first admin).",
     )
     triage_rules: Path | None = Field(
         None, description="Triage rules YAML; the packaged rules when empty."
     )
-    requester_link_secret: SecretStr = Field(
-        SecretStr(DEV_REQUESTER_LINK_SECRET),
+    requester_link_secret: Secret = Field(
         description="HMAC key of the requester's ticket status links (/t/{token}); the same "
-        "value as notifier's, which mails the links. Set it in every real deployment.",
+        "value as notifier's, which mails the links (required, at least 32 bytes).",
+    )
+    requester_link_previous_secret: Secret | None = Field(
+        None, description="The link secret before the last rotation: its links keep working."
+    )
+    sla_read_api_key: Secret | None = Field(
+        None,
+        description="Sent to sla_monitor to read a ticket's SLA for the status page (the same"
+        " value as sla_monitor's); without it the page is shown without the promised time.",
     )
     sla_monitor_url: str = Field(
         "http://127.0.0.1:8002",

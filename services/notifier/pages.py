@@ -32,7 +32,7 @@ from shared.tokens import TokenError, verify
 from shared.web.csrf import FIELD, Csrf
 from shared.web.forms import read_form
 from shared.web.i18n import COMMON, LANGUAGES, Catalogue, page_language
-from shared.web.links import DEV_REQUESTER_LINK_SECRET, TicketLink, sign_ticket_link
+from shared.web.links import TicketLink, sign_ticket_link
 from shared.web.render import Pages
 
 if TYPE_CHECKING:
@@ -113,11 +113,6 @@ def install_pages(
     app: FastAPI, cfg: NotifierSettings, runtime: ServiceRuntime, parts: dict[str, Any]
 ) -> None:
     """Add the inbox page routes (not in the OpenAPI schema: they answer HTML)."""
-    if cfg.requester_link_secret.get_secret_value() == DEV_REQUESTER_LINK_SECRET:
-        log.warning(
-            "requester_link_secret_is_the_dev_default",
-            hint="set HELPSTREAM_REQUESTER_LINK_SECRET: anyone can forge status links otherwise",
-        )
     pages = Pages(TEMPLATES, Catalogue(COMMON).extend(TEXTS))
     secret = cfg.inbox_secret.get_secret_value().encode() if cfg.inbox_secret else None
     csrf = Csrf(secret) if secret is not None else None

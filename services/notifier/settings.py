@@ -8,8 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 
 from services.notifier.config import DEFAULT_RULES_PATH, DEFAULT_TEMPLATES_DIR
+from shared.secrets import Secret
 from shared.settings import ServiceSettings
-from shared.web.links import DEV_REQUESTER_LINK_SECRET
 
 
 class NotifierSettings(ServiceSettings):
@@ -43,7 +43,7 @@ class NotifierSettings(ServiceSettings):
     webhook_url: str | None = Field(
         None, description="Requester notifications are POSTed here (absent: no webhook)."
     )
-    webhook_secret: SecretStr | None = Field(
+    webhook_secret: Secret | None = Field(
         None, description="HMAC-SHA256 key of the signature header; needed for any webhook."
     )
     webhook_timeout_s: float = Field(5.0, gt=0)
@@ -52,7 +52,7 @@ class NotifierSettings(ServiceSettings):
     webhook_backoff_max_s: float = Field(4.0, gt=0)
 
     # in-app inbox
-    inbox_secret: SecretStr | None = Field(
+    inbox_secret: Secret | None = Field(
         None, description="Verifies requester inbox tokens (absent: inbox API answers 503)."
     )
     inbox_poll_s: float = Field(1.0, gt=0, description="SSE poll interval across instances.")
@@ -64,10 +64,9 @@ class NotifierSettings(ServiceSettings):
     digest_max_attempts: int = Field(10, ge=1, description="Flush attempts before giving up.")
 
     # requester pages: the "check your ticket" link in requester emails (intake serves it)
-    requester_link_secret: SecretStr = Field(
-        SecretStr(DEV_REQUESTER_LINK_SECRET),
-        description="HMAC key of ticket status links; the same value as intake's. Set it in "
-        "every real deployment.",
+    requester_link_secret: Secret = Field(
+        description="HMAC key of ticket status links; the same value as intake's (required,"
+        " at least 32 bytes).",
     )
     requester_link_ttl: timedelta = Field(
         timedelta(days=30), gt=timedelta(0), description="How long a status link works."

@@ -59,8 +59,15 @@ def create_app(
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         if cfg.operator_api_key is None:
             log.warning(
-                "operator_routes_unauthenticated",
-                hint="set HELPSTREAM_OPERATOR_API_KEY: anyone reaching the port can re-pin SLAs",
+                "operator_routes_open_by_choice",
+                setting="HELPSTREAM_OPERATOR_ROUTES_OPEN",
+                hint="anyone reaching the port can re-pin SLAs",
+            )
+        if cfg.sla_read_api_key is None:
+            log.warning(
+                "sla_read_open_by_choice",
+                setting="HELPSTREAM_SLA_READ_OPEN",
+                hint="anyone reaching the port can read any ticket's SLA",
             )
         store = SlaStore(rt.db)
         await store.ensure_indexes()
@@ -107,8 +114,11 @@ def create_app(
     )
 
     @app.get("/v1/tickets/{ticket_id}/sla", response_model=TicketSlaView, tags=["sla"])
-    async def ticket_sla(ticket_id: str) -> TicketSlaView:
+    async def ticket_sla(
+        ticket_id: str, authorization: Annotated[str | None, Header(max_length=512)] = None
+    ) -> TicketSlaView:
         """Each clock: target, elapsed, remaining, paused, state, deadline, breached_at."""
+        require_bearer(cfg.sla_read_api_key, authorization, "SLA read API key")
         service: SlaService = parts["service"]
         sla = await parts["store"].get(ticket_id)
         if sla is None:

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, model_validator
 
+from shared.secrets import Secret, key_or_explicitly_open
 from shared.settings import ServiceSettings
 
 
@@ -27,8 +28,32 @@ class SlaSettings(ServiceSettings):
         gt=0,
         description="How often the at-risk gauge (warned, not breached) is recounted.",
     )
-    operator_api_key: SecretStr | None = Field(
+    operator_api_key: Secret | None = Field(
         None,
-        description="When set, operator actions (POST /v1/tickets/{id}/sla/reapply) need"
-        " `Authorization: Bearer <key>`; without it they are open to whoever reaches the port.",
+        description="Operator actions (POST /v1/tickets/{id}/sla/reapply) need"
+        " `Authorization: Bearer <key>` (required).",
     )
+    operator_routes_open: bool = Field(
+        False, description="Leave operator actions open without a key (logged at start)."
+    )
+    sla_read_api_key: Secret | None = Field(
+        None,
+        description="GET /v1/tickets/{id}/sla needs `Authorization: Bearer <key>` (required;"
+        " intake's status page sends the same value).",
+    )
+    sla_read_open: bool = Field(
+        False, description="Leave GET /v1/tickets/{id}/sla open without a key (logged at start)."
+    )
+
+    @model_validator(mode="after")
+    def _routes_closed_unless_chosen(self) -> SlaSettings:
+        key_or_explicitly_open(
+            self.operator_api_key,
+            self.operator_routes_open,
+            "operator_api_key",
+            "operator_routes_open",
+        )
+        key_or_explicitly_open(
+            self.sla_read_api_key, self.sla_read_open, "sla_read_api_key", "sla_read_open"
+        )
+        return self

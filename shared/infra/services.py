@@ -6,6 +6,7 @@ import sys
 import urllib.request
 from typing import TYPE_CHECKING
 
+from shared.infra.local_secrets import service_env
 from shared.infra.processes import ManagedProcess
 
 if TYPE_CHECKING:
@@ -23,14 +24,23 @@ def http_ok(url: str) -> bool:
 
 
 def service_process(
-    name: str, port: int, env: dict[str, str], log_dir: Path, *, wait_ready: bool = True
+    name: str,
+    port: int,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    secrets: dict[str, str],
+    wait_ready: bool = True,
 ) -> ManagedProcess:
-    """`python -m services.<name>`; ready once /readyz (or /healthz) answers 200."""
+    """`python -m services.<name>`; ready once /readyz (or /healthz) answers 200.
+
+    `secrets` holds every secret of the run (`shared.infra.local_secrets`); the process
+    gets only those its service uses."""
     probe = "readyz" if wait_ready else "healthz"
     return ManagedProcess(
         name=name,
         argv=[sys.executable, "-m", f"services.{name}"],
         log_path=log_dir / f"{name}.log",
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/{probe}"),
-        env={**env, "HELPSTREAM_HTTP_PORT": str(port)},
+        env={**env, **service_env(name, secrets), "HELPSTREAM_HTTP_PORT": str(port)},
     )

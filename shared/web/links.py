@@ -2,9 +2,8 @@
 
 `shared.tokens.sign(secret, "ticket", {requester_id, ticket_id, locale, tz}, now, ttl)`:
 the link opens exactly one ticket for exactly one requester, until it expires. Both
-services are configured with the same `HELPSTREAM_REQUESTER_LINK_SECRET`; the dev
-default below is named so nobody mistakes it for a real secret, and both warn at start
-when it is in use.
+services are configured with the same `HELPSTREAM_REQUESTER_LINK_SECRET` (required;
+intake also takes the previous one while links signed with it are outstanding).
 """
 
 from __future__ import annotations
@@ -13,13 +12,12 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shared.tokens import TokenError, sign, verify
+from shared.tokens import SigningKeys, TokenError, sign, verify
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta
 
 TICKET_PURPOSE = "ticket"
-DEV_REQUESTER_LINK_SECRET = "dev-only-requester-link-secret-change-me"
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,2048}\.[A-Za-z0-9_-]{1,128}$")
 
 
@@ -41,7 +39,7 @@ def sign_ticket_link(secret: bytes, link: TicketLink, now: datetime, ttl: timede
     return sign(secret, TICKET_PURPOSE, claims, now, ttl)
 
 
-def verify_ticket_link(secret: bytes, token: str, now: datetime) -> TicketLink:
+def verify_ticket_link(secret: bytes | SigningKeys, token: str, now: datetime) -> TicketLink:
     """The link's claims, or `TokenError` (`malformed`, `forged`, `wrong_purpose`, `expired`)."""
     if not _TOKEN_SHAPE.match(token):  # also keeps non-ASCII away from compare_digest
         raise TokenError("malformed")

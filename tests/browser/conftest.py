@@ -52,8 +52,10 @@ if TYPE_CHECKING:
 
 API_KEY = "hs_browser_0123456789abcdefghijklmnopqrstuvwxyz"
 SURVEY_SECRET = "browser-survey-secret-0123456789"
-INBOX_SECRET = "browser-inbox-secret-0123456789"
-LINK_SECRET = "browser-link-secret-0123456789"
+INBOX_SECRET = "browser-inbox-secret-0123456789abcdef"
+LINK_SECRET = "browser-link-secret-0123456789abcdef"
+SLA_READ_KEY = "browser-sla-read-key-0123456789abcdef"
+OPERATOR_KEY = "browser-operator-key-0123456789abcdef"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -211,10 +213,16 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
             bootstrap_api_key=API_KEY,
             requester_link_secret=LINK_SECRET,
             sla_monitor_url=urls["sla_monitor"],
+            sla_read_api_key=SLA_READ_KEY,
         ),
-        "sla_monitor": SlaSettings(**common),
+        "sla_monitor": SlaSettings(
+            **common, sla_read_api_key=SLA_READ_KEY, operator_api_key=OPERATOR_KEY
+        ),
         "feedback": FeedbackSettings(
-            **common, survey_secret=SURVEY_SECRET, public_base_url=urls["feedback"]
+            **common,
+            survey_secret=SURVEY_SECRET,
+            public_base_url=urls["feedback"],
+            reports_api_key=OPERATOR_KEY,
         ),
         "notifier": NotifierSettings(
             **common,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from shared.infra import local_secrets
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.processes import ManagedProcess, free_port
 from shared.infra.services import SERVICES, service_process
@@ -30,14 +31,14 @@ def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Itera
         "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(mail.port),
-        "HELPSTREAM_BOOTSTRAP_API_KEY": API_KEY,
     }
+    secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
     started: list[ManagedProcess] = []
     urls: dict[str, str] = {}
     try:
         for name in SERVICES:
             port = free_port()
-            process = service_process(name, port, env, tmp_path)
+            process = service_process(name, port, env, tmp_path, secrets=secrets)
             process.start(timeout=60)
             started.append(process)
             urls[name] = f"http://127.0.0.1:{port}"

@@ -28,6 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import MongoClient
 
+from shared.infra import local_secrets
 from shared.infra.embedded import kafka_process, mongo_process, mongo_url
 from shared.infra.processes import ManagedProcess, free_port, pid_alive
 from shared.infra.services import SERVICES, service_process
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from shared.infra.mailcatcher import MailCatcher
 
 API_KEY = "hs_faults_0123456789abcdefghijklmnopqrstuvwxyz"
-WEBHOOK_SECRET = "faults-webhook-secret"
+WEBHOOK_SECRET = "faults-webhook-secret-0123456789abcdef"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 VIP_EVERY = 10  # every tenth ticket is VIP: a 5 s first-reply target that breaches
 
@@ -212,13 +213,13 @@ class System:
             "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
             "HELPSTREAM_RETRY_BACKOFF_MAX_S": "1.0",
             "HELPSTREAM_SMTP_PORT": str(mail.port),
-            "HELPSTREAM_BOOTSTRAP_API_KEY": API_KEY,
             "HELPSTREAM_WEBHOOK_URL": webhook.url,
             "HELPSTREAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "HELPSTREAM_SLA_POLICIES": str(policies),
             "HELPSTREAM_LOG_JSON": "false",
             "HELPSTREAM_LOG_LEVEL": "WARNING",
         }
+        self.secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
         self.ports = {name: free_port() for name in names}
         self.processes: dict[str, ManagedProcess] = {}
 
@@ -227,7 +228,9 @@ class System:
 
     def start(self, name: str | None = None) -> None:
         for each in [name] if name else self.names:
-            process = service_process(each, self.ports[each], self.env, self.log_dir)
+            process = service_process(
+                each, self.ports[each], self.env, self.log_dir, secrets=self.secrets
+            )
             process.start(timeout=90)
             self.processes[each] = process
 

@@ -24,6 +24,7 @@ from services.feedback.settings import FeedbackSettings
 from services.intake.settings import IntakeSettings
 from services.notifier.settings import NotifierSettings
 from services.sla_monitor.settings import SlaSettings
+from shared.infra import local_secrets
 from shared.infra.services import SERVICES
 from shared.settings import InfraMode, ServiceSettings
 
@@ -58,10 +59,29 @@ def compose_service(name: str) -> dict[str, Any]:
     return service
 
 
+COMPOSE_SECRETS = {f"{ENV_PREFIX}{k.upper()}": v for k, v in local_secrets.generate().items()}
+REQUIRED_VARIABLE = re.compile(r"^\$\{(\w+):\?[^}]+\}$")
+
+
 def helpstream_env(name: str) -> dict[str, str]:
+    """The service's variables as compose passes them with the `.env` that
+    `helpstream secrets` writes (a `${VAR:?...}` left unset stops compose)."""
     environment = compose_service(name).get("environment", {})
     assert isinstance(environment, dict), f"{name}: write `environment` as a mapping"
-    return {key: str(value) for key, value in environment.items() if key.startswith(ENV_PREFIX)}
+    env = {}
+    for key, value in environment.items():
+        if key.startswith(ENV_PREFIX):
+            required = REQUIRED_VARIABLE.match(str(value))
+            env[key] = COMPOSE_SECRETS[required.group(1)] if required else str(value)
+    return env
+
+
+@pytest.mark.parametrize("name", sorted(SETTINGS))
+def test_compose_takes_every_secret_from_the_environment_never_a_default(name: str) -> None:
+    environment = compose_service(name).get("environment", {})
+    for key, value in environment.items():
+        if "SECRET" in key or key.endswith("_API_KEY"):
+            assert REQUIRED_VARIABLE.match(str(value)), f"{name}: {key} must be ${{{key}:?...}}"
 
 
 def command_argv(name: str) -> list[str]:

@@ -34,8 +34,8 @@ from shared.runtime import ServiceRuntime
 from shared.tokens import sign
 from tests.support import produce, running
 
-WEBHOOK_SECRET = "whsec-test-0123456789"
-INBOX_SECRET = "inbox-test-0123456789"
+WEBHOOK_SECRET = "whsec-test-0123456789abcdefghijklmnop"
+INBOX_SECRET = "inbox-test-0123456789abcdefghijklmnop"
 NOW = datetime.now(UTC)
 
 

@@ -14,6 +14,7 @@ from aiosmtpd.controller import Controller
 from services.notifier.mail import Email, SmtpSender
 from services.notifier.settings import NotifierSettings
 from shared.infra.processes import free_port
+from tests.support import secret_settings
 
 
 @dataclass
@@ -74,7 +75,12 @@ async def test_a_kept_connection_the_relay_dropped_is_replaced_and_the_mail_goes
     relay: Relay,
 ) -> None:
     sender = SmtpSender(
-        NotifierSettings(smtp_port=relay.port, smtp_timeout_s=2.0, smtp_local_hostname="test")
+        NotifierSettings(
+            smtp_port=relay.port,
+            smtp_timeout_s=2.0,
+            smtp_local_hostname="test",
+            **secret_settings(NotifierSettings),
+        )
     )
     try:
         assert await sender.send(mail("first")) == "primary"
@@ -91,7 +97,12 @@ async def test_connections_are_kept_between_mails_and_closed_with_a_quit_at_shut
     controller.start()
     try:
         sender = SmtpSender(
-            NotifierSettings(smtp_port=relay.port, smtp_timeout_s=2.0, smtp_local_hostname="t")
+            NotifierSettings(
+                smtp_port=relay.port,
+                smtp_timeout_s=2.0,
+                smtp_local_hostname="t",
+                **secret_settings(NotifierSettings),
+            )
         )
         for i in range(5):
             await sender.send(mail(f"m{i}"))

@@ -27,6 +27,7 @@ from shared.errors import Retryable
 from shared.events import Requester, TicketCreated, TicketSummary, make_event
 from shared.mongo import Document
 from shared.topics import Topics
+from tests.support import secret_settings
 
 NOW = datetime(2030, 3, 1, 8, 30, tzinfo=UTC)
 
@@ -193,7 +194,11 @@ def created(i: int) -> ConsumerRecord[bytes, bytes]:
 
 
 def notifications(store: SlowStore, relay: Relay, max_parallel_sends: int) -> Notifications:
-    settings = NotifierSettings(max_parallel_sends=max_parallel_sends, digest_window_s=0)
+    settings = NotifierSettings(
+        max_parallel_sends=max_parallel_sends,
+        digest_window_s=0,
+        **secret_settings(NotifierSettings),
+    )
     templates = Templates(settings.templates_dir)
     return Notifications(
         store=store,  # type: ignore[arg-type]

@@ -15,6 +15,7 @@ from services.notifier.settings import NotifierSettings
 from shared.events import Author, Category, Channel, Priority, Requester, Status
 from shared.web.links import verify_ticket_link
 
+LINK_SECRET = "unit-test-link-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -112,13 +113,13 @@ def recipient(kind: str = "requester") -> Recipient:
 
 def test_requester_messages_get_a_status_link_for_their_ticket_only() -> None:
     cfg = NotifierSettings(
-        requester_link_secret="k" * 16, status_page_base_url="https://help.example.com/"
+        requester_link_secret=LINK_SECRET, status_page_base_url="https://help.example.com/"
     )
     values = {"ticket_id": "T-1", "survey_url": "https://f.example.com/v1/surveys/tok.sig"}
     links = link_values(cfg, recipient(), values, NOW)
     assert links["survey_page_url"] == "https://f.example.com/s/tok.sig"
     token = links["status_url"].removeprefix("https://help.example.com/t/")
-    claims = verify_ticket_link(b"k" * 16, token, NOW + timedelta(days=29))
+    claims = verify_ticket_link(LINK_SECRET.encode(), token, NOW + timedelta(days=29))
     assert (claims.requester_id, claims.ticket_id, claims.locale, claims.tz) == (
         "u-42",
         "T-1",
@@ -129,5 +130,5 @@ def test_requester_messages_get_a_status_link_for_their_ticket_only() -> None:
         "status_url": None,
         "survey_page_url": None,
     }
-    off = NotifierSettings(status_page_base_url=None)
+    off = NotifierSettings(requester_link_secret=LINK_SECRET, status_page_base_url=None)
     assert link_values(off, recipient(), {"ticket_id": "T-1"}, NOW)["status_url"] is None

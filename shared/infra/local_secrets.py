@@ -1,0 +1,61 @@
+"""The secrets a local run makes for itself, and which service gets which.
+
+Services refuse to start without their secrets (`shared.secrets`), so `helpstream up`,
+the end-to-end tests and the benchmarks generate random ones; the local run keeps them
+in `.data/secrets.json` (mode 600) so links mailed yesterday still open today. Each
+service is given only the secrets it uses: the admin bootstrap key reaches intake alone.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# setting name -> the services that take it
+USED_BY: dict[str, tuple[str, ...]] = {
+    "bootstrap_api_key": ("intake",),
+    "requester_link_secret": ("intake", "notifier"),
+    "sla_read_api_key": ("intake", "sla_monitor"),
+    "operator_api_key": ("sla_monitor",),
+    "survey_secret": ("feedback",),
+    "reports_api_key": ("feedback",),
+    "inbox_secret": ("notifier",),
+}
+
+
+def generate() -> dict[str, str]:
+    """Fresh random values for every secret (the bootstrap key in API-key shape)."""
+    values = {name: secrets.token_urlsafe(32) for name in USED_BY}
+    values["bootstrap_api_key"] = f"hs_local_{secrets.token_urlsafe(32)}"
+    return values
+
+
+def load_or_create(data_dir: Path) -> dict[str, str]:
+    """The local run's secrets: made once, kept in the data dir, topped up when new ones
+    appear; the bootstrap key is also in `.data/api-key` for shell use."""
+    path = data_dir / "secrets.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    legacy = data_dir / "api-key"
+    if "bootstrap_api_key" not in stored and legacy.exists():
+        stored["bootstrap_api_key"] = legacy.read_text().strip()
+    values = {**generate(), **{k: v for k, v in stored.items() if k in USED_BY}}
+    if values != stored:
+        path.write_text(json.dumps(values, indent=2) + "\n")
+        path.chmod(0o600)
+    if not legacy.exists():  # where the README's curl examples read the key from
+        legacy.write_text(values["bootstrap_api_key"] + "\n")
+        legacy.chmod(0o600)
+    return values
+
+
+def service_env(service: str, values: dict[str, str]) -> dict[str, str]:
+    """`HELPSTREAM_*` variables with the secrets `service` uses, and no others."""
+    return {
+        f"HELPSTREAM_{name.upper()}": values[name]
+        for name, users in USED_BY.items()
+        if service in users and name in values
+    }
