@@ -39,19 +39,42 @@ What is redacted, and why:
 - ``extended_private_key``: ``xprv``/``yprv``/``zprv``/``tprv``/``uprv``/``vprv`` (and the
   multisig ``Yprv``/``Zprv``/``Uprv``/``Vprv``) followed by 100-112 Base58 characters. The
   prefix is unambiguous, so even a mangled key (bad checksum) is removed.
+
+Cost: every detector runs in time linear in the text (a ticket body is attacker-controlled,
+and an earlier version took minutes on 400 KB of ``seed`` + hex tokens because each hex
+string rescanned its whole sentence). The hex rule finds sentence breaks, key words and
+transaction words once per text and answers each hex string's context by bisecting those
+positions; no detector slices or rescans the text per match. A detector added here must keep
+that property (``bench/bench_redaction.py`` times each class on 1 MB of adversarial input).
+Texts longer than ``MAX_CHARS`` are refused (``TextTooLong``) rather than scanned, and
+``redact_async`` moves texts longer than ``OFF_LOOP_CHARS`` to a worker thread so a server's
+event loop keeps answering while they are scanned.
 """
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import functools
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mnemonic import Mnemonic
 
+from shared.errors import Invalid
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
 MIN_MNEMONIC_WORDS = 12
+# Longest text `redact` accepts, in characters: well above every text a service takes
+# (intake's message body is 20,000), so only a caller that forgot its own limit meets it.
+MAX_CHARS = 2_000_000
+# Texts longer than this are scanned in a worker thread by `redact_async` (about a
+# millisecond of work: below it, the hop to a thread costs more than it saves).
+OFF_LOOP_CHARS = 8_000
 
 REDACTION_WARNING: dict[str, str] = {
     "en": (
@@ -69,6 +92,16 @@ REDACTION_WARNING: dict[str, str] = {
 }
 
 
+class TextTooLong(Invalid):
+    """A text longer than `MAX_CHARS`: the caller should have refused it at its door."""
+
+    def __init__(self, length: int) -> None:
+        super().__init__(
+            "text_too_long", f"{length} characters; redaction takes at most {MAX_CHARS}"
+        )
+        self.length = length
+
+
 @dataclass(frozen=True)
 class Redaction:
     text: str
@@ -84,7 +117,10 @@ def placeholder(kind: str) -> str:
 
 
 def redact(text: str) -> Redaction:
-    spans = _mnemonic_spans(text) + _hex_key_spans(text) + _wif_spans(text) + _xprv_spans(text)
+    """`text` with every secret replaced by its placeholder; linear in `len(text)`."""
+    if len(text) > MAX_CHARS:
+        raise TextTooLong(len(text))
+    spans = [span for detect in DETECTORS for span in detect(text)]
     if not spans:
         return Redaction(text=text, kinds=())
     parts: list[str] = []
@@ -99,6 +135,15 @@ def redact(text: str) -> Redaction:
         cursor = end
     parts.append(text[cursor:])
     return Redaction(text="".join(parts), kinds=tuple(sorted(kinds)))
+
+
+async def redact_async(text: str) -> Redaction:
+    """`redact` for a server: long texts go to a worker thread, so the event loop keeps
+    serving other requests meanwhile (the regex engine holds the GIL, but the interpreter
+    hands it back to the loop every switch interval instead of once at the end)."""
+    if len(text) <= OFF_LOOP_CHARS:
+        return redact(text)
+    return await asyncio.to_thread(redact, text)
 
 
 _Span = tuple[int, int, str]
@@ -129,6 +174,7 @@ def _is_mnemonic_word(chunk: str) -> bool:
 
 
 def _mnemonic_spans(text: str) -> list[_Span]:
+    """One pass over the words; each gap between two words is looked at once."""
     spans: list[_Span] = []
     run_start = run_end = -1
     words = 0
@@ -166,66 +212,116 @@ _KEY_WORDS = re.compile(
 _TX_WORDS = re.compile(
     r"(?<![a-z])(?:tx(?:id|n|hash)?|hash(?:es)?|transactions?)(?![a-z])|交易|哈希", re.IGNORECASE
 )
-_NO_WORDS = re.compile(r"[\W_]*")
-
+# A character that makes a clause non-blank (`[\W_]` is what blank clauses are made of).
+_WORD_CHAR = re.compile(r"[^\W_]")
 
 _LOOKBACK_CLAUSES = 3
 
 
-def _clauses(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every line or sentence, in order, breaks excluded."""
-    bounds, start = [], 0
-    for brk in _CLAUSE_BREAK.finditer(text):
-        bounds.append((start, brk.start()))
-        start = brk.end()
-    bounds.append((start, len(text)))
-    return bounds
+@dataclass(frozen=True)
+class _Labels:
+    """Where one kind of label word occurs in a text: found once, looked up by bisection.
+
+    Matches never overlap, so both lists are sorted. A label never spans two clauses
+    (only ``private\nkey`` could, and such a match is dropped: within one clause it is
+    no label either)."""
+
+    starts: list[int]
+    ends: list[int]
+
+    @classmethod
+    def find(cls, pattern: re.Pattern[str], text: str) -> _Labels:
+        found = [m.span() for m in pattern.finditer(text) if "\n" not in m.group()]
+        return cls([s for s, _ in found], [e for _, e in found])
+
+    def last_end(self, left: int, start: int) -> int | None:
+        """End of the last label inside [left, start), if any."""
+        i = bisect.bisect_right(self.ends, start) - 1
+        return self.ends[i] if i >= 0 and self.starts[i] >= left else None
+
+    def first_start(self, end: int, right: int) -> int | None:
+        """Start of the first label inside [end, right), if any."""
+        i = bisect.bisect_left(self.starts, end)
+        return self.starts[i] if i < len(self.starts) and self.ends[i] <= right else None
 
 
-def _previous_clause(text: str, clauses: list[tuple[int, int]], index: int) -> str:
-    """The nearest non-blank clause before ``clauses[index]``, looking back a few at most."""
-    for start, end in reversed(clauses[max(0, index - _LOOKBACK_CLAUSES) : index]):
-        if not _NO_WORDS.fullmatch(text, start, end):
-            return text[start:end]
-    return ""
+@dataclass
+class _HexContext:
+    """A text's clauses and label words, found once for all of its hex strings."""
 
+    text: str
+    starts: list[int] = field(init=False)
+    ends: list[int] = field(init=False)
+    keys: _Labels = field(init=False)
+    txs: _Labels = field(init=False)
+    _first_word: dict[int, int] = field(init=False, default_factory=dict)
+    _blank: dict[int, bool] = field(init=False, default_factory=dict)
 
-def _nearest(pattern: re.Pattern[str], before: str, after: str) -> tuple[int, int] | None:
-    """Distance to the closest match, ranked so that any word before beats any word after."""
-    preceding = [len(before) - m.end() for m in pattern.finditer(before)]
-    if preceding:
-        return (0, min(preceding))
-    following = [m.start() for m in pattern.finditer(after)]
-    return (1, min(following)) if following else None
+    def __post_init__(self) -> None:
+        self.starts, self.ends = [0], []
+        for brk in _CLAUSE_BREAK.finditer(self.text):
+            self.ends.append(brk.start())
+            self.starts.append(brk.end())
+        self.ends.append(len(self.text))
+        self.keys = _Labels.find(_KEY_WORDS, self.text)
+        self.txs = _Labels.find(_TX_WORDS, self.text)
 
+    def is_key(self, start: int, end: int) -> bool:
+        index = bisect.bisect_right(self.starts, start) - 1
+        left, right = self.starts[index], self.ends[index]
+        if self._alone(index, start, end):
+            # Alone on its line: a label on the line above ("私钥：") is its context.
+            above = self._previous(index)
+            if above is None:
+                return False
+            left, right = self.starts[above], self.ends[above]
+            # Everything between that clause and the hex string is blank, so distances can
+            # be measured from the clause's end: the same for both kinds of label.
+            start = end = right
+        key = self._nearest(self.keys, left, start, end, right)
+        if key is None:
+            return False
+        tx = self._nearest(self.txs, left, start, end, right)
+        return tx is None or key <= tx
 
-def _is_key_context(
-    text: str, clauses: list[tuple[int, int]], starts: list[int], start: int, end: int
-) -> bool:
-    index = bisect.bisect_right(starts, start) - 1
-    left, right = clauses[index]
-    before, after = text[left:start], text[end:right]
-    if _NO_WORDS.fullmatch(before) and _NO_WORDS.fullmatch(after):
-        # Alone on its line: a label on the line above ("私钥：") is its context.
-        before = _previous_clause(text, clauses, index) + " " + before
-    key = _nearest(_KEY_WORDS, before, after)
-    if key is None:
-        return False
-    tx = _nearest(_TX_WORDS, before, after)
-    return tx is None or key <= tx
+    @staticmethod
+    def _nearest(
+        labels: _Labels, left: int, start: int, end: int, right: int
+    ) -> tuple[int, int] | None:
+        """Distance to the closest label, ranked so that any label before beats any after."""
+        before = labels.last_end(left, start)
+        if before is not None:
+            return (0, start - before)
+        after = labels.first_start(end, right)
+        return (1, after - end) if after is not None else None
+
+    def _alone(self, index: int, start: int, end: int) -> bool:
+        """Nothing but blanks around the hex string in its clause. Only the clause's first
+        word can be alone, so each clause is searched at most twice."""
+        if index not in self._first_word:
+            found = _WORD_CHAR.search(self.text, self.starts[index], self.ends[index])
+            self._first_word[index] = found.start() if found else -1
+        return self._first_word[index] == start and self._is_blank(end, self.ends[index])
+
+    def _previous(self, index: int) -> int | None:
+        """The nearest non-blank clause before clause `index`, looking back a few at most."""
+        for above in range(index - 1, max(-1, index - 1 - _LOOKBACK_CLAUSES), -1):
+            if above not in self._blank:
+                self._blank[above] = self._is_blank(self.starts[above], self.ends[above])
+            if not self._blank[above]:
+                return above
+        return None
+
+    def _is_blank(self, left: int, right: int) -> bool:
+        return _WORD_CHAR.search(self.text, left, right) is None
 
 
 def _hex_key_spans(text: str) -> list[_Span]:
-    matches = list(_HEX64.finditer(text))
+    matches = [m.span() for m in _HEX64.finditer(text)]
     if not matches:
         return []
-    clauses = _clauses(text)
-    starts = [start for start, _ in clauses]
-    return [
-        (m.start(), m.end(), "hex_private_key")
-        for m in matches
-        if _is_key_context(text, clauses, starts, m.start(), m.end())
-    ]
+    context = _HexContext(text)
+    return [(s, e, "hex_private_key") for s, e in matches if context.is_key(s, e)]
 
 
 # --- Base58 keys ---------------------------------------------------------------------------
@@ -233,6 +329,7 @@ def _hex_key_spans(text: str) -> list[_Span]:
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
 _B58 = "1-9A-HJ-NP-Za-km-z"
+# The look-behind fails at once inside a run of Base58, so each run is tried once.
 _WIF_CANDIDATE = re.compile(rf"(?<![{_B58}])[5KL9c][{_B58}]{{50,51}}(?![{_B58}])")
 _XPRV = re.compile(rf"(?<![{_B58}])[xyztuvYZUV]prv[{_B58}]{{100,112}}(?![{_B58}])")
 _WIF_VERSIONS = (0x80, 0xEF)
@@ -267,3 +364,13 @@ def _wif_spans(text: str) -> list[_Span]:
 
 def _xprv_spans(text: str) -> list[_Span]:
     return [(m.start(), m.end(), "extended_private_key") for m in _XPRV.finditer(text)]
+
+
+# Every detector: text -> (start, end, kind) spans, in time linear in the text. `redact`
+# replaces the union; where spans overlap, the earliest (then the longest) wins.
+DETECTORS: tuple[Callable[[str], Iterable[_Span]], ...] = (
+    _mnemonic_spans,
+    _hex_key_spans,
+    _wif_spans,
+    _xprv_spans,
+)

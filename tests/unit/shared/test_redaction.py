@@ -10,7 +10,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mnemonic import Mnemonic
 
-from shared.redaction import REDACTION_WARNING, Redaction, redact
+from shared.redaction import (
+    MAX_CHARS,
+    OFF_LOOP_CHARS,
+    REDACTION_WARNING,
+    Redaction,
+    TextTooLong,
+    redact,
+    redact_async,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -337,3 +345,85 @@ def test_warning_exists_in_english_and_chinese() -> None:
     assert "new wallet" in REDACTION_WARNING["en"]
     assert "助记词" in REDACTION_WARNING["zh-CN"]
     assert "新的钱包" in REDACTION_WARNING["zh-CN"]
+
+
+# --- adversarial inputs: right answers on the shapes that used to take minutes --------------
+# (The time itself is a benchmark figure, bench/bench_redaction.py, never a test assertion.)
+
+
+def test_seed_followed_by_twenty_thousand_hex_tokens_redacts_every_one() -> None:
+    tokens = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000)]
+
+    result = redact("seed " + " ".join(tokens))
+
+    assert result.kinds == ("hex_private_key",)
+    assert result.text == "seed " + " ".join(["[REDACTED:hex_private_key]"] * len(tokens))
+
+
+def test_txid_followed_by_twenty_thousand_hex_tokens_keeps_every_one() -> None:
+    text = "txid " + " ".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(20_000))
+
+    assert redact(text) == Redaction(text=text, kinds=())
+
+
+def test_each_hex_line_is_judged_by_its_own_label_line_above() -> None:
+    key, tx = "ab" * 32, "cd" * 32
+    block = f"private key:\n{key}\ntx hash:\n\n0x{tx}\n"
+
+    result = redact(block * 5_000)
+
+    assert result.text == f"private key:\n[REDACTED:hex_private_key]\ntx hash:\n\n0x{tx}\n" * 5_000
+
+
+def test_hex_tokens_after_a_long_blank_prefix_in_one_sentence_are_judged_normally() -> None:
+    text = "," * 200_000 + " secret " + " ".join(["ef" * 32] * 2_000)
+
+    result = redact(text)
+
+    assert result.text == "," * 200_000 + " secret " + " ".join(
+        ["[REDACTED:hex_private_key]"] * 2_000
+    )
+
+
+def test_a_label_split_across_lines_is_no_label() -> None:
+    text = f"my private\nkey {'ab' * 32}"
+
+    assert redact(text) == Redaction(text=text, kinds=())
+
+
+def test_fifty_thousand_wordlist_words_become_one_placeholder() -> None:
+    text = "你好 " + " ".join(WORDLIST[i % 2048] for i in range(50_000)) + " 谢谢"
+
+    assert redact(text).text == "你好 [REDACTED:bip39_mnemonic] 谢谢"
+
+
+def test_eleven_word_runs_broken_by_prose_stay_however_many_there_are() -> None:
+    runs = [" ".join(WORDLIST[j : j + 11]) for j in range(0, 2048 - 11, 11)] * 5
+    text = " the ".join(runs)
+
+    assert redact(text) == Redaction(text=text, kinds=())
+
+
+def test_thousands_of_wif_shaped_strings_keep_all_but_the_real_keys() -> None:
+    real = wif(bytes(range(32)), compressed=True, testnet=False)
+    fakes = ["K" + B58[i % 58] * 51 for i in range(10_000)]
+
+    result = redact(" ".join([*fakes, real, *fakes]))
+
+    assert result.text == " ".join([*fakes, "[REDACTED:wif_private_key]", *fakes])
+
+
+def test_text_longer_than_the_maximum_is_refused_with_its_length() -> None:
+    with pytest.raises(TextTooLong) as refused:
+        redact("a" * (MAX_CHARS + 1))
+
+    assert refused.value.length == MAX_CHARS + 1
+    assert refused.value.reason == "text_too_long"
+
+
+@pytest.mark.parametrize("size", [100, OFF_LOOP_CHARS + 1])
+async def test_redact_async_gives_the_same_result_as_redact(size: int) -> None:
+    phrase = MNEMONIC.to_mnemonic(bytes(16))
+    text = (f"private key {'11' * 32} {phrase} " * size)[:size]
+
+    assert await redact_async(text) == redact(text)
