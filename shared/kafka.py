@@ -2,8 +2,11 @@
 
 The consumer is the heart of the data-safety rules: it takes what one poll returns,
 hands the whole batch to the service (one durable write), sends poison messages to
-`<topic>.dlq` with the reason, and only then commits. A transient failure rewinds
-to the batch's first offsets and retries with backoff; nothing is skipped.
+`<topic>.dlq` with the reason, and only then commits. An outage (`is_transient`) rewinds
+to the batch's first offsets and retries with backoff for as long as it lasts; nothing is
+skipped. Any other exception is some message's fault: after `poison_max_attempts` tries
+the batch is split until that message stands alone, and it goes to the DLQ instead of
+stalling the partition. What reaches a DLQ is redacted like any requester text.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 
 from shared.clock import Clock, SystemClock
-from shared.errors import Invalid
+from shared.dlq_payload import Scrubbed, redact_text, scrub
+from shared.errors import Invalid, Retryable
 from shared.events import CONTENT_TYPE, CloudEvent, Contract, parse_event
-from shared.mongo import TRANSIENT_ERRORS
+from shared.mongo import TRANSIENT_ERRORS, is_unavailable
 from shared.tasks import LoopWorker
-from shared.topics import Topics
+from shared.topics import Topics, owner_of
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -41,6 +45,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 EVENT_HEADERS = [("content-type", CONTENT_TYPE.encode())]
+SCRUB_OFF_LOOP_BYTES = 32 * 1024  # dead-lettered payloads above this are redacted off the loop
 
 
 def make_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
@@ -77,7 +82,10 @@ class Rejected:
 def decode_events(
     records: Iterable[ConsumerRecord[bytes, bytes]], accept: frozenset[str] | None = None
 ) -> tuple[list[Accepted[CloudEvent[Contract]]], list[Rejected]]:
-    """Split a batch into valid events and poison messages (with the reason)."""
+    """Split a batch into valid events and poison messages (with the reason).
+
+    An event whose `source` is not its topic's owner is poison too: only intake speaks
+    on helpstream.tickets, whoever else managed to write there."""
     accepted: list[Accepted[CloudEvent[Contract]]] = []
     rejected: list[Rejected] = []
     for record in records:
@@ -85,14 +93,22 @@ def decode_events(
             rejected.append(Rejected(record, Invalid("empty", "message has no value")))
             continue
         try:
-            accepted.append(Accepted(record, parse_event(record.value, accept)))
+            event = parse_event(record.value, accept)
         except Invalid as exc:
             rejected.append(Rejected(record, exc))
+            continue
+        owner = owner_of(record.topic)
+        if owner is not None and event.source != owner:
+            detail = f"source {event.source[:100]!r} may not write {record.topic} (owner {owner})"
+            rejected.append(Rejected(record, Invalid("not_topic_owner", detail)))
+            continue
+        accepted.append(Accepted(record, event))
     return accepted, rejected
 
 
 class DeadLetters:
-    """Publishes poison messages unchanged to `<topic>.dlq`, the reason in headers."""
+    """Publishes poison messages to `<topic>.dlq`: the original headers, the reason in
+    headers, the payload with requester secrets redacted (`shared.dlq_payload`)."""
 
     def __init__(self, producer: AIOKafkaProducer, consumer: str) -> None:
         self._producer = producer
@@ -105,26 +121,46 @@ class DeadLetters:
         futures = []
         for item in rejected:
             record = item.record
+            scrubbed = await _scrubbed(record.value)
             headers = [
                 *(record.headers or ()),
                 ("error-type", item.error.reason.encode()),
-                ("error-message", item.error.detail.encode()[:2000]),
+                ("error-message", redact_text(item.error.detail[:2000]).encode()[:2000]),
                 ("failed-at", failed_at.encode()),
                 ("consumer", self._consumer.encode()),
                 ("original-topic", record.topic.encode()),
                 ("original-partition", str(record.partition).encode()),
                 ("original-offset", str(record.offset).encode()),
+                *scrubbed.headers,
             ]
             futures.append(
                 await self._producer.send(
-                    Topics.dlq(record.topic), record.value, key=record.key, headers=headers
+                    Topics.dlq(record.topic), scrubbed.value, key=record.key, headers=headers
                 )
             )
         await asyncio.gather(*futures)
 
 
+async def _scrubbed(value: bytes | None) -> Scrubbed:
+    """Large payloads are redacted in a worker thread, so the event loop (heartbeats, HTTP)
+    keeps running."""
+    if value is not None and len(value) > SCRUB_OFF_LOOP_BYTES:
+        return await asyncio.to_thread(scrub, value)
+    return scrub(value)
+
+
 def is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (*TRANSIENT_ERRORS, KafkaError, OSError, asyncio.TimeoutError))
+    """An outage (broker, database, network, a `Retryable` of the service): retry the batch
+    for as long as it lasts. Anything else is some message's fault (see `BatchConsumer`)."""
+    return isinstance(
+        exc, (*TRANSIENT_ERRORS, Retryable, KafkaError, OSError, asyncio.TimeoutError)
+    ) or is_unavailable(exc)
+
+
+def handler_error(exc: BaseException) -> Invalid:
+    """What a DLQ record says about a handler that raised on it: the exception's class
+    (error-type) and message (error-message)."""
+    return Invalid(type(exc).__name__, str(exc)[:2000])
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -144,7 +180,8 @@ class BatchConsumer:
     """One consumer-group member: poll a batch, apply it durably, DLQ poison, commit.
 
     `handle` receives every record of the batch and returns the ones it found invalid;
-    it must be idempotent (the same batch may come again after a crash or a retry).
+    it must be idempotent (the same batch may come again after a crash, a retry, or in
+    parts while a message it raises on is being isolated).
     """
 
     def __init__(
@@ -179,6 +216,8 @@ class BatchConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._loop = LoopWorker(f"consumer:{name}", self._run)
         self._failures = 0
+        # Batches in a row the handler failed on with a non-outage error.
+        self._poison_attempts = 0
         self.last_error: str | None = None
 
     @property
@@ -231,7 +270,7 @@ class BatchConsumer:
     ) -> None:
         started = time.perf_counter()
         try:
-            rejected = await self._handle(records)
+            rejected = await self._apply(records)
             await self._dlq.send(rejected)
             await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items()})
         except asyncio.CancelledError:
@@ -244,6 +283,7 @@ class BatchConsumer:
             await self._back_off(exc)
             return
         self._failures = 0
+        self._poison_attempts = 0
         self.last_error = None
         for tp, part in batches.items():
             taken = datetime.fromtimestamp(part[-1].timestamp / 1000, UTC)
@@ -267,6 +307,56 @@ class BatchConsumer:
                 per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
         for topic, count in per_topic.items():
             self._metrics.processed.labels(self.name, topic).inc(count)
+
+    async def _apply(self, records: list[ConsumerRecord[bytes, bytes]]) -> list[Rejected]:
+        """The batch through the handler; what it found invalid comes back.
+
+        An outage error propagates (the caller rewinds and retries, for as long as it
+        lasts). Any other exception is the fault of some message in the batch: it
+        propagates too, until the batch has failed `poison_max_attempts` times in a row;
+        then the batch is split until the records the handler still fails on stand alone,
+        and those are dead-lettered while the rest is applied."""
+        try:
+            return list(await self._handle(records))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            self._poison_attempts += 1
+            if self._poison_attempts < self._settings.poison_max_attempts:
+                raise
+            log.warning(
+                "batch_isolating_poison",
+                consumer=self.name,
+                records=len(records),
+                attempts=self._poison_attempts,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+            )
+            return await self._isolate(records, exc)
+
+    async def _isolate(
+        self, records: list[ConsumerRecord[bytes, bytes]], error: Exception
+    ) -> list[Rejected]:
+        """Bisects a batch the handler fails on (non-outage), in offset order: the halves
+        that go through are applied (handlers are idempotent, so a record applied before
+        the failure is simply applied again), a single record that still fails becomes a
+        `Rejected` named after its exception. An outage error on the way propagates."""
+        if len(records) == 1:
+            return [Rejected(records[0], handler_error(error))]
+        self._metrics.isolations.labels(self.name).inc()
+        middle = len(records) // 2
+        rejected: list[Rejected] = []
+        for part in (records[:middle], records[middle:]):
+            try:
+                rejected += await self._handle(part)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                rejected += await self._isolate(part, exc)
+        return rejected
 
     async def _back_off(self, exc: BaseException) -> None:
         self._failures += 1

@@ -24,6 +24,8 @@ class ConsumerMetrics:
     rejected: Counter
     # batches that failed transiently and were retried from the same offsets
     retries: Counter
+    # batches split to find the messages a handler keeps failing on (each split counts)
+    isolations: Counter
     # wall time of one batch: decode, durable write, DLQ, commit
     batch_seconds: Histogram
     # messages in one batch
@@ -48,6 +50,12 @@ def consumer_metrics(registry: CollectorRegistry, service: str) -> ConsumerMetri
         retries=Counter(
             f"{prefix}_batch_retries",
             "Batches retried after a transient error.",
+            ("consumer",),
+            registry=registry,
+        ),
+        isolations=Counter(
+            f"{prefix}_poison_isolations",
+            "Batch splits made to find the messages a handler keeps failing on.",
             ("consumer",),
             registry=registry,
         ),

@@ -61,3 +61,11 @@ class ServiceSettings(BaseSettings):
     retry_backoff_max_s: float = Field(
         5.0, gt=0, description="Longest pause between retries of a failing batch."
     )
+    poison_max_attempts: int = Field(
+        3,
+        ge=1,
+        description=(
+            "Times in a row a batch may fail with a non-outage error before the consumer "
+            "splits it and dead-letters the messages the handler fails on."
+        ),
+    )

@@ -49,7 +49,7 @@ from shared.events import (
     make_event,
 )
 from shared.ids import stable_id
-from shared.kafka import Rejected, decode_events
+from shared.kafka import Rejected, decode_events, handler_error, is_transient
 from shared.outbox import outbox_entry
 
 if TYPE_CHECKING:
@@ -172,11 +172,17 @@ class Notifications:
         transient: BaseException | None = None
         done = self._clock.now()
         for d, result in zip(direct, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(result, Invalid):
+                if is_transient(result) or not isinstance(result, Exception):
+                    transient = result
+                    continue
+                # Not an outage: this delivery's own fault (a bug on hostile input, say).
+                # It fails for good instead of holding up the batch.
+                self._metrics.send_errors.labels(d.recipient.channel, type(result).__name__).inc()
+                result = handler_error(result)
             if isinstance(result, Invalid):
                 outcomes.append(self._failed(d, d.key, result, done))
                 failures[d.key] = result
-            elif isinstance(result, BaseException):
-                transient = result
         await self._store.finish(outcomes, done)
         if outcomes or direct or settled:
             # a backlog's events may wait a little

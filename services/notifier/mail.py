@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import socket
+import unicodedata
 from dataclasses import dataclass
 from email.charset import QP, Charset
+from email.errors import MessageError
 from email.header import Header
 from email.message import EmailMessage
 from email.mime.multipart import MIMEMultipart
@@ -118,15 +121,24 @@ class Outgoing:
 def prepare(email: Email, sender: str) -> Outgoing:
     """multipart/alternative (text, HTML), quoted-printable UTF-8 bodies, the same headers
     as `build_message`. Built with the compat32 email classes, several times cheaper than
-    `EmailMessage`, whose every header is parsed into objects."""
+    `EmailMessage`, whose every header is parsed into objects.
+
+    A recipient no relay could take is `Invalid` (this message fails, the others go on):
+    intake validates requester addresses, but events from before that, or forged ones,
+    may still carry anything."""
     name, address = parseaddr(sender)
-    if not (email.to.isascii() and address.isascii()):
-        modern = build_message(email, sender)
-        data = flatten_message(modern, utf8=True, cte_type="7bit")
-        return Outgoing(address, email.to, data, smtputf8=True)
+    check_recipient(email.to)
     for value in (email.to, email.subject, email.key, email.ticket_id):
         if "\r" in value or "\n" in value:
             raise Invalid("bad_header", f"line break in a header value: {value[:80]!r}")
+    if not (email.to.isascii() and address.isascii()):
+        try:
+            modern = build_message(email, sender)
+            data = flatten_message(modern, utf8=True, cte_type="7bit")
+        except (MessageError, ValueError, TypeError, AttributeError, IndexError) as exc:
+            # the stdlib's header parser fails in many ways on hostile input
+            raise Invalid("bad_address", f"{type(exc).__name__}: {exc}"[:200]) from exc
+        return Outgoing(address, email.to, data, smtputf8=True)
     message: Message
     if email.html:
         message = MIMEMultipart("alternative")
@@ -144,6 +156,27 @@ def prepare(email: Email, sender: str) -> Outgoing:
     message["Message-ID"] = f"<{email.key}@helpstream>"
     message["X-Helpstream-Ticket"] = email.ticket_id
     return Outgoing(address, email.to, message.as_bytes(policy=_WIRE))
+
+
+_LOCAL = re.compile(r"[^\s\"(),:;<>@\[\\\]]{1,64}")  # dot-atom-ish, Unicode allowed
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def check_recipient(to: str) -> None:
+    """One `local@domain`: no whitespace, control or quoting characters, a domain IDNA can
+    encode into host-name labels (no address literals). Structural only, so the team
+    addresses of the rules file (`@helpstream.local`) pass; requester addresses were held
+    to email-validator at intake."""
+    local, at, domain = to.rpartition("@")
+    unprintable = any(unicodedata.category(ch)[0] in "CZ" for ch in to)
+    if not at or unprintable or len(to) > 254 or not _LOCAL.fullmatch(local):
+        raise Invalid("bad_address", f"not a deliverable address: {to[:80]!r}")
+    try:
+        labels = domain.encode("idna").decode("ascii").split(".")
+    except UnicodeError:
+        raise Invalid("bad_address", f"not a deliverable domain: {domain[:80]!r}") from None
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        raise Invalid("bad_address", f"not a deliverable domain: {domain[:80]!r}")
 
 
 def _text_part(text: str, subtype: str) -> MIMENonMultipart:
@@ -277,9 +310,12 @@ def _dropped(exc: BaseException | None) -> bool:
 
 @contextlib.contextmanager
 def _classified() -> Iterator[None]:
-    """5xx → `Invalid`; any other SMTP error, refusal or timeout → `Retryable`."""
+    """5xx or an extension the relay lacks → `Invalid`; any other SMTP error, refusal or
+    timeout → `Retryable`."""
     try:
         yield
+    except aiosmtplib.SMTPNotSupported as exc:  # e.g. SMTPUTF8 for an international address
+        raise Invalid("smtp_unsupported", str(exc)[:200]) from exc
     except aiosmtplib.SMTPRecipientsRefused as exc:
         codes = [r.code for r in exc.recipients]
         if codes and all(500 <= c < 600 for c in codes):

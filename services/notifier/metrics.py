@@ -29,6 +29,9 @@ class NotifierMetrics:
     dead_lettered: Counter
     # deliveries in state failed: what the dead-letter topics hold for a replay
     dlq_size: Gauge
+    # deliveries that raised something neither an outage nor `Invalid` (a bug on hostile
+    # input): failed for good instead of stalling the batch, by channel and exception class
+    send_errors: Counter
 
 
 def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
@@ -71,4 +74,10 @@ def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
             registry=registry,
         ),
         dlq_size=Gauge(f"{p}_failed_deliveries", "Deliveries in state failed.", registry=registry),
+        send_errors=Counter(
+            f"{p}_send_errors",
+            "Deliveries failed by an unexpected error (not an outage).",
+            ("channel", "error"),
+            registry=registry,
+        ),
     )
