@@ -11,6 +11,24 @@ FEEDBACK = "helpstream.feedback"
 NOTIFICATIONS = "helpstream.notifications"
 DLQ_SUFFIX = ".dlq"
 
+# Who may write each event topic: the CloudEvents `source` its events must carry. On a
+# real cluster ACLs enforce it; inside, consumers dead-letter anything else (defense in
+# depth against a producer that got onto the wrong topic).
+OWNERS: dict[str, str] = {
+    TICKETS: "/helpstream/intake",
+    SLA: "/helpstream/sla_monitor",
+    FEEDBACK: "/helpstream/feedback",
+    NOTIFICATIONS: "/helpstream/notifier",
+}
+
+
+def owner_of(topic: str) -> str | None:
+    """The source allowed on `topic` (any prefix), or None for topics with no owner."""
+    for base, source in OWNERS.items():
+        if topic.endswith(base):
+            return source
+    return None
+
 
 @dataclass(frozen=True)
 class Topics:

@@ -129,6 +129,7 @@ class TicketFacts:
     ticket_id: str
     requester: Requester | None = None
     subject: str | None = None
+    created_by: str | None = None  # id of the ticket.created that named the requester
     group: str | None = None
     category: str | None = None
     first_reply_due: datetime | None = None
@@ -290,7 +291,7 @@ def first_reply_due(data: Contract) -> datetime | None:
 
 
 def requester_of(data: Contract, ticket: TicketFacts) -> Requester | None:
-    if isinstance(data, TicketCreated):
+    if isinstance(data, TicketCreated) and ticket.requester is None:
         r = data.requester
         return Requester(r.id, r.email, r.locale, r.timezone)
     if isinstance(data, FeedbackRequested):
@@ -440,18 +441,34 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, jitter: float) -> f
 
 
 def fact_updates(data: Contract) -> dict[str, Any]:
-    """What an event teaches about its ticket, as fields to set (replays set the same)."""
+    """What an event teaches about its ticket, as fields to set (replays set the same).
+
+    Who the ticket belongs to is not among them: see `first_facts`."""
     fields: dict[str, Any] = {}
     summary = getattr(data, "ticket", None)
     if summary is not None:
         fields.update(group=summary.group, category=summary.category.value)
-    if isinstance(data, TicketCreated):
-        r = data.requester
-        fields.update(
-            requester={"id": r.id, "email": r.email, "locale": r.locale, "timezone": r.timezone},
-            subject=data.subject,
-        )
     due = first_reply_due(data)
     if due is not None:
         fields["first_reply_due"] = due
     return fields
+
+
+def first_facts(event_id: str, data: Contract) -> dict[str, Any]:
+    """Facts only a ticket's first `ticket.created` may set: who is mailed, and about what.
+
+    A later `ticket.created` for the same ticket (a replay carries the same event id; a
+    forgery or a misbehaving producer another) never redirects mail or status links."""
+    if not isinstance(data, TicketCreated):
+        return {}
+    r = data.requester
+    return {
+        "requester": {"id": r.id, "email": r.email, "locale": r.locale, "timezone": r.timezone},
+        "subject": data.subject,
+        "created_by": event_id,
+    }
+
+
+def is_repeated_creation(event_id: str, data: Contract, ticket: TicketFacts) -> bool:
+    """A `ticket.created` that is not the one that created the ticket."""
+    return isinstance(data, TicketCreated) and ticket.created_by not in (None, event_id)

@@ -34,6 +34,8 @@ from services.notifier.domain import (
     digest_id,
     digest_message_key,
     fact_updates,
+    first_facts,
+    is_repeated_creation,
     plan,
     requester_of,
 )
@@ -67,6 +69,8 @@ if TYPE_CHECKING:
     from services.notifier.templates import Rendered, Templates
     from services.notifier.webhook import WebhookSender
     from shared.clock import Clock
+    from shared.events import CloudEvent, Contract
+    from shared.kafka import Accepted
     from shared.mongo import Document
     from shared.topics import Topics
 
@@ -116,8 +120,14 @@ class Notifications:
         accepted, rejected = decode_events(records)
         events = [item.value for item in accepted]
         now = self._clock.now()
-        await self._store.record_facts([(e.subject, fact_updates(e.data)) for e in events], now)
+        await self._store.record_facts(
+            [(e.subject, fact_updates(e.data)) for e in events],
+            now,
+            first=[(e.subject, first_facts(e.id, e.data)) for e in events],
+        )
         tickets = await self._store.ticket_facts(e.subject for e in events)
+        accepted, repeated = self._without_repeated_creations(accepted, tickets)
+        rejected = [*rejected, *repeated]
         requester_ids = {t.requester.id for t in tickets.values() if t.requester} | {
             e.data.requester_id for e in events if isinstance(e.data, FeedbackRequested)
         }
@@ -203,6 +213,23 @@ class Notifications:
         for item in out.values():
             self._metrics.dead_lettered.labels(item.record.topic, item.error.reason).inc()
         return list(out.values())
+
+    @staticmethod
+    def _without_repeated_creations(
+        accepted: Sequence[Accepted[CloudEvent[Contract]]], tickets: Mapping[str, TicketFacts]
+    ) -> tuple[list[Accepted[CloudEvent[Contract]]], list[Rejected]]:
+        """A second `ticket.created` for a ticket is dead-lettered: it may not mail anyone."""
+        kept: list[Accepted[CloudEvent[Contract]]] = []
+        repeated: list[Rejected] = []
+        for item in accepted:
+            event = item.value
+            ticket = tickets.get(event.subject) or TicketFacts(event.subject)
+            if is_repeated_creation(event.id, event.data, ticket):
+                detail = f"ticket {event.subject[:64]} was created by event {ticket.created_by}"
+                repeated.append(Rejected(item.record, Invalid("repeated_ticket_created", detail)))
+            else:
+                kept.append(item)
+        return kept, repeated
 
     def _inbox_items(self, inbox: Sequence[Delivery]) -> tuple[list[Document], dict[str, Outcome]]:
         """The inbox items of a batch, and their outcomes: storing an item is its delivery,

@@ -50,13 +50,31 @@ class NotifierStore:
 
     # --- ticket facts ----------------------------------------------------------------------
 
-    async def record_facts(self, updates: Sequence[tuple[str, Document]], now: datetime) -> None:
-        """`$set` what each event taught us about its ticket; replays set the same values."""
+    async def record_facts(
+        self,
+        updates: Sequence[tuple[str, Document]],
+        now: datetime,
+        first: Sequence[tuple[str, Document]] = (),
+    ) -> None:
+        """`$set` what each event taught us about its ticket; replays set the same values.
+
+        `first` holds facts set only while the ticket has none yet (its owner); in one
+        ordered write, so the earliest of a batch wins too."""
         ops = [
             UpdateOne({"_id": ticket_id}, {"$set": {**fields, "updated_at": now}}, upsert=True)
             for ticket_id, fields in updates
             if fields
         ]
+        for ticket_id, fields in first:
+            if fields:
+                ops.append(
+                    UpdateOne({"_id": ticket_id}, {"$set": {"updated_at": now}}, upsert=True)
+                )
+                ops.append(
+                    UpdateOne(
+                        {"_id": ticket_id, "created_by": {"$exists": False}}, {"$set": fields}
+                    )
+                )
         if ops:
             await self.tickets.bulk_write(ops, ordered=True)
 
@@ -272,6 +290,7 @@ def _facts(doc: Document) -> TicketFacts:
         ticket_id=doc["_id"],
         requester=requester,
         subject=doc.get("subject"),
+        created_by=doc.get("created_by"),
         group=doc.get("group"),
         category=doc.get("category"),
         first_reply_due=doc.get("first_reply_due"),

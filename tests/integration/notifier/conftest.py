@@ -32,6 +32,7 @@ from shared.infra.modes import Infra
 from shared.infra.processes import free_port
 from shared.runtime import ServiceRuntime
 from shared.tokens import sign
+from shared.topics import owner_of
 from tests.support import produce, running
 
 WEBHOOK_SECRET = "whsec-test-0123456789abcdefghijklmnop"
@@ -129,14 +130,14 @@ class Notifier:
         for item in items:
             topic, data = item[0], item[1]
             event_id = item[2] if len(item) > 2 else new_id()
+            name = getattr(self.runtime.topics, topic)
             event = make_event(
                 data,
-                source="/helpstream/test",
+                source=owner_of(name) or "/helpstream/test",  # as the topic's owner would
                 time=datetime.now(UTC),
                 correlationid="corr-test",
                 event_id=event_id,
             )
-            name = getattr(self.runtime.topics, topic)
             messages.setdefault(name, []).append((event.subject.encode(), event.to_bytes()))
             ids.append(event.id)
         for name, batch in messages.items():

@@ -151,7 +151,9 @@ class Sla:
         )
 
     async def clocks(self, ticket_id: str) -> dict[str, Any]:
-        response = await self.http.get(f"/v1/tickets/{ticket_id}/sla")
+        key = self.settings.sla_read_api_key
+        auth = {"Authorization": f"Bearer {key.get_secret_value()}"} if key else {}
+        response = await self.http.get(f"/v1/tickets/{ticket_id}/sla", headers=auth)
         return dict(response.json()) if response.status_code == 200 else {}
 
     async def wait_for(self, ticket_id: str, check: Callable[[dict[str, Any]], bool]) -> None:

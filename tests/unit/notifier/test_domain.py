@@ -18,8 +18,11 @@ from services.notifier.domain import (
     digest_id,
     digest_message_key,
     fact_updates,
+    first_facts,
+    is_repeated_creation,
     language,
     plan,
+    requester_of,
     unmutable,
 )
 from shared.events import (
@@ -214,15 +217,23 @@ def test_an_unknown_group_falls_back_to_the_default_leads_once() -> None:
     assert [d.recipient.address for d in deliveries] == ["support-leads@helpstream.local"]
 
 
-def test_only_low_ratings_alert_the_leads() -> None:
-    def rated(score: int) -> FeedbackSubmitted:
-        return FeedbackSubmitted(ticket_id="T-1", survey_id="s", score=score, group="security")
+def test_only_a_requested_follow_up_alerts_the_leads() -> None:
+    def rated(score: int, follow_up: bool) -> FeedbackSubmitted:
+        return FeedbackSubmitted(
+            ticket_id="T-1",
+            survey_id="s",
+            score=score,
+            group="security",
+            needs_follow_up=follow_up,
+        )
 
-    assert {d.recipient.address for d in run(rated(1)).deliveries} == {
+    assert {d.recipient.address for d in run(rated(1, True)).deliveries} == {
         "security-leads@helpstream.local",
         "support-leads@helpstream.local",
     }
-    assert run(rated(4)).deliveries == []
+    assert run(rated(4, False)).deliveries == []
+    # a survey flipped back to low: feedback asked for its follow-up already
+    assert run(rated(1, False)).deliveries == []
 
 
 def test_delivery_keys_are_stable_per_event_channel_and_recipient() -> None:
@@ -273,9 +284,24 @@ def test_the_promised_first_reply_time_and_the_contact_are_remembered() -> None:
         requester=RequesterModel(id="u-1", email="li@example.com", timezone="Asia/Shanghai"),
         subject="s",
     )
-    updates = fact_updates(created)
-    assert updates["requester"]["timezone"] == "Asia/Shanghai"
-    assert updates["group"] == "payments"
+    assert fact_updates(created)["group"] == "payments"
+    first = first_facts("ev-1", created)
+    assert first["requester"]["timezone"] == "Asia/Shanghai"
+    assert first["created_by"] == "ev-1"
+
+
+def test_only_the_first_ticket_created_names_who_is_mailed() -> None:
+    created = TicketCreated(
+        ticket_id="T-1",
+        ticket=summary(),
+        requester=RequesterModel(id="u-9", email="attacker@example.net"),
+        subject="Urgent: verify your wallet",
+    )
+    known = TicketFacts("T-1", Requester("u-1", "li@example.com"), "s", created_by="ev-1")
+    assert is_repeated_creation("ev-2", created, known)
+    assert not is_repeated_creation("ev-1", created, known)  # a replay of the first
+    assert requester_of(created, known) == Requester("u-1", "li@example.com")
+    assert not is_repeated_creation("ev-1", created, TicketFacts("T-1"))
 
 
 def test_security_and_breach_categories_cannot_be_muted() -> None:

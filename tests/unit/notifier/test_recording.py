@@ -96,7 +96,12 @@ class SlowStore:
         if self.down:
             raise ConnectionError("database away")
 
-    async def record_facts(self, updates: Sequence[tuple[str, Document]], now: datetime) -> None:
+    async def record_facts(
+        self,
+        updates: Sequence[tuple[str, Document]],
+        now: datetime,
+        first: Sequence[tuple[str, Document]] = (),
+    ) -> None:
         pass
 
     async def ticket_facts(self, ticket_ids: Iterable[str]) -> dict[str, TicketFacts]:
