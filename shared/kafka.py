@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
+from aiokafka.helpers import create_ssl_context
 
 from shared.clock import Clock, SystemClock
 from shared.dlq_payload import Scrubbed, redact_text, scrub
@@ -48,10 +49,35 @@ EVENT_HEADERS = [("content-type", CONTENT_TYPE.encode())]
 SCRUB_OFF_LOOP_BYTES = 32 * 1024  # dead-lettered payloads above this are redacted off the loop
 
 
+def connection_options(settings: ServiceSettings) -> dict[str, Any]:
+    """How every client of this service reaches the brokers: plain, TLS, SASL or both.
+
+    On a real cluster each service logs in as its own user, whose ACLs let it write only
+    the topics it owns (README, Security)."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "security_protocol": settings.kafka_security_protocol,
+    }
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = create_ssl_context(
+            cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None,
+            certfile=str(settings.kafka_ssl_certfile) if settings.kafka_ssl_certfile else None,
+            keyfile=str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None,
+        )
+    if settings.kafka_security_protocol.startswith("SASL"):
+        assert settings.kafka_sasl_password is not None  # checked by the settings
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
+        )
+    return options
+
+
 def make_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer:
     """acks=all always; idempotence where the broker supports it (consumers dedupe anyway)."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **connection_options(settings),
         client_id=client_id,
         acks="all",
         enable_idempotence=settings.kafka_idempotent_producer,
@@ -226,7 +252,7 @@ class BatchConsumer:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
+            **connection_options(self._settings),
             group_id=self._group_id,
             client_id=f"{self._service}-{self.name}",
             enable_auto_commit=False,

@@ -1,0 +1,37 @@
+"""Real clusters: each service logs in as its own Kafka user over TLS (SASL_SSL)."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from shared.kafka import connection_options, make_producer
+from shared.settings import ServiceSettings
+
+
+def test_plain_connections_need_no_credentials() -> None:
+    options = connection_options(ServiceSettings(kafka_bootstrap="k:9092"))
+    assert options == {"bootstrap_servers": "k:9092", "security_protocol": "PLAINTEXT"}
+
+
+async def test_sasl_ssl_gives_every_client_the_service_user_and_a_tls_context() -> None:
+    settings = ServiceSettings(
+        kafka_bootstrap="k:9093",
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="helpstream-notifier",
+        kafka_sasl_password="s3cret-scram-password",
+    )
+    options = connection_options(settings)
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert options["sasl_plain_username"] == "helpstream-notifier"
+    assert options["sasl_plain_password"] == "s3cret-scram-password"
+    assert options["ssl_context"] is not None
+    producer = make_producer(settings, "notifier")
+    assert isinstance(producer, AIOKafkaProducer)
+    assert producer.client._security_protocol == "SASL_SSL"
+
+
+def test_sasl_without_credentials_refuses_to_start() -> None:
+    with pytest.raises(ValidationError, match="HELPSTREAM_KAFKA_SASL_USERNAME"):
+        ServiceSettings(kafka_security_protocol="SASL_SSL")
