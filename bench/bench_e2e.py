@@ -121,6 +121,7 @@ def start_services(infra: Infra, sink: MailSink, logs: Path) -> tuple[list[Manag
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(sink.port),
         "HELPSTREAM_LOG_LEVEL": "WARNING",
+        "HELPSTREAM_RATE_LIMIT_WRITES_PER_KEY": "1000000/minute",  # one key offers 500/s
     }
     secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
     started: list[ManagedProcess] = []

@@ -140,3 +140,47 @@ def http_metrics(registry: CollectorRegistry, service: str) -> HttpMetrics:
             registry=registry,
         ),
     )
+
+
+@dataclass(frozen=True)
+class LimitMetrics:
+    # requests refused with 429 by a rate limit, by route template and what was counted
+    # (ip, token, key)
+    rate_limited: Counter
+    # streams refused with 429 because too many were open, by route template and cap
+    # (per_key, total)
+    streams_refused: Counter
+    # requests refused with 503 because too many requests were in flight
+    overloaded: Counter
+    # connections closed before their request headers were complete, by reason
+    # (timeout: not complete in time; evicted: the oldest over the pending cap)
+    connections_dropped: Counter
+
+
+def limit_metrics(registry: CollectorRegistry, service: str) -> LimitMetrics:
+    prefix = f"helpstream_{service}_http"
+    return LimitMetrics(
+        rate_limited=Counter(
+            f"{prefix}_rate_limited",
+            "Requests refused by a rate limit (429).",
+            ("route", "counted"),
+            registry=registry,
+        ),
+        streams_refused=Counter(
+            f"{prefix}_streams_refused",
+            "Streams refused because too many were open (429).",
+            ("route", "cap"),
+            registry=registry,
+        ),
+        overloaded=Counter(
+            f"{prefix}_overloaded",
+            "Requests refused because too many were in flight (503).",
+            registry=registry,
+        ),
+        connections_dropped=Counter(
+            f"{prefix}_connections_dropped",
+            "Connections closed before their request headers were complete.",
+            ("reason",),
+            registry=registry,
+        ),
+    )

@@ -19,6 +19,7 @@ from shared.clock import as_utc
 from shared.http import ProblemError, problem, require_bearer
 from shared.runtime import ServiceRuntime, service_app
 from shared.tokens import SigningKeys
+from shared.web.ratelimit import install_rate_limits, page_limits
 
 SERVICE = "feedback"
 MAX_RANGE = timedelta(days=366)
@@ -171,6 +172,17 @@ def create_app(
         )
 
     install_pages(app, cfg, parts)
+    install_rate_limits(
+        app,
+        page_limits(
+            cfg,
+            "GET /s/{token}",
+            "POST /s/{token}",
+            "GET /s/{token}/score/{n}",
+            "GET /v1/surveys/{token}",
+            "POST /v1/surveys/{token}",
+        ),
+    )
     return app
 
 

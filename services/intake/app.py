@@ -33,6 +33,7 @@ from shared.events import Author, Status
 from shared.http import ProblemError, problem
 from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
+from shared.web.ratelimit import install_rate_limits, page_limits, write_limits
 
 SERVICE = "intake"
 STATUS_OF: dict[type[DomainError], int] = {
@@ -251,6 +252,17 @@ def create_app(
         )
 
     install_pages(app, cfg, runtime, parts)
+    install_rate_limits(
+        app,
+        page_limits(cfg, "GET /t/{token}", "POST /t/{token}/reply")
+        + write_limits(
+            cfg,
+            "POST /v1/tickets",
+            "POST /v1/tickets/{ticket_id}/messages",
+            "PATCH /v1/tickets/{ticket_id}",
+            "POST /v1/tickets/{ticket_id}/escalate",
+        ),
+    )
     return app
 
 

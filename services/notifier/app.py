@@ -28,6 +28,13 @@ from shared.http import ProblemError
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
 from shared.tokens import TokenError, verify
+from shared.web.ratelimit import (
+    SlotStreamingResponse,
+    StreamCaps,
+    install_rate_limits,
+    limit_metrics_of,
+    page_limits,
+)
 
 SERVICE = "notifier"
 ChannelName = Literal["email", "webhook", "inbox"]
@@ -165,6 +172,13 @@ def create_app(
     )
     app.state.notifier_metrics = metrics
     app.state.notifier_settings = cfg
+    streams = StreamCaps(
+        "/v1/inbox/stream",
+        per_key=cfg.inbox_streams_per_requester,
+        total=cfg.inbox_streams_total,
+        metrics=limit_metrics_of(app),
+    )
+    app.state.inbox_streams = streams
 
     def store() -> NotifierStore:
         return parts["store"]  # type: ignore[no-any-return]
@@ -195,6 +209,7 @@ def create_app(
         tags=["inbox"],
         summary="Server-Sent Events: new inbox items (event `inbox.item`)",
         response_class=StreamingResponse,
+        responses={429: {"description": "Too many streams open for this inbox, or in all"}},
     )
     async def inbox_stream(
         request: Request,
@@ -205,10 +220,15 @@ def create_app(
         """Items from `since` (at most a day back; no offset means UTC), or after the
         `Last-Event-ID` item a reconnecting browser names; from now without either. Dedupe
         by the event id."""
-        start = await resume_point(
-            store(), runtime.clock, caller, since=since, last_event_id=last_event_id
-        )
-        return StreamingResponse(
+        release = streams.open(caller)  # 429 past the per-requester or total cap
+        try:
+            start = await resume_point(
+                store(), runtime.clock, caller, since=since, last_event_id=last_event_id
+            )
+        except BaseException:
+            release()
+            raise
+        return SlotStreamingResponse(
             stream(
                 store(),
                 hub,
@@ -220,6 +240,7 @@ def create_app(
             ),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            release=release,
         )
 
     @app.get("/v1/preferences/{requester_id}", response_model=PreferencesView, tags=["preferences"])
@@ -250,4 +271,17 @@ def create_app(
         return await get_preferences(requester_id, caller)
 
     install_pages(app, cfg, runtime, parts)
+    install_rate_limits(
+        app,
+        page_limits(
+            cfg,
+            "GET /inbox",
+            "POST /inbox/{item_id}/read",
+            "GET /v1/inbox",
+            "POST /v1/inbox/{item_id}/read",
+            "GET /v1/inbox/stream",
+            "GET /v1/preferences/{requester_id}",
+            "PUT /v1/preferences/{requester_id}",
+        ),
+    )
     return app

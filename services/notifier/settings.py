@@ -57,6 +57,15 @@ class NotifierSettings(ServiceSettings):
     )
     inbox_poll_s: float = Field(1.0, gt=0, description="SSE poll interval across instances.")
     inbox_keepalive_s: float = Field(15.0, gt=0)
+    inbox_streams_per_requester: int = Field(
+        5, ge=1, description="Inbox streams (SSE) open at once per requester; more get 429."
+    )
+    inbox_streams_total: int = Field(
+        500,
+        ge=1,
+        description="Inbox streams open at once in this process; more get 429 (keep it "
+        "below http_limit_concurrency: each stream is a request in flight).",
+    )
 
     # digest
     digest_window_s: float = Field(60.0, ge=0, description="Coalescing window; 0 = off.")

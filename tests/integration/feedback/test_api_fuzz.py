@@ -40,7 +40,13 @@ def served(make_settings: Any) -> Iterator[tuple[str, FeedbackSettings]]:
     """The app under uvicorn in a thread of its own (schemathesis calls it synchronously)."""
     port = free_port()
     cfg: FeedbackSettings = make_settings(
-        FeedbackSettings, survey_secret=SECRET, http_port=port, log_level="WARNING"
+        FeedbackSettings,
+        survey_secret=SECRET,
+        http_port=port,
+        log_level="WARNING",
+        # hundreds of requests from one address on one link: not what this test is about
+        rate_limit_pages_per_ip="100000/minute",
+        rate_limit_pages_per_token="100000/minute",
     )
     asyncio.run(create_topic(cfg.kafka_bootstrap, f"{cfg.topic_prefix}helpstream.tickets", 4))
     server = uvicorn.Server(
