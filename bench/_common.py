@@ -94,12 +94,23 @@ def raw_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
 
 
-async def produce_all(bootstrap: str, topic: str, messages: Sequence[tuple[bytes, bytes]]) -> None:
-    """Send every message (pipelined, acks=all) and wait for all acknowledgements."""
+async def produce_all(
+    bootstrap: str,
+    topic: str,
+    messages: Sequence[tuple[bytes, bytes]],
+    headers: Callable[[bytes], list[tuple[str, bytes]]] | None = None,
+) -> None:
+    """Send every message (pipelined, acks=all) and wait for all acknowledgements;
+    `headers(value)` adds headers to each (a command's signature)."""
     producer = raw_producer(bootstrap)
     await producer.start()
     try:
-        futures = [await producer.send(topic, value, key=key) for key, value in messages]
+        futures = [
+            await producer.send(
+                topic, value, key=key, headers=headers(value) if headers is not None else None
+            )
+            for key, value in messages
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()

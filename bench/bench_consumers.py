@@ -43,6 +43,7 @@ from bench._common import (
     table,
     wait_until,
 )
+from shared.command_signing import sign_headers
 from shared.events import (
     Category,
     Channel,
@@ -73,6 +74,8 @@ N_DEFAULT = 5000
 REPEAT_DEFAULT = 3
 SERVICES = ("intake", "sla_monitor", "feedback", "notifier")
 Messages = list[tuple[bytes, bytes]]
+# intake installs it at start; the withdrawal service's commands are signed with it
+BENCH_KEY = "hs_benchcommands_0123456789abcdefghijklmnopqrstuv"
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,7 @@ def build_app(
         from services.intake.app import create_app as intake_app
         from services.intake.settings import IntakeSettings
 
-        cfg: Any = service_settings(IntakeSettings, infra, tag)
+        cfg: Any = service_settings(IntakeSettings, infra, tag, bootstrap_api_key=BENCH_KEY)
         runtime = ServiceRuntime(service, cfg)
         return intake_app(cfg, runtime), runtime
     if service == "sla_monitor":
@@ -238,7 +241,14 @@ async def measure_service(
     async with running(app):
         await consumers_assigned(runtime)
         started = time.perf_counter()
-        feeding = asyncio.create_task(produce_all(infra.kafka_bootstrap, source, messages))
+        signed = (  # as a platform service sends commands: each signed with its API key
+            (lambda value: sign_headers(BENCH_KEY, value, datetime.now(UTC)))
+            if scenario.service == "intake"
+            else None
+        )
+        feeding = asyncio.create_task(
+            produce_all(infra.kafka_bootstrap, source, messages, headers=signed)
+        )
         done = await wait_until(
             lambda: consumed(runtime, scenario.consumer, source) >= n, limit_s=300
         )

@@ -32,6 +32,8 @@ SIGNATURE_HEADER = "helpstream-signature"
 SIGNATURE_VERSION = "v1"
 _DERIVATION_LABEL = b"helpstream.commands.v1"
 DEFAULT_REPLAY_WINDOW_S = 300
+_MAX_TIMESTAMP_DIGITS = 12
+_MAX_SIGNATURE_LENGTH = 128
 
 
 def signing_key(api_key: str) -> bytes:
@@ -92,12 +94,18 @@ def read_headers(headers: Iterable[tuple[str, bytes]] | None) -> SignedBy:
         raise SignatureError("unsigned_command", f"missing header(s): {', '.join(missing)}")
     try:
         key_id = found[KEY_ID_HEADER].decode("ascii")
-        timestamp = int(found[TIMESTAMP_HEADER].decode("ascii"))
+        raw_timestamp = found[TIMESTAMP_HEADER].decode("ascii")
         signature = found[SIGNATURE_HEADER].decode("ascii")
-    except (UnicodeDecodeError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
         raise SignatureError("malformed_signature", "signature headers are not ASCII") from exc
     if not key_id or len(key_id) > 64 or not key_id.isalnum():
         raise SignatureError("malformed_signature", "the key id is not a key id")
+    # Unix seconds as plain digits: a bounded number, so the window arithmetic cannot overflow.
+    if not raw_timestamp.isdigit() or len(raw_timestamp) > _MAX_TIMESTAMP_DIGITS:
+        raise SignatureError("malformed_signature", "the timestamp is not Unix seconds")
+    if len(signature) > _MAX_SIGNATURE_LENGTH:
+        raise SignatureError("malformed_signature", "the signature is too long")
+    timestamp = int(raw_timestamp)
     return SignedBy(key_id=key_id, timestamp=timestamp, signature=signature)
 
 

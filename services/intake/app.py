@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import base64
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+import structlog
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from services.intake.auth import ALL_SCOPES, ApiKey, ApiKeyStore, Scope
+from services.intake.auth import (
+    ALL_SCOPES,
+    MAX_OVERLAP,
+    ApiKey,
+    ApiKeyStore,
+    KeyRevoked,
+    Scope,
+    required_scope,
+)
 from services.intake.domain import (
     DomainError,
     EscalationLimit,
@@ -29,13 +39,14 @@ from services.intake.store import TicketStore
 from services.intake.triage import load_rules
 from services.intake.views import MessageView, TicketPage, TicketView
 from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket
-from shared.events import Author, Status
+from shared.events import Status
 from shared.http import ProblemError, problem
 from shared.ids import new_id
 from shared.runtime import ServiceRuntime, service_app
 from shared.web.ratelimit import install_rate_limits, page_limits, write_limits
 
 SERVICE = "intake"
+log = structlog.get_logger(__name__)
 STATUS_OF: dict[type[DomainError], int] = {
     TicketNotFound: 404,
     IllegalTransition: 409,
@@ -81,6 +92,21 @@ class IssuedApiKey(BaseModel):
     name: str
     scopes: list[Scope]
     key: str = Field(description="Shown once; only its hash is stored.")
+    previous_valid_until: datetime | None = Field(
+        None, description="Rotation: when the previous secret of this key stops working."
+    )
+
+
+class Rotation(BaseModel):
+    overlap_seconds: int = Field(
+        3600,
+        ge=0,
+        le=int(MAX_OVERLAP.total_seconds()),
+        description="How long the previous secret keeps working (0: stops at once).",
+    )
+
+
+KeyId = Annotated[str, Path(max_length=64, examples=["3f9a1c7e2b4d"])]
 
 
 class MessageAdded(BaseModel):
@@ -101,18 +127,26 @@ def create_app(
         store = TicketStore(rt.db)
         await store.ensure_indexes()
         relay = await rt.add_outbox([store.tickets])
-        keys = ApiKeyStore(rt.db)
+        keys = ApiKeyStore(rt.db, metrics, rt.clock)
         if cfg.bootstrap_api_key is not None:
-            await keys.create(
-                "bootstrap", ALL_SCOPES, rt.clock.now(), cfg.bootstrap_api_key.get_secret_value()
-            )
+            try:
+                await keys.create(
+                    "bootstrap",
+                    ALL_SCOPES,
+                    rt.clock.now(),
+                    cfg.bootstrap_api_key.get_secret_value(),
+                )
+            except KeyRevoked:
+                log.warning("bootstrap API key revoked; it stays revoked (remove it from config)")
         service = TicketService(
             store=store,
             clock=rt.clock,
             topics=rt.topics,
             rules=rules,
             metrics=metrics,
+            keys=keys,
             on_events=relay.wake,
+            replay_window_s=cfg.command_replay_window_s,
         )
         rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
         rt.add_consumer(
@@ -163,7 +197,7 @@ def create_app(
         correlation: Correlation = None,
         idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
     ) -> TicketView:
-        need(key, Scope.write)
+        need(key, required_scope(body))
         opened = await service().open(
             body,
             correlation_id=correlation or new_id(),
@@ -211,8 +245,7 @@ def create_app(
         ticket_id: str, body: AddMessage, key: Caller, correlation: Correlation = None
     ) -> MessageAdded:
         # Agent replies, internal notes and official system notices need the agent scope.
-        agent_only = body.author != Author.requester or not body.public
-        need(key, Scope.agent if agent_only else Scope.write)
+        need(key, required_scope(body))
         ticket, message = await service().change(
             ticket_id, body, correlation_id=correlation or new_id()
         )
@@ -227,7 +260,7 @@ def create_app(
         ticket_id: str, body: UpdateTicket, key: Caller, correlation: Correlation = None
     ) -> TicketView:
         """Change status, priority, assignee or group. Illegal status changes get 409."""
-        need(key, Scope.agent)
+        need(key, required_scope(body))
         ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
         return TicketView.of(ticket, internal=Scope.agent in key.scopes)
 
@@ -236,7 +269,7 @@ def create_app(
         ticket_id: str, body: EscalateTicket, key: Caller, correlation: Correlation = None
     ) -> TicketView:
         """A requester asks for a manager, or an agent escalates: level 1 → 2 → 3."""
-        need(key, Scope.agent if body.by == "agent" else Scope.write)
+        need(key, required_scope(body))
         ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
         return TicketView.of(ticket, internal=Scope.agent in key.scopes)
 
@@ -249,6 +282,35 @@ def create_app(
             name=issued.key.name,
             scopes=sorted(issued.key.scopes),
             key=issued.secret,
+        )
+
+    @app.delete("/v1/api-keys/{key_id}", status_code=204, tags=["admin"])
+    async def revoke_api_key(key_id: KeyId, key: Caller) -> Response:
+        """Every instance refuses the key (requests and commands) within a second."""
+        need(key, Scope.admin)
+        if not await parts["keys"].revoke(key_id):
+            raise ProblemError(404, "Not found", f"No API key {key_id}.", code="api_key_not_found")
+        return Response(status_code=204)
+
+    @app.post("/v1/api-keys/{key_id}/rotate", response_model=IssuedApiKey, tags=["admin"])
+    async def rotate_api_key(key_id: KeyId, body: Rotation, key: Caller) -> IssuedApiKey:
+        """A new secret for the same key id (shown once); the old one works until
+        `previous_valid_until`, so its holders can switch without an outage."""
+        need(key, Scope.admin)
+        try:
+            issued = await parts["keys"].rotate(key_id, timedelta(seconds=body.overlap_seconds))
+        except KeyRevoked as exc:
+            raise ProblemError(
+                409, "Revoked", f"API key {key_id} is revoked; create a new one.", code="revoked"
+            ) from exc
+        if issued is None:
+            raise ProblemError(404, "Not found", f"No API key {key_id}.", code="api_key_not_found")
+        return IssuedApiKey(
+            id=issued.key.id,
+            name=issued.key.name,
+            scopes=sorted(issued.key.scopes),
+            key=issued.secret,
+            previous_valid_until=issued.previous_valid_until,
         )
 
     install_pages(app, cfg, runtime, parts)

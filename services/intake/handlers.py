@@ -13,6 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from services.intake.auth import required_scope, verify_command
 from services.intake.domain import (
     DEFAULT_ESCALATION,
     DomainError,
@@ -22,6 +23,7 @@ from services.intake.domain import (
     Ticket,
 )
 from services.intake.triage import triage
+from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
 from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket, parse_command
 from shared.errors import Invalid, Retryable
 from shared.events import (
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
 
+    from services.intake.auth import ApiKey, CommandKeys
     from services.intake.metrics import IntakeMetrics
     from services.intake.store import TicketStore
     from services.intake.triage import TriageRules
@@ -127,10 +130,14 @@ class TicketService:
         topics: Topics,
         rules: TriageRules,
         metrics: IntakeMetrics,
+        keys: CommandKeys,
         escalations: Escalations | None = None,
         on_events: Callable[[int], None] = lambda _: None,
+        replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
     ) -> None:
         self._store = store
+        self._keys = keys
+        self._replay_window_s = replay_window_s
         self._clock = clock
         self._topics = topics
         self._rules = rules
@@ -291,19 +298,61 @@ class TicketService:
         changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]] = (
             defaultdict(list)
         )
-        for record in records:
+        for record, signer in await self._authorities(records, rejected):
             try:
                 command = parse_command(record.value or b"")
-                if isinstance(command.data, OpenTicket):
-                    opens.append((record, command))
-                else:
-                    changes[command.subject].append((record, command))
             except Invalid as exc:
                 rejected.append(Rejected(record, exc))
                 self._metrics.commands.labels("unknown", "rejected").inc()
+                continue
+            needed = required_scope(command.data)
+            if needed not in signer.scopes:
+                detail = f"{command.type} needs {needed.value}; key {signer.id} lacks it"
+                self._refuse(record, rejected, "insufficient_scope", detail, command.type)
+            elif isinstance(command.data, OpenTicket):
+                opens.append((record, command))
+            else:
+                changes[command.subject].append((record, command))
         await self._open_from_commands(opens)
         rejected.extend(await self._change_from_commands(changes))
         return rejected
+
+    async def _authorities(
+        self, records: Sequence[ConsumerRecord[bytes, bytes]], rejected: list[Rejected]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], ApiKey]]:
+        """Each record with the API key that signed it; the rest refused with the reason.
+        Same authority as HTTP: a command is only what its key may do (one read a batch)."""
+        claims = []
+        for record in records:
+            try:
+                claims.append((record, read_headers(record.headers)))
+            except SignatureError as exc:
+                self._refuse(record, rejected, exc.reason, exc.detail)
+        stored = await self._keys.lookup_many({claim.key_id for _, claim in claims})
+        now = self._clock.now()
+        signed = []
+        for record, claim in claims:
+            try:
+                key = verify_command(
+                    claim, stored[claim.key_id], record.value or b"", now, self._replay_window_s
+                )
+            except SignatureError as exc:
+                self._refuse(record, rejected, exc.reason, exc.detail)
+            else:
+                signed.append((record, key))
+        return signed
+
+    def _refuse(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        rejected: list[Rejected],
+        reason: str,
+        detail: str,
+        command_type: str = "unknown",
+    ) -> None:
+        rejected.append(Rejected(record, Invalid(reason, detail)))
+        self._metrics.commands_refused.labels(reason).inc()
+        self._metrics.commands.labels(command_type, "rejected").inc()
 
     async def _open_from_commands(
         self, opens: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]

@@ -19,6 +19,12 @@ class IntakeMetrics:
     secrets_redacted: Counter
     # requests refused by the API key check, by outcome (unauthenticated, forbidden)
     auth_refused: Counter
+    # commands refused for their authority, by reason (unsigned_command, bad_signature, ...)
+    commands_refused: Counter
+    # API key reads from MongoDB (cache misses), by outcome (found, missing)
+    api_key_lookups: Counter
+    # API keys created, revoked and rotated, by action
+    api_keys_changed: Counter
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
@@ -48,6 +54,24 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_auth_refused",
             "Requests refused by the API key check.",
             ("outcome",),
+            registry=registry,
+        ),
+        commands_refused=Counter(
+            "helpstream_intake_commands_refused",
+            "Commands dead-lettered for their signature, key or scope.",
+            ("reason",),
+            registry=registry,
+        ),
+        api_key_lookups=Counter(
+            "helpstream_intake_api_key_lookups",
+            "API keys read from MongoDB (the cache did not have them).",
+            ("outcome",),
+            registry=registry,
+        ),
+        api_keys_changed=Counter(
+            "helpstream_intake_api_keys_changed",
+            "API keys created, revoked or rotated.",
+            ("action",),
             registry=registry,
         ),
     )

@@ -17,6 +17,14 @@ class IntakeSettings(ServiceSettings):
     triage_rules: Path | None = Field(
         None, description="Triage rules YAML; the packaged rules when empty."
     )
+    command_replay_window_s: float = Field(
+        300.0,
+        ge=30,
+        le=86_400,
+        description="How old (by its signature) a command on helpstream.commands may be when "
+        "intake reads it; older ones are dead-lettered as stale_command. Size it to the "
+        "longest consumer backlog to ride out; repeats inside it are dropped by command id.",
+    )
     requester_link_secret: Secret = Field(
         description="HMAC key of the requester's ticket status links (/t/{token}); the same "
         "value as notifier's, which mails the links (required, at least 32 bytes).",

@@ -28,6 +28,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import MongoClient
 
+from shared.command_signing import sign_headers
 from shared.infra import local_secrets
 from shared.infra.embedded import kafka_process, mongo_process, mongo_url
 from shared.infra.processes import ManagedProcess, free_port, pid_alive
@@ -444,7 +445,10 @@ async def command_load(bootstrap: str, topic: str, rate: float, seconds: float) 
             if delay > 0:
                 await asyncio.sleep(delay)
             command_id, value = open_command(n, run)
-            future = await producer.send(topic, value, key=f"ref-{run}-{n}".encode())
+            headers = sign_headers(API_KEY, value, datetime.now(UTC))
+            future = await producer.send(
+                topic, value, key=f"ref-{run}-{n}".encode(), headers=headers
+            )
             pending.append((n, command_id, future))
         for n, command_id, future in pending:
             await future

@@ -14,10 +14,11 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from shared.command_signing import sign_headers
 from shared.commands import COMMAND_MODELS
 from shared.events import EVENT_MODELS, FeedbackRequested, make_event
 from shared.topics import Topics
-from tests.faults.harness import metric_sum, open_command
+from tests.faults.harness import API_KEY, metric_sum, open_command
 from tests.support import Tap, eventually
 
 if TYPE_CHECKING:
@@ -143,8 +144,18 @@ async def test_poison_on_every_input_topic_goes_to_the_dlq_and_consumers_keep_go
         for topic in readers:
             items = generate(poison(types_for[topic]), PER_TOPIC)
             items += [huge(i) for i in range(HUGE_PER_TOPIC)]
+            # Commands are signed, so the poison reaches the parser (unsigned and forged
+            # commands: tests/security/test_signed_commands.py).
+            signed = topic == system.topics.commands
             futures = [
-                await producer.send(topic, value, key=f"k{n % 7}".encode())
+                await producer.send(
+                    topic,
+                    value,
+                    key=f"k{n % 7}".encode(),
+                    headers=sign_headers(API_KEY, value or b"", datetime.now(UTC))
+                    if signed
+                    else None,
+                )
                 for n, (_, value) in enumerate(items)
             ]
             for future in futures:
@@ -210,7 +221,12 @@ async def test_poison_on_every_input_topic_goes_to_the_dlq_and_consumers_keep_go
     producer = AIOKafkaProducer(bootstrap_servers=system.infra.bootstrap, acks="all")
     await producer.start()
     try:
-        await producer.send_and_wait(system.topics.commands, value, key=b"after")
+        await producer.send_and_wait(
+            system.topics.commands,
+            value,
+            key=b"after",
+            headers=sign_headers(API_KEY, value, datetime.now(UTC)),
+        )
         before = len(mail.messages)
         mails = mail.wait_for(before + 1, timeout=60)
         acks = [m for m in mails if "We received your request" in m.subject]

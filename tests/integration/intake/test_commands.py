@@ -1,4 +1,8 @@
-"""helpstream.commands: the same operations as HTTP, invalid ones to the DLQ, once each."""
+"""helpstream.commands: the same operations as HTTP, invalid ones to the DLQ, once each.
+
+Every command here is signed with the bootstrap key (every scope); what unsigned or
+under-scoped commands get is in tests/security/test_signed_commands.py.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
+from shared.command_signing import sign_headers
 from shared.ids import new_id
 from shared.infra.modes import Infra
-from tests.integration.intake.conftest import Intake, ticket_body
-from tests.support import Tap, eventually, produce
+from tests.integration.intake.conftest import ADMIN_KEY, Intake, ticket_body
+from tests.support import Tap, eventually
 
 
 def command(ctype: str, subject: str, data: dict[str, Any], command_id: str | None = None) -> bytes:
@@ -28,6 +35,24 @@ def command(ctype: str, subject: str, data: dict[str, Any], command_id: str | No
     ).encode()
 
 
+async def produce_signed(
+    bootstrap: str,
+    topic: str,
+    messages: list[tuple[bytes | None, bytes]],
+    api_key: str = ADMIN_KEY,
+    signed_at: datetime | None = None,
+) -> None:
+    """Publish commands as a platform service does: each signed with its API key."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            headers = sign_headers(api_key, value, signed_at or datetime.now(UTC))
+            await producer.send_and_wait(topic, value, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
 async def tickets_of(intake: Intake, requester_id: str) -> list[dict[str, Any]]:
     response = await intake.http.get(
         f"/v1/tickets?requester_id={requester_id}", headers=intake.auth()
@@ -42,7 +67,7 @@ async def test_open_command_from_the_withdrawal_service_creates_one_ticket_even_
     body = ticket_body(requester={"id": "u-cmd", "locale": "en"}, channel="api")
     open_cmd = command("open", "W-88213", body, command_id="cmd-open-1")
     async with Tap(infra.kafka_bootstrap, topics.tickets) as tap:
-        await produce(infra.kafka_bootstrap, topics.commands, [(b"W-88213", open_cmd)] * 2)
+        await produce_signed(infra.kafka_bootstrap, topics.commands, [(b"W-88213", open_cmd)] * 2)
 
         async def one_ticket() -> bool:
             return len(await tickets_of(intake, "u-cmd")) == 1
@@ -69,7 +94,7 @@ async def test_change_commands_apply_in_order_and_a_duplicate_command_id_has_no_
         command_id="cmd-reply-1",
     )
     pending = command("update", ticket_id, {"status": "pending"}, command_id="cmd-pending-1")
-    await produce(
+    await produce_signed(
         infra.kafka_bootstrap,
         topics.commands,
         [(ticket_id.encode(), m) for m in (reply, pending, reply)],
@@ -80,7 +105,7 @@ async def test_change_commands_apply_in_order_and_a_duplicate_command_id_has_no_
         return bool(ticket["status"] == "pending")
 
     await eventually(pending_now)
-    await produce(infra.kafka_bootstrap, topics.commands, [(ticket_id.encode(), reply)])
+    await produce_signed(infra.kafka_bootstrap, topics.commands, [(ticket_id.encode(), reply)])
     async with Tap(infra.kafka_bootstrap, topics.tickets) as tap:
         await tap.collect(4)
         records = await tap.settle()
@@ -104,7 +129,7 @@ async def test_invalid_commands_go_to_the_dlq_with_a_reason_and_the_consumer_kee
     ]
     good = command("update", ticket_id, {"priority": "urgent"})
     async with Tap(infra.kafka_bootstrap, f"{topics.commands}.dlq") as dlq:
-        await produce(
+        await produce_signed(
             infra.kafka_bootstrap, topics.commands, [(ticket_id.encode(), m) for m in [*bad, good]]
         )
         records = await dlq.collect(5)

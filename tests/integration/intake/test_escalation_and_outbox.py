@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from services.intake.auth import ApiKeyStore
 from services.intake.handlers import TicketService
 from services.intake.metrics import intake_metrics
 from services.intake.store import TicketStore
@@ -147,6 +148,7 @@ async def test_relay_killed_mid_way_loses_nothing_and_republishes_only_the_same_
         topics=topics,
         rules=load_rules(),
         metrics=intake_metrics(CollectorRegistry()),
+        keys=ApiKeyStore(store.tickets.database, intake_metrics(CollectorRegistry())),
     )
     for n in range(10):
         await service.open(
