@@ -109,11 +109,15 @@ def create_app(
         response_model=RatingAccepted,
         tags=["surveys"],
         summary="Rate the help (again: the last rating counts)",
-        responses={**REFUSALS, 409: {"description": "Concurrent submissions; try again"}},
+        responses={
+            **REFUSALS,
+            409: {"description": "Concurrent submissions, or too many changes (`code`)"},
+        },
     )
     async def rate(token: Token, body: RatingIn) -> RatingAccepted:
         """The first rating answers the survey; later ones replace it until the link
-        expires. Scores at or below the follow-up threshold ask a lead to follow up."""
+        expires (at most 20 changes: 409 `too_many_changes`). The first score at or below
+        the follow-up threshold asks a lead to follow up; later ones never ask again."""
         done = await service().submit(
             token,
             Submission(
@@ -122,6 +126,7 @@ def create_app(
                 reasons=tuple(body.reasons),
                 comment=body.comment,
             ),
+            via="api",
         )
         return RatingAccepted.of(
             done.survey,
@@ -171,7 +176,7 @@ def create_app(
             total=CsatRow.of(None, figures(total(counts for _, counts in rows))),
         )
 
-    install_pages(app, cfg, parts)
+    install_pages(app, cfg, parts, metrics)
     install_rate_limits(
         app,
         page_limits(

@@ -11,7 +11,11 @@ requester change the rating; this is how both hold at once):
   opens another survey, another ticket or a later solve of the same ticket.
 - The first POST answers the survey. Later POSTs with the same token, while it has not
   expired, replace the rating: the last one counts, and each publishes a new
-  `feedback.submitted`.
+  `feedback.submitted` (at most `MAX_RATING_CHANGES` times).
+- Opening a link (GET) never records anything: mail scanners fetch every link in a
+  message, so a rating needs a POST.
+- A low score asks a lead to follow up once per survey, however often it changes:
+  flipping 1 → 5 → 1 must not page the leads or escalate the ticket again.
 - Expired, or the survey was cancelled because the ticket reopened: 410 Gone with a
   `code` (`survey_expired`, `survey_cancelled`). Forged, malformed, or made for another
   purpose: 404 Not Found (`token_invalid`): to whoever holds a bad link, the survey simply
@@ -36,6 +40,7 @@ TOKEN_PURPOSE = "survey"
 SATISFIED_MIN = 4  # CSAT counts 4 and 5 as satisfied
 DEFAULT_FOLLOW_UP_AT = 2  # scores at or below this ask a lead to follow up
 COMMENT_MAX_CHARS = 2000
+MAX_RATING_CHANGES = 20  # changes after the first rating, per survey
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{1,1024}\.[A-Za-z0-9_-]{1,128}$")
 
 
@@ -123,12 +128,20 @@ def check_open(status: SurveyStatus, expires_at: datetime, now: datetime) -> Non
 # --- ratings ------------------------------------------------------------------------------
 
 
-def needs_follow_up(score: int, previous: int | None, threshold: int) -> bool:
-    """A low score asks a lead to follow up once: when the rating becomes low, not on
-    every edit of an already low rating (each flag escalates the ticket in intake)."""
-    low = score <= threshold
-    was_low = previous is not None and previous <= threshold
-    return low and not was_low
+def needs_follow_up(score: int, already_requested: bool, threshold: int) -> bool:
+    """A low score asks a lead to follow up once per survey: the first time it is low,
+    never again, whatever the scores in between (each request mails the leads and
+    escalates the ticket in intake)."""
+    return score <= threshold and not already_requested
+
+
+def check_can_change(revision: int) -> None:
+    """A survey takes its first rating and at most `MAX_RATING_CHANGES` changes; each one
+    is an event on the feedback topic, so a link cannot be replayed without end."""
+    if revision > MAX_RATING_CHANGES:
+        raise SurveyRefused(
+            409, "too_many_changes", "This rating was changed too often; it stays as it is."
+        )
 
 
 def clean_comment(comment: str | None) -> str | None:

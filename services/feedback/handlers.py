@@ -20,6 +20,7 @@ from services.feedback.domain import (
     GroupBy,
     SurveyRefused,
     SurveyStatus,
+    check_can_change,
     check_open,
     clean_comment,
     issue_token,
@@ -58,10 +59,10 @@ if TYPE_CHECKING:
     from services.feedback.metrics import FeedbackMetrics
     from services.feedback.store import FeedbackStore, Survey
     from shared.clock import Clock
-    from shared.tokens import SigningKeys
     from shared.events import CloudEvent, Contract
     from shared.kafka import Rejected
     from shared.mongo import Document
+    from shared.tokens import SigningKeys
     from shared.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -93,6 +94,7 @@ class Submitted:
     needs_follow_up: bool
     redacted_kinds: tuple[str, ...]
     first: bool  # False: a later submission replaced an earlier rating
+    changed: bool = True  # False: equal to the recorded rating, nothing written
 
 
 def is_solve(data: Contract) -> bool:
@@ -273,25 +275,34 @@ class FeedbackService:
             raise
         return survey
 
-    async def submit(self, token: str, submission: Submission) -> Submitted:
-        """Answer the survey, or replace its rating: the last submission counts."""
+    async def submit(self, token: str, submission: Submission, via: str = "api") -> Submitted:
+        """Answer the survey, or replace its rating: the last submission counts. A
+        submission equal to the recorded rating changes nothing and publishes nothing."""
         redaction = redact(clean_comment(submission.comment) or "")
+        reasons = list(dict.fromkeys(r.value for r in submission.reasons))
+        dims = submission.dimensions
+        comment = redaction.text or None
         for _ in range(SAVE_ATTEMPTS):
             survey = await self.open_survey(token, "submit")
+            if _same_rating(survey, submission.score, dims, reasons, comment):
+                self._metrics.ratings_unchanged.inc()
+                return Submitted(survey, False, redaction.kinds, first=False, changed=False)
+            try:
+                check_can_change(survey.revision)
+            except SurveyRefused as exc:
+                self._metrics.rejected.labels("submit", exc.code).inc()
+                raise
             now = self._clock.now()
-            previous = survey.rating.score if survey.rating else None
             follow_up = needs_follow_up(
-                submission.score, previous, self._config.follow_up_threshold
+                submission.score, survey.follow_up_requested, self._config.follow_up_threshold
             )
-            reasons = list(dict.fromkeys(r.value for r in submission.reasons))
-            dims = submission.dimensions
             rating: Document = {
                 "score": submission.score,
                 "attitude": dims.attitude,
                 "speed": dims.speed,
                 "clarity": dims.clarity,
                 "reasons": reasons,
-                "comment": redaction.text or None,
+                "comment": comment,
                 "comment_redacted": list(redaction.kinds),
                 "needs_follow_up": follow_up,
                 "submitted_at": now,
@@ -310,7 +321,7 @@ class FeedbackService:
             )
             entry = self._entry(submitted, survey.correlation_id, now, new_id())
             if await self._store.save_rating(survey, rating, [entry], now):
-                self._count(survey, submission.score, follow_up)
+                self._count(survey, submission.score, follow_up, via)
                 self._on_events(1)
                 self._on_rating()
                 saved = await self._store.get(survey.id)
@@ -319,14 +330,17 @@ class FeedbackService:
         self._metrics.rejected.labels("submit", "concurrent_change").inc()
         raise SurveyRefused(409, "concurrent_change", "The rating kept changing; try again.")
 
-    def _count(self, survey: Survey, score: int, follow_up: bool) -> None:
+    def _count(self, survey: Survey, score: int, follow_up: bool, via: str) -> None:
         if survey.rating is None:
             self._metrics.surveys_answered.labels(survey.group).inc()
         else:
             self._metrics.ratings_changed.labels(survey.group).inc()
+        self._metrics.ratings_recorded.labels(via).inc()
         self._metrics.score.observe(score)
         if follow_up:
             self._metrics.follow_ups.inc()
+        elif score <= self._config.follow_up_threshold:
+            self._metrics.follow_ups_withheld.inc()
 
     # --- HTTP: CSAT -----------------------------------------------------------------------
 
@@ -334,6 +348,25 @@ class FeedbackService:
         self, group_by: GroupBy, start: datetime, end: datetime
     ) -> list[tuple[str | None, CsatCounts]]:
         return await self._store.csat(group_by, start, end)
+
+
+def _same_rating(
+    survey: Survey,
+    score: int,
+    dims: DimensionScores,
+    reasons: list[str],
+    comment: str | None,
+) -> bool:
+    """The submission says what the survey holds already (a double click, a reload)."""
+    rating = survey.rating
+    if rating is None:
+        return False
+    return (
+        (rating.score, rating.attitude, rating.speed, rating.clarity)
+        == (score, dims.attitude, dims.speed, dims.clarity)
+        and list(survey.reasons) == reasons
+        and survey.comment == comment
+    )
 
 
 def _facts(data: TicketCreated) -> TicketFacts:

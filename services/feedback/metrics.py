@@ -18,13 +18,23 @@ class FeedbackMetrics:
     ratings_changed: Counter
     # unanswered surveys cancelled because their ticket reopened
     surveys_cancelled: Counter
-    # submissions flagged needs_follow_up (a lead is asked to follow up)
+    # follow-ups requested (needs_follow_up published): at most one per survey
     follow_ups: Counter
+    # low ratings that asked nothing because their survey had asked for a follow-up already
+    follow_ups_withheld: Counter
+    # ratings recorded (first or changed), by how they came: page (form POST) or api
+    ratings_recorded: Counter
+    # submissions equal to the recorded rating: nothing written, no event
+    ratings_unchanged: Counter
+    # survey pages shown, by view: page (the link) or score_link (a score preselected)
+    survey_pages: Counter
+    # time to answer a survey page request, by route (view, score_link, post)
+    page_seconds: Histogram
     # overall score of every accepted submission (changes included)
     score: Histogram
     # share of 4–5 ratings among responses over the trailing window, by group
     csat_ratio: Gauge
-    # input refused, by handler (ticket_events, view, submit, csat) and reason code
+    # input refused, by handler (ticket_events, view, page, page_post, submit) and reason code
     rejected: Counter
 
 
@@ -55,7 +65,36 @@ def feedback_metrics(registry: CollectorRegistry) -> FeedbackMetrics:
         ),
         follow_ups=Counter(
             "helpstream_feedback_follow_ups",
-            "Submissions flagged for a lead's follow-up.",
+            "Follow-ups requested from a lead (at most one per survey).",
+            registry=registry,
+        ),
+        follow_ups_withheld=Counter(
+            "helpstream_feedback_follow_ups_withheld",
+            "Low ratings on surveys that had requested a follow-up already.",
+            registry=registry,
+        ),
+        ratings_recorded=Counter(
+            "helpstream_feedback_ratings_recorded",
+            "Ratings recorded (first or changed), by page or api.",
+            ("via",),
+            registry=registry,
+        ),
+        ratings_unchanged=Counter(
+            "helpstream_feedback_ratings_unchanged",
+            "Submissions equal to the recorded rating, ignored.",
+            registry=registry,
+        ),
+        survey_pages=Counter(
+            "helpstream_feedback_survey_pages",
+            "Survey pages shown, by view (page, score_link).",
+            ("view",),
+            registry=registry,
+        ),
+        page_seconds=Histogram(
+            "helpstream_feedback_page_seconds",
+            "Time to answer a survey page request, by route.",
+            ("route",),
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry,
         ),
         score=Histogram(

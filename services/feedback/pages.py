@@ -1,15 +1,19 @@
 """The survey page requesters reach from the email (HTML; the JSON API stays as it is).
 
-- `GET /s/{token}/score/{n}`: one of the five one-click links in the email. The click
-  records score `n` at once (the same use case as `POST /v1/surveys/{token}`, so it
-  publishes `feedback.submitted`), keeping any details given before, then redirects to
-  the page. Clicking the score that is already recorded changes nothing, so a double
-  click or a reload publishes no second event.
-- `GET /s/{token}`: what is rated, the five scores (the recorded one marked), and once a
-  score exists, the optional form: dimension scores (attitude, speed, clarity), reasons
-  and a comment (secrets are redacted before storing; the page then shows the warning).
-- `POST /s/{token}`: that form (URL-encoded, CSRF double-submit cookie bound to the
-  token; 403 without it). It replaces the rating as the API does: the last one counts.
+Opening a link never records anything: mail security scanners fetch every link of a
+message, and they must not rate tickets.
+
+- `GET /s/{token}/score/{n}`: one of the five score links in the email. It shows the
+  survey with score `n` chosen; one click on "Save score" (the POST below) records it.
+- `GET /s/{token}`: what is rated, the five scores (the recorded one chosen) in a form,
+  and once a score exists, the optional details form: dimension scores (attitude,
+  speed, clarity), reasons and a comment (secrets are redacted before storing; the page
+  then shows the warning).
+- `POST /s/{token}`: either form (URL-encoded, CSRF double-submit cookie bound to the
+  token; 403 without it). `part=score` changes the score and keeps the details given
+  before; `part=details` sends everything. Both replace the rating as the API does (the
+  last one counts); sending what is recorded already changes nothing and publishes
+  nothing, so a double click or a resent form is harmless.
 
 Expired, cancelled, forged or unknown links get a friendly page (404/410), never a
 problem body. The page speaks the survey's locale; `?lang=` switches it.
@@ -17,6 +21,7 @@ problem body. The page speaks the survey's locale; `?lang=` switches it.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -45,6 +50,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from services.feedback.handlers import FeedbackService
+    from services.feedback.metrics import FeedbackMetrics
     from services.feedback.settings import FeedbackSettings
     from services.feedback.store import Survey
     from shared.web.forms import Form
@@ -54,7 +60,11 @@ SCORES = (1, 2, 3, 4, 5)
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
-        "score_prompt": "Tap a number: your score is saved at once.",
+        "score_prompt": "Choose a score, then press “Save score”.",
+        "your_score": "Your score",
+        "save_score": "Save score",
+        "score_chosen": "You chose {n} of 5. Press “Save score” to send it.",
+        "too_many_changes": "This rating was changed too often, so it stays as it is now.",
         "score_words_1": "Very dissatisfied",
         "score_words_2": "Dissatisfied",
         "score_words_3": "Neutral",
@@ -76,7 +86,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "We will ask again when it is solved.",
     },
     "zh-CN": {
-        "score_prompt": "点击分数即可，评分会立即保存。",
+        "score_prompt": "请选择分数，然后点击“保存评分”。",
+        "your_score": "您的评分",
+        "save_score": "保存评分",
+        "score_chosen": "您选择了 {n} 分（满分 5 分），点击“保存评分”即可提交。",
+        "too_many_changes": "该评价修改次数过多，将保持当前结果。",
         "score_words_1": "非常不满意",
         "score_words_2": "不满意",
         "score_words_3": "一般",
@@ -148,7 +162,9 @@ def _details(form: Form) -> Submission | None:
     )
 
 
-def install_pages(app: FastAPI, cfg: FeedbackSettings, parts: dict[str, Any]) -> None:
+def install_pages(
+    app: FastAPI, cfg: FeedbackSettings, parts: dict[str, Any], metrics: FeedbackMetrics
+) -> None:
     """Add the survey page routes (not in the OpenAPI schema: they answer HTML)."""
     pages = Pages(TEMPLATES, Catalogue(COMMON).extend(TEXTS))
     csrf = Csrf(cfg.survey_secret.get_secret_value().encode())
@@ -172,15 +188,24 @@ def install_pages(app: FastAPI, cfg: FeedbackSettings, parts: dict[str, Any]) ->
             return pages.error(request, lang=lang, status=410, kind="expired")
         if exc.status == 404:
             return pages.error(request, lang=lang, status=404, kind="not_found")
-        return pages.error(request, lang=lang, status=exc.status, kind="unavailable")
+        why = pages.catalogue.text(lang, exc.code) if exc.code == "too_many_changes" else None
+        return pages.error(request, lang=lang, status=exc.status, kind="unavailable", detail=why)
 
     def page(
-        request: Request, token: str, survey: Survey, *, status: int = 200, error: bool = False
+        request: Request,
+        token: str,
+        survey: Survey,
+        *,
+        picked: int | None = None,
+        status: int = 200,
+        error: bool = False,
     ) -> HTMLResponse:
+        """The survey; `picked` is the score of the link that opened it (chosen, not saved)."""
         lang = language(request, survey)
         nonce, csrf_value = csrf.issue(request, token)
         saved = request.query_params.get("saved")
         rating = survey.rating
+        current = rating.score if rating else None
         response = pages.render(
             request,
             "survey.html",
@@ -196,7 +221,9 @@ def install_pages(app: FastAPI, cfg: FeedbackSettings, parts: dict[str, Any]) ->
                 "scores": SCORES,
                 "dimensions": DIMENSIONS,
                 "reasons": REASON_LABELS[lang],
-                "current": rating.score if rating else None,
+                "current": current,
+                "chosen_score": picked or current,
+                "picked": picked if picked != current else None,
                 "dims": {
                     "attitude": rating.attitude if rating else None,
                     "speed": rating.speed if rating else None,
@@ -223,44 +250,64 @@ def install_pages(app: FastAPI, cfg: FeedbackSettings, parts: dict[str, Any]) ->
             query["lang"] = lang
         return RedirectResponse(f"/s/{token}?{urlencode(query)}", status_code=303)
 
+    async def show(request: Request, token: str, n: str | None) -> Response:
+        view = "page" if n is None else "score_link"
+        try:
+            survey = await service().open_survey(token, view)
+        except SurveyRefused as exc:
+            return refused(request, exc)
+        picked = _score(n)
+        if n is not None and picked is None:
+            metrics.rejected.labels(view, "bad_score").inc()
+            return pages.error(
+                request, lang=language(request, survey), status=404, kind="not_found"
+            )
+        metrics.survey_pages.labels(view).inc()
+        return page(request, token, survey, picked=picked)
+
     @app.get("/s/{token}", include_in_schema=False, response_class=HTMLResponse)
     async def survey_page(request: Request, token: str) -> Response:
-        try:
-            survey = await service().open_survey(token, "page")
-        except SurveyRefused as exc:
-            return refused(request, exc)
-        return page(request, token, survey)
+        with metrics.page_seconds.labels("view").time():
+            return await show(request, token, None)
 
     @app.get("/s/{token}/score/{n}", include_in_schema=False, response_class=HTMLResponse)
-    async def one_click(request: Request, token: str, n: str) -> Response:
-        score = _score(n)
-        try:
-            survey = await service().open_survey(token, "page")
-            if score is None:
-                lang = language(request, survey)
-                return pages.error(request, lang=lang, status=404, kind="not_found")
-            if survey.rating is None or survey.rating.score != score:
-                await service().submit(token, _carried_over(survey, score))
-        except SurveyRefused as exc:
-            return refused(request, exc)
-        return back(token, request, saved="score")
+    async def score_link(request: Request, token: str, n: str) -> Response:
+        """Shows the survey with score `n` chosen; records nothing (scanners GET links)."""
+        with metrics.page_seconds.labels("score_link").time():
+            return await show(request, token, n)
 
     @app.post("/s/{token}", include_in_schema=False, response_class=HTMLResponse)
-    async def send_details(request: Request, token: str) -> Response:
+    async def send(request: Request, token: str) -> Response:
+        started = time.perf_counter()
+        try:
+            return await _send(request, token)
+        finally:
+            metrics.page_seconds.labels("post").observe(time.perf_counter() - started)
+
+    async def _send(request: Request, token: str) -> Response:
         form = await read_form(request)
         try:
-            survey = await service().open_survey(token, "page")
+            survey = await service().open_survey(token, "page_post")
         except SurveyRefused as exc:
             return refused(request, exc)
         if form is None or not csrf.valid(request, token, form.get(FIELD)):
+            metrics.rejected.labels("page_post", "csrf").inc()
             lang = language(request, survey)
             return pages.error(request, lang=lang, status=403, kind="forbidden")
-        submission = _details(form)
+        score_only = form.get("part") == "score"
+        if score_only:
+            score = _score(form.get("score"))
+            submission = _carried_over(survey, score) if score is not None else None
+        else:
+            submission = _details(form)
         if submission is None:
+            metrics.rejected.labels("page_post", "invalid_form").inc()
             return page(request, token, survey, status=422, error=True)
         try:
-            done = await service().submit(token, submission)
+            done = await service().submit(token, submission, via="page")
         except SurveyRefused as exc:
             return refused(request, exc)
+        if score_only:
+            return back(token, request, saved="score")
         flags = {"saved": "details", **({"redacted": "1"} if done.redacted_kinds else {})}
         return back(token, request, **flags)

@@ -72,6 +72,7 @@ class Survey:
     reasons: tuple[str, ...]
     comment: str | None
     submitted_at: datetime | None
+    follow_up_requested: bool = False  # a lead was asked already; never again for it
 
 
 def survey_from_document(doc: Document) -> Survey:
@@ -105,6 +106,9 @@ def survey_from_document(doc: Document) -> Survey:
         reasons=tuple(rating.get("reasons", ())) if rating else (),
         comment=rating.get("comment") if rating else None,
         submitted_at=rating.get("submitted_at") if rating else None,
+        # Surveys rated before the flag existed: the last rating's own flag.
+        follow_up_requested=doc.get("follow_up_requested_at") is not None
+        or bool(rating and rating.get("needs_follow_up")),
     )
 
 
@@ -241,14 +245,18 @@ class FeedbackStore:
         now: datetime,
     ) -> bool:
         """False when the survey changed since it was read (another rating, a reopen) or
-        expired meanwhile: the caller reads it again."""
+        expired meanwhile: the caller reads it again. The revision check also makes the
+        follow-up flag exact: two racing low ratings cannot both ask for one."""
         pending = outbox_update(outbox, now)
+        changes: Document = {
+            "status": SurveyStatus.answered.value,
+            "rating": rating,
+            "revision": survey.revision + 1,
+        }
+        if rating.get("needs_follow_up"):
+            changes["follow_up_requested_at"] = now
         update: dict[str, Any] = {
-            "$set": {
-                "status": SurveyStatus.answered.value,
-                "rating": rating,
-                "revision": survey.revision + 1,
-            },
+            "$set": changes,
             "$push": pending["$push"],
             "$min": {**pending["$min"], "answered_at": now},
         }

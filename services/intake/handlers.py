@@ -121,6 +121,14 @@ def request_hash(cmd: OpenTicket) -> str:
     return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
 
 
+def escalation_cause_id(event: CloudEvent[Contract]) -> str:
+    """What an automatic escalation is for: a low rating escalates once per survey, however
+    often its score changes (each change is a new event); anything else once per event."""
+    if isinstance(event.data, FeedbackSubmitted):
+        return f"low_rating:{event.data.survey_id}"
+    return event.id
+
+
 class TicketService:
     def __init__(
         self,
@@ -443,7 +451,7 @@ class TicketService:
                     reason=reason,
                     now=self._clock.now(),
                     policy=self._escalations.policy,
-                    cause_id=event.id,
+                    cause_id=escalation_cause_id(event),
                 ):
                     self._metrics.escalations.labels(reason).inc()
                 outbox.extend(self._outbox(ticket, event.correlationid))

@@ -32,7 +32,7 @@ from shared.runtime import ServiceRuntime
 from shared.topics import Topics
 from tests.support import Tap, create_topic, eventually, produce, running
 
-SECRET = "test-survey-secret-0123456789"
+SECRET = "test-survey-secret-0123456789-abcdefghijkl"
 START = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
@@ -150,6 +150,8 @@ async def feedback(make_settings: Any, infra: Infra) -> AsyncIterator[Feedback]:
     for topic in (tickets, Topics.dlq(tickets), runtime.topics.feedback):
         await create_topic(infra.kafka_bootstrap, topic, 4)
     async with running(create_app(settings, runtime)) as http:
+        if settings.reports_api_key is not None:  # CSAT reports need the reports key
+            http.headers["Authorization"] = f"Bearer {settings.reports_api_key.get_secret_value()}"
 
         async def consuming() -> bool:
             return all(bool(c.assigned) for c in runtime.consumers)

@@ -107,5 +107,9 @@ def survey(ticket_id: str, locale: str = "zh-CN") -> FeedbackRequested:
 
 def rated(ticket_id: str, score: int) -> FeedbackSubmitted:
     return FeedbackSubmitted(
-        ticket_id=ticket_id, survey_id=f"s-{ticket_id}", score=score, group="payments"
+        ticket_id=ticket_id,
+        survey_id=f"s-{ticket_id}",
+        score=score,
+        group="payments",
+        needs_follow_up=score <= 2,
     )

@@ -9,11 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.feedback.domain import (
+    MAX_RATING_CHANGES,
     CsatCounts,
     Rating,
     SurveyRefused,
     SurveyStatus,
     category_label,
+    check_can_change,
     check_open,
     figures,
     issue_token,
@@ -78,20 +80,36 @@ def test_a_cancelled_or_expired_survey_is_gone_and_an_answered_one_stays_open() 
 
 
 @pytest.mark.parametrize(
-    ("score", "previous", "expected"),
+    ("score", "already_requested", "expected"),
     [
-        (2, None, True),
-        (1, None, True),
-        (3, None, False),
-        (1, 2, False),  # already low: the lead was asked
-        (2, 5, True),  # became low
-        (5, 1, False),
+        (2, False, True),
+        (1, False, True),
+        (3, False, False),
+        (5, False, False),
+        (1, True, False),  # asked once for this survey: never again
+        (2, True, False),
     ],
 )
-def test_a_lead_is_asked_to_follow_up_when_a_rating_becomes_low(
-    score: int, previous: int | None, expected: bool
+def test_a_lead_is_asked_to_follow_up_the_first_time_a_survey_is_rated_low(
+    score: int, already_requested: bool, expected: bool
 ) -> None:
-    assert needs_follow_up(score, previous, threshold=2) is expected
+    assert needs_follow_up(score, already_requested, threshold=2) is expected
+
+
+def test_flipping_a_score_between_low_and_high_asks_for_one_follow_up() -> None:
+    requested = False
+    asked = 0
+    for score in [1, 5] * 9 + [1]:
+        if needs_follow_up(score, requested, threshold=2):
+            asked += 1
+            requested = True
+    assert asked == 1
+
+
+def test_a_survey_takes_a_bounded_number_of_changes() -> None:
+    check_can_change(0)  # the first rating
+    check_can_change(MAX_RATING_CHANGES)  # the last change allowed
+    assert refusal(check_can_change, MAX_RATING_CHANGES + 1) == (409, "too_many_changes")
 
 
 def test_periods_are_utc_days_and_iso_weeks() -> None:
