@@ -10,6 +10,7 @@ half-sent connections after the header timeout.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 import uuid
@@ -17,13 +18,21 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+import uvicorn
+from prometheus_client import CollectorRegistry
+from starlette.responses import PlainTextResponse
 
 from shared.infra.local_secrets import generate
 from shared.infra.processes import free_port
 from shared.infra.services import service_process
+from shared.metrics import limit_metrics
+from shared.serve import InFlightLimit, header_deadline_protocol
+from tests.support import eventually
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+
+    from starlette.types import Receive, Scope, Send
 
     from shared.infra.modes import Infra
     from shared.infra.processes import ManagedProcess
@@ -173,3 +182,77 @@ def test_a_trickle_of_header_bytes_does_not_extend_the_deadline(
         sock.close()
     print(f"\n[idle] a header trickled at 2 B/s was cut off after {closed_after}s")
     assert closed_after is not None
+
+
+async def test_past_the_pending_cap_the_oldest_half_sent_connections_are_closed() -> None:
+    """The guarded protocol under a real uvicorn server in this loop, with a cap of 10."""
+    registry = CollectorRegistry()
+    metrics = limit_metrics(registry, "capped")
+
+    async def ok(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await PlainTextResponse("ok")(scope, receive, send)
+
+    port = free_port()
+    config = uvicorn.Config(
+        ok,
+        host="127.0.0.1",
+        port=port,
+        lifespan="off",
+        log_level="warning",
+        http=header_deadline_protocol(60.0, 10, metrics.connections_dropped),
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+
+        async def started() -> bool:
+            return server.started
+
+        await eventually(started, timeout=30)
+        socks = [await asyncio.to_thread(half_sent, port) for _ in range(25)]
+        async with httpx.AsyncClient(timeout=ANSWER_BOUND_S) as http:
+            answer = await http.get(f"http://127.0.0.1:{port}/")
+        await asyncio.sleep(0.5)
+        closed = [closed_by_server(sock) for sock in socks]
+        for sock in socks:
+            sock.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+    evicted = registry.get_sample_value(
+        "helpstream_capped_http_connections_dropped_total", {"reason": "evicted"}
+    )
+    print(f"\n[pending] 25 half-sent with a cap of 10: closed {closed.count(True)}")
+    assert answer.status_code == 200
+    # The client's own connection waited for its headers too, for a moment: 26 connections
+    # against a cap of 10 evict the 16 oldest; the newest stay until their deadline.
+    assert closed == [True] * 16 + [False] * 9
+    assert evicted == 16
+
+
+async def test_requests_past_the_in_flight_limit_get_a_503_problem_with_retry_after() -> None:
+    registry = CollectorRegistry()
+    refused = limit_metrics(registry, "inflight").overloaded
+    release = asyncio.Event()
+
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await release.wait()
+        await PlainTextResponse("done")(scope, receive, send)
+
+    app = InFlightLimit(slow, 2, refused)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as http:
+        held = [asyncio.create_task(http.get("/")) for _ in range(2)]
+        await asyncio.sleep(0.1)
+        over = await http.get("/")
+        release.set()
+        served = [await task for task in held]
+        after = await http.get("/")
+    assert over.status_code == 503
+    assert over.headers["content-type"] == "application/problem+json"
+    assert over.json()["code"] == "overloaded"
+    assert int(over.headers["retry-after"]) >= 1
+    assert [r.status_code for r in served] == [200, 200]
+    assert after.status_code == 200
+    assert registry.get_sample_value("helpstream_inflight_http_overloaded_total") == 1
