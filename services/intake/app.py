@@ -25,6 +25,9 @@ from services.intake.domain import (
     EscalationLimit,
     IllegalTransition,
     TicketClosed,
+    TicketLimits,
+    TicketMessageLimit,
+    TicketTooLarge,
 )
 from services.intake.handlers import (
     ConcurrentChange,
@@ -54,6 +57,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     EscalationLimit: 409,
     ConcurrentChange: 409,
     IdempotencyMismatch: 422,
+    TicketMessageLimit: 409,
+    TicketTooLarge: 413,
 }
 
 
@@ -147,6 +152,7 @@ def create_app(
             keys=keys,
             on_events=relay.wake,
             replay_window_s=cfg.command_replay_window_s,
+            limits=TicketLimits(cfg.max_messages_per_ticket, cfg.max_ticket_text_bytes),
         )
         rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
         rt.add_consumer(

@@ -77,6 +77,50 @@ class EscalationLimit(DomainError):
 
 
 @dataclass(frozen=True)
+class TicketLimits:
+    """How much one ticket may hold. Anyone with a status link can repeat a reply, and every
+    change loads and rewrites the whole ticket (MongoDB refuses documents over 16 MiB)."""
+
+    max_messages: int = 500
+    max_text_bytes: int = 4_000_000  # UTF-8 of subject, description and every message body
+
+
+DEFAULT_LIMITS = TicketLimits()
+
+
+class TicketLimitExceeded(DomainError):
+    """The ticket is full; `limit` names which limit (a metric label)."""
+
+    limit = "unknown"
+
+
+class TicketMessageLimit(TicketLimitExceeded):
+    code = "ticket_message_limit"
+    limit = "messages"
+
+    def __init__(self, ticket_id: str, maximum: int) -> None:
+        super().__init__(
+            f"ticket {ticket_id} holds the most messages a ticket may ({maximum}); "
+            "open a new ticket instead"
+        )
+
+
+class TicketTooLarge(TicketLimitExceeded):
+    code = "ticket_too_large"
+    limit = "size"
+
+    def __init__(self, ticket_id: str, maximum: int) -> None:
+        super().__init__(
+            f"this message would take ticket {ticket_id} over {maximum} bytes of text; "
+            "send a shorter message or open a new ticket"
+        )
+
+
+def utf8_size(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
+
+
+@dataclass(frozen=True)
 class Message:
     id: str
     author: Author
@@ -220,11 +264,17 @@ class Ticket:
         now: datetime,
         secret_redacted: bool = False,
         warning: tuple[str, str] | None = None,
+        limits: TicketLimits = DEFAULT_LIMITS,
     ) -> Message:
         """A requester reply reopens a solved ticket and answers a pending one; an agent's
-        first public reply opens a new ticket."""
+        first public reply opens a new ticket. A full ticket refuses the message."""
         if self.status == Status.closed:
             raise TicketClosed(self.id)
+        adding = [body] if warning is None else [body, warning[1]]
+        if len(self.messages) + len(adding) > limits.max_messages:
+            raise TicketMessageLimit(self.id, limits.max_messages)
+        if self.text_size() + sum(map(utf8_size, adding)) > limits.max_text_bytes:
+            raise TicketTooLarge(self.id, limits.max_text_bytes)
         message = Message(message_id, author, author_id, body, public, now, secret_redacted)
         self.messages.append(message)
         self.updated_at = now
@@ -323,6 +373,11 @@ class Ticket:
         return True
 
     # --- helpers ------------------------------------------------------------------
+
+    def text_size(self) -> int:
+        """UTF-8 bytes of the ticket's text, what `TicketLimits.max_text_bytes` bounds."""
+        texts = (self.subject, self.description, *(m.body for m in self.messages))
+        return sum(map(utf8_size, texts))
 
     def take_events(self) -> list[Contract]:
         events, self.pending_events = self.pending_events, []

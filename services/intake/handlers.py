@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -16,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 from services.intake.auth import required_scope, verify_command
 from services.intake.domain import (
     DEFAULT_ESCALATION,
+    DEFAULT_LIMITS,
     DomainError,
     EscalationPolicy,
     EscalationReason,
     Message,
     Ticket,
+    TicketLimitExceeded,
+    TicketLimits,
 )
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
@@ -39,10 +43,10 @@ from shared.events import (
 from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, decode_events
 from shared.outbox import outbox_entry
-from shared.redaction import REDACTION_WARNING, redact
+from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redact_async
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from aiokafka.structs import ConsumerRecord
 
@@ -101,7 +105,9 @@ class Escalations:
 CRYPTO_TEXT_FIELDS = ("asset", "network", "tx_hash", "address", "withdrawal_id", "deposit_id")
 
 
-def _redact_crypto(crypto: CryptoContext | None) -> tuple[CryptoContext | None, set[str]]:
+async def _redact_crypto(
+    crypto: CryptoContext | None, redact: Callable[[str], Awaitable[Redaction]]
+) -> tuple[CryptoContext | None, set[str]]:
     """Structured fields are free text too: a seed phrase pasted into `address` is a leak."""
     if crypto is None:
         return None, set()
@@ -110,7 +116,7 @@ def _redact_crypto(crypto: CryptoContext | None) -> tuple[CryptoContext | None, 
     for name in CRYPTO_TEXT_FIELDS:
         value = getattr(crypto, name)
         if value:
-            result = redact(value)
+            result = await redact(value)
             if result.redacted:
                 changes[name] = result.text
                 kinds.update(result.kinds)
@@ -141,6 +147,7 @@ class TicketService:
         keys: CommandKeys,
         escalations: Escalations | None = None,
         on_events: Callable[[int], None] = lambda _: None,
+        limits: TicketLimits = DEFAULT_LIMITS,
         replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
     ) -> None:
         self._store = store
@@ -151,13 +158,31 @@ class TicketService:
         self._rules = rules
         self._metrics = metrics
         self._escalations = escalations or Escalations()
+        self._limits = limits
         self._on_events = on_events
 
     # --- opening ----------------------------------------------------------------------
 
-    def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
-        subject, description = redact(cmd.subject), redact(cmd.description)
-        crypto, crypto_kinds = _redact_crypto(cmd.crypto)
+    async def _redact(self, text: str) -> Redaction:
+        """Every requester text goes through here: long ones off the event loop, all timed."""
+        where = "worker_thread" if len(text) > OFF_LOOP_CHARS else "event_loop"
+        started = time.perf_counter()
+        result = await redact_async(text)
+        self._metrics.redaction_seconds.labels(where).observe(time.perf_counter() - started)
+        return result
+
+    async def _redacted_body(self, cmd: Command) -> Redaction | None:
+        """A message body redacted once per request, before any save attempt or retry."""
+        if not isinstance(cmd, AddMessage):
+            return None
+        body = await self._redact(cmd.body)
+        for kind in body.kinds:
+            self._metrics.secrets_redacted.labels(kind).inc()
+        return body
+
+    async def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
+        subject, description = await self._redact(cmd.subject), await self._redact(cmd.description)
+        crypto, crypto_kinds = await _redact_crypto(cmd.crypto, self._redact)
         kinds = set(subject.kinds) | set(description.kinds) | crypto_kinds
         decided = triage(
             self._rules,
@@ -200,7 +225,7 @@ class TicketService:
             existing = await self._store.by_open_key(open_key)
             if existing is not None:
                 return self._repeat(existing, digest)
-        ticket = self._new_ticket(cmd, new_id())
+        ticket = await self._new_ticket(cmd, new_id())
         now = self._clock.now()
         outbox = self._outbox(ticket, correlation_id)
         if not await self._store.insert(
@@ -228,28 +253,34 @@ class TicketService:
 
     # --- changes ----------------------------------------------------------------------
 
-    def _apply(self, ticket: Ticket, cmd: Command, command_id: str) -> Message | None:
-        """Apply one command to a ticket; raises `DomainError` when the state forbids it."""
+    def _apply(
+        self, ticket: Ticket, cmd: Command, command_id: str, body: Redaction | None
+    ) -> Message | None:
+        """Apply one command to a ticket; raises `DomainError` when the state forbids it.
+        `body` is `_redacted_body(cmd)`: pure work stays out of the retry loop."""
         now = self._clock.now()
         if isinstance(cmd, AddMessage):
-            body = redact(cmd.body)
+            assert body is not None
             by_requester = cmd.author == Author.requester
-            for kind in body.kinds:
-                self._metrics.secrets_redacted.labels(kind).inc()
-            return ticket.add_message(
-                message_id=stable_id(command_id, "message"),
-                author=cmd.author,
-                author_id=cmd.author_id,
-                body=body.text,
-                public=cmd.public or by_requester,
-                now=now,
-                secret_redacted=body.redacted,
-                warning=(
-                    self._warning(command_id, ticket.requester.locale)
-                    if body.redacted and by_requester
-                    else None
-                ),
-            )
+            try:
+                return ticket.add_message(
+                    message_id=stable_id(command_id, "message"),
+                    author=cmd.author,
+                    author_id=cmd.author_id,
+                    body=body.text,
+                    public=cmd.public or by_requester,
+                    now=now,
+                    secret_redacted=body.redacted,
+                    warning=(
+                        self._warning(command_id, ticket.requester.locale)
+                        if body.redacted and by_requester
+                        else None
+                    ),
+                    limits=self._limits,
+                )
+            except TicketLimitExceeded as exc:
+                self._metrics.ticket_limit_refused.labels(exc.limit).inc()
+                raise
         if isinstance(cmd, UpdateTicket):
             if cmd.status is not None:
                 ticket.change_status(cmd.status, now)
@@ -270,11 +301,12 @@ class TicketService:
     ) -> tuple[Ticket, Message | None]:
         """Load, apply, write back if nobody raced us; reload and reapply if somebody did."""
         command_id = new_id()
+        body = await self._redacted_body(cmd)
         for _ in range(SAVE_ATTEMPTS):
             ticket = await self._store.get(ticket_id)
             if ticket is None:
                 raise TicketNotFound(ticket_id)
-            result = self._apply(ticket, cmd, command_id)
+            result = self._apply(ticket, cmd, command_id, body)
             outbox = self._outbox(ticket, correlation_id)
             if not outbox:
                 return ticket, result
@@ -284,6 +316,7 @@ class TicketService:
                 ticket.version += 1
                 self._on_events(len(outbox))
                 return ticket, result
+            self._metrics.save_conflicts.inc()
         raise ConcurrentChange(ticket_id)
 
     def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
@@ -371,7 +404,7 @@ class TicketService:
         batch = []
         for _, command in opens:
             assert isinstance(command.data, OpenTicket)
-            ticket = self._new_ticket(command.data, new_id())
+            ticket = await self._new_ticket(command.data, new_id())
             batch.append((ticket, self._outbox(ticket, command.correlationid), f"cmd:{command.id}"))
         inserted = await self._store.insert_many(batch, now)
         for ticket, _, _ in batch[:inserted]:
@@ -405,9 +438,10 @@ class TicketService:
                 if command.id in seen:
                     self._metrics.commands.labels(command.type, "duplicate").inc()
                     continue
+                body = await self._redacted_body(command.data)
                 trial = copy.deepcopy(ticket)
                 try:
-                    self._apply(trial, command.data, command.id)
+                    self._apply(trial, command.data, command.id, body)
                 except DomainError as exc:
                     rejected.append(Rejected(record, Invalid(exc.code, str(exc))))
                     self._metrics.commands.labels(command.type, "rejected").inc()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 @dataclass(frozen=True)
@@ -17,6 +17,12 @@ class IntakeMetrics:
     escalations: Counter
     # secrets removed from requester text before storing, by kind
     secrets_redacted: Counter
+    # seconds to scan one requester text for secrets, by where it ran (event_loop, worker_thread)
+    redaction_seconds: Histogram
+    # messages refused because the ticket is full, by limit (messages, size)
+    ticket_limit_refused: Counter
+    # HTTP changes whose versioned save lost a race and were applied again to a fresh read
+    save_conflicts: Counter
     # requests refused by the API key check, by outcome (unauthenticated, forbidden)
     auth_refused: Counter
     # commands refused for their authority, by reason (unsigned_command, bad_signature, ...)
@@ -48,6 +54,24 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_secrets_redacted",
             "Secrets removed from requester text.",
             ("kind",),
+            registry=registry,
+        ),
+        redaction_seconds=Histogram(
+            "helpstream_intake_redaction_seconds",
+            "Time to scan one requester text for secrets.",
+            ("where",),
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=registry,
+        ),
+        ticket_limit_refused=Counter(
+            "helpstream_intake_ticket_limit_refused",
+            "Messages refused because the ticket holds the most it may.",
+            ("limit",),
+            registry=registry,
+        ),
+        save_conflicts=Counter(
+            "helpstream_intake_save_conflicts",
+            "Ticket changes retried because another write won the race.",
             registry=registry,
         ),
         auth_refused=Counter(

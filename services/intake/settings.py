@@ -42,3 +42,17 @@ class IntakeSettings(ServiceSettings):
         description="sla_monitor's API; the status page shows the promised next reply time "
         "from it (and is shown without it when sla_monitor does not answer).",
     )
+    max_messages_per_ticket: int = Field(
+        500,
+        ge=2,
+        description="A ticket holding this many messages refuses more (409 "
+        "ticket_message_limit; over Kafka the command is dead-lettered): open a new ticket.",
+    )
+    max_ticket_text_bytes: int = Field(
+        4_000_000,
+        ge=100_000,
+        le=12_000_000,
+        description="UTF-8 bytes of a ticket's subject, description and messages together; a "
+        "message that would exceed it is refused (413 ticket_too_large). Below MongoDB's "
+        "16 MiB document limit with room for the outbox.",
+    )

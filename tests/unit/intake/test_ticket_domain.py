@@ -21,6 +21,9 @@ from services.intake.domain import (
     IllegalTransition,
     Ticket,
     TicketClosed,
+    TicketLimits,
+    TicketMessageLimit,
+    TicketTooLarge,
     raise_one,
 )
 from shared.events import (
@@ -548,3 +551,75 @@ def test_distinct_causes_escalate_once_each_up_to_the_limit(
     assert ticket.priority == PRIORITY_ORDER[steps]
     escalated = [e for e in ticket.take_events() if isinstance(e, TicketEscalated)]
     assert [e.level for e in escalated] == list(range(1, ticket.escalation_level + 1))
+
+
+# --- how much a ticket may hold ------------------------------------------------------------
+
+
+def test_a_ticket_with_the_most_messages_refuses_another_and_stays_unchanged() -> None:
+    ticket = fresh_ticket()
+    limits = TicketLimits(max_messages=3, max_text_bytes=1_000_000)
+    for i in range(3):
+        ticket.add_message(
+            message_id=f"m-{i}",
+            author=Author.requester,
+            author_id=None,
+            body="hi",
+            public=True,
+            now=LATER,
+            limits=limits,
+        )
+    ticket.take_events()
+
+    with pytest.raises(TicketMessageLimit) as refused:
+        ticket.add_message(
+            message_id="m-4",
+            author=Author.agent,
+            author_id="a",
+            body="hi",
+            public=True,
+            now=LATER,
+            limits=limits,
+        )
+
+    assert refused.value.code == "ticket_message_limit"
+    assert len(ticket.messages) == 3
+    assert ticket.take_events() == []
+
+
+def test_a_redaction_notice_counts_towards_the_message_limit() -> None:
+    ticket = fresh_ticket()
+    limits = TicketLimits(max_messages=1, max_text_bytes=1_000_000)
+
+    with pytest.raises(TicketMessageLimit):
+        ticket.add_message(
+            message_id="m-1",
+            author=Author.requester,
+            author_id=None,
+            body="[REDACTED]",
+            public=True,
+            now=LATER,
+            warning=("w-1", "never share your seed"),
+            limits=limits,
+        )
+
+
+def test_a_message_that_would_exceed_the_ticket_size_is_refused_counting_utf8_bytes() -> None:
+    ticket = fresh_ticket(subject="s", description="d")
+    limits = TicketLimits(max_messages=100, max_text_bytes=2 + 30)
+    reply(ticket, Author.requester, body="你" * 10)  # 30 bytes: exactly full
+
+    with pytest.raises(TicketTooLarge) as refused:
+        ticket.add_message(
+            message_id="m-2",
+            author=Author.requester,
+            author_id=None,
+            body="x",
+            public=True,
+            now=LATER,
+            limits=limits,
+        )
+
+    assert refused.value.code == "ticket_too_large"
+    assert ticket.text_size() == 32
+    assert len(ticket.messages) == 1

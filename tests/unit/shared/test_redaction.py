@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import itertools
 import re
@@ -427,3 +429,26 @@ async def test_redact_async_gives_the_same_result_as_redact(size: int) -> None:
     text = (f"private key {'11' * 32} {phrase} " * size)[:size]
 
     assert await redact_async(text) == redact(text)
+
+
+async def test_the_event_loop_keeps_running_while_redact_async_scans_a_long_text() -> None:
+    text = "seed " + " ".join(["ab" * 32] * 2_000)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    await asyncio.sleep(0)
+    before = ticks
+    result = await redact_async(text)
+    during = ticks - before
+    ticker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticker
+
+    assert during > 0
+    assert result.text.count("[REDACTED:hex_private_key]") == 2_000
