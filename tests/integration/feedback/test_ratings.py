@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.feedback.domain import MAX_RATING_CHANGES
 from shared.events import FeedbackSubmitted
 from tests.integration.feedback.conftest import (
     Feedback,
     created,
     of_type,
+    problem_code,
     reopened,
     solved,
     token_of,
@@ -211,3 +213,32 @@ async def test_csat_refuses_a_backwards_or_too_long_range(feedback: Feedback) ->
     assert empty["groups"] == []
     assert empty["total"]["csat_pct"] is None
     assert feedback.clock.now() - timedelta(days=30) == datetime.fromisoformat(empty["from"])
+
+
+async def test_a_resent_rating_publishes_nothing_and_a_survey_takes_at_most_20_changes(
+    feedback: Feedback,
+) -> None:
+    async with feedback.feedback_events() as tap:
+        await feedback.send(solved("T-12"))
+        token = token_of((await feedback.requested(tap, 1))["T-12"])
+        first = await feedback.rate(token, score=2, reasons=["slow_response"])
+        again = await feedback.rate(token, score=2, reasons=["slow_response"])
+        assert (first.json()["revision"], again.json()["revision"]) == (1, 1)
+        for change in range(MAX_RATING_CHANGES):
+            response = await feedback.rate(token, score=5 if change % 2 == 0 else 1)
+            assert response.status_code == 200, response.text
+        refused = await feedback.rate(token, score=3)
+        events = await submitted(feedback, tap, 1 + MAX_RATING_CHANGES)
+        await tap.settle(1.0)
+    assert len(of_type(tap, "submitted")) == 1 + MAX_RATING_CHANGES  # not the resent one
+    assert problem_code(refused) == (409, "too_many_changes")
+    assert [e.needs_follow_up for e in events].count(True) == 1
+    view = (await feedback.http.get(f"/v1/surveys/{token}")).json()
+    assert view["rating"]["score"] == 1  # the last accepted change counts
+    assert feedback.metric("helpstream_feedback_ratings_unchanged_total") == 1
+    assert (
+        feedback.metric(
+            "helpstream_feedback_rejected_total", handler="submit", reason="too_many_changes"
+        )
+        == 1
+    )
