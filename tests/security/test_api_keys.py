@@ -213,3 +213,17 @@ async def test_key_management_needs_the_admin_scope_and_names_unknown_keys(
     )
     assert (revived.status_code, revived.json()["code"]) == (409, "revoked")
     assert await status(intake.http, victim) == 401
+
+
+async def test_restarting_with_a_revoked_bootstrap_key_does_not_bring_it_back(
+    make_settings: Any,
+) -> None:
+    settings = make_settings(IntakeSettings, bootstrap_api_key=ADMIN_KEY)
+    async with running(create_app(settings, ServiceRuntime("intake", settings))) as first:
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        assert (
+            await first.delete(f"/v1/api-keys/{key_id(ADMIN_KEY)}", headers=admin)
+        ).status_code == 204
+
+    async with running(create_app(settings, ServiceRuntime("intake", settings))) as restarted:
+        assert await status(restarted, ADMIN_KEY) == 401
