@@ -221,9 +221,6 @@ class StreamCaps:
 
         return release
 
-    def count(self, key: str | None = None) -> int:
-        return self._open[key] if key is not None else self._open.total()
-
     def _refuse(self, cap: str, detail: str) -> None:
         self.metrics.streams_refused.labels(self.route, cap).inc()
         raise ProblemError(
