@@ -101,7 +101,9 @@ class ServiceSettings(BaseSettings):
         "(carrier NAT puts many requesters behind one).",
     )
     rate_limit_pages_per_token: RateLimit = Field(
-        "30/minute", description="Requests to a service's public requester pages with one link."
+        "60/minute",
+        description="Requests to a service's public requester pages with one link (marking "
+        "an inbox item read is two: the form and the page it returns to).",
     )
     rate_limit_writes_per_key: RateLimit = Field(
         "6000/minute",
