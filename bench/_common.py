@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, InsertOne, UpdateOne
 
+from shared.infra import local_secrets
 from shared.infra.modes import Infra, external, start_embedded
 from shared.outbox import OUTBOX, OUTBOX_CLAIM, OUTBOX_LEASE, OUTBOX_SINCE
 from shared.settings import InfraMode, ServiceSettings
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from shared.runtime import ServiceRuntime
 
 S = TypeVar("S", bound=ServiceSettings)
+RUN_SECRETS = local_secrets.generate()  # one set per run: the services share the link secret
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -69,6 +71,7 @@ def service_settings(cls: type[S], infra: Infra, tag: str, **overrides: Any) -> 
         "log_json": False,
         "log_level": "WARNING",
         "retry_backoff_max_s": 0.5,
+        **local_secrets.required_for(cls, RUN_SECRETS),
     }
     values.update(overrides)
     return cls(**values)

@@ -258,9 +258,11 @@ def api_key_create(
     ],
 ) -> None:
     """Create an intake API key in intake's database (HELPSTREAM_MONGO_URL); prints it once."""
+    from prometheus_client import CollectorRegistry
     from pymongo import AsyncMongoClient
 
     from services.intake.auth import ApiKeyStore, Scope
+    from services.intake.metrics import intake_metrics
     from shared.clock import SystemClock
     from shared.mongo import service_database
 
@@ -273,7 +275,8 @@ def api_key_create(
     async def create() -> str:
         client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongo_url)
         try:
-            store = ApiKeyStore(service_database(client, settings, "intake"))
+            metrics = intake_metrics(CollectorRegistry())  # counted nowhere: a one-off
+            store = ApiKeyStore(service_database(client, settings, "intake"), metrics)
             issued = await store.create(name, scopes, SystemClock().now())
         finally:
             await client.close()

@@ -13,18 +13,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import CloudEvent, Contract, parse_event
-from shared.infra.local_secrets import generate
+from shared.infra.local_secrets import generate, required_for
 
 # One set per test process: intake verifies the links notifier signs with the same secret.
 TEST_SECRETS = generate()
-# Settings whose absence closes a route rather than a service: tests set them explicitly.
-_OPTIONAL = frozenset({"bootstrap_api_key", "inbox_secret"})
 
 
 def secret_settings(cls: type[Any]) -> dict[str, Any]:
     """The secrets a settings class requires (fail-closed), filled with test values."""
-    fields = getattr(cls, "model_fields", {})
-    return {k: v for k, v in TEST_SECRETS.items() if k in fields and k not in _OPTIONAL}
+    return required_for(cls, TEST_SECRETS)
 
 
 if TYPE_CHECKING:

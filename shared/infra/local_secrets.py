@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -50,6 +50,16 @@ def load_or_create(data_dir: Path) -> dict[str, str]:
         legacy.write_text(values["bootstrap_api_key"] + "\n")
         legacy.chmod(0o600)
     return values
+
+
+# Settings whose absence turns a feature off rather than stopping the service.
+OPTIONAL = frozenset({"bootstrap_api_key", "inbox_secret"})
+
+
+def required_for(cls: type[Any], values: dict[str, str]) -> dict[str, str]:
+    """The values of the secrets settings class `cls` requires (built in-process)."""
+    fields = getattr(cls, "model_fields", {})
+    return {k: v for k, v in values.items() if k in fields and k not in OPTIONAL}
 
 
 def service_env(service: str, values: dict[str, str]) -> dict[str, str]:

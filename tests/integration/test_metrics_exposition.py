@@ -33,7 +33,7 @@ from services.sla_monitor.settings import SlaSettings
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.processes import free_port
 from shared.runtime import ServiceRuntime
-from tests.support import eventually, produce, running
+from tests.support import eventually, produce, running, secret_settings
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -90,7 +90,9 @@ async def drive_traffic(infra: Infra, tmp_path: Path) -> tuple[dict[str, str], l
         async with contextlib.AsyncExitStack() as stack:
             clients = {}
             for name, (settings_cls, create_app) in APPS.items():
-                settings = settings_cls(**common, **extra.get(name, {}))
+                settings = settings_cls(
+                    **common, **secret_settings(settings_cls), **extra.get(name, {})
+                )
                 runtime = ServiceRuntime(name, settings)
                 runtimes[name] = runtime
                 clients[name] = await stack.enter_async_context(
