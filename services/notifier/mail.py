@@ -15,7 +15,7 @@ import contextlib
 import re
 import socket
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.charset import QP, Charset
 from email.errors import MessageError
 from email.header import Header
@@ -128,6 +128,8 @@ def prepare(email: Email, sender: str) -> Outgoing:
     may still carry anything."""
     name, address = parseaddr(sender)
     check_recipient(email.to)
+    # A subject quotes the requester's: a line break they typed (or U+2028) is a space.
+    email = replace(email, subject=" ".join(email.subject.splitlines()))
     for value in (email.to, email.subject, email.key, email.ticket_id):
         if "\r" in value or "\n" in value:
             raise Invalid("bad_header", f"line break in a header value: {value[:80]!r}")
@@ -137,7 +139,7 @@ def prepare(email: Email, sender: str) -> Outgoing:
             data = flatten_message(modern, utf8=True, cte_type="7bit")
         except (MessageError, ValueError, TypeError, AttributeError, IndexError) as exc:
             # the stdlib's header parser fails in many ways on hostile input
-            raise Invalid("bad_address", f"{type(exc).__name__}: {exc}"[:200]) from exc
+            raise Invalid("bad_message", f"{type(exc).__name__}: {exc}"[:200]) from exc
         return Outgoing(address, email.to, data, smtputf8=True)
     message: Message
     if email.html:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
+
 import pytest
 
 from services.notifier.mail import Email, prepare
@@ -22,8 +25,21 @@ def test_an_undeliverable_recipient_is_invalid_not_a_crash(to: str) -> None:
 
 @pytest.mark.parametrize(
     ("to", "smtputf8"),
-    [("li.wei@example.com", False), ("李伟@例子.cn", True), ("payments-team@helpstream.local", False)],
+    [
+        ("li.wei@example.com", False),
+        ("李伟@例子.cn", True),
+        ("payments-team@helpstream.local", False),
+    ],
 )
 def test_ordinary_international_and_team_addresses_are_sent(to: str, smtputf8: bool) -> None:
     out = prepare(Email("k", "T-1", to, "Hi", "text", "<p>html</p>"), SENDER)
     assert (out.to, out.smtputf8) == (to, smtputf8)
+
+
+@pytest.mark.parametrize("to", ["li.wei@example.com", "李伟@例子.cn"])
+def test_a_line_break_the_requester_typed_in_a_subject_becomes_a_space(to: str) -> None:
+    subject = "[T-1] We received your request: line\r\nBcc: victim@example.com\u2028x"
+    out = prepare(Email("k", "T-1", to, subject, "text", ""), SENDER)
+    message = email.message_from_bytes(out.data, policy=email.policy.default)
+    assert message["Subject"] == "[T-1] We received your request: line Bcc: victim@example.com x"
+    assert message["Bcc"] is None
