@@ -46,6 +46,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 EVENT_HEADERS = [("content-type", CONTENT_TYPE.encode())]
+LOG_APPEND_TIME = 1  # a record's timestamp_type when the broker set its timestamp
 SCRUB_OFF_LOOP_BYTES = 32 * 1024  # dead-lettered payloads above this are redacted off the loop
 
 
@@ -91,6 +92,14 @@ async def publish_event(producer: AIOKafkaProducer, topic: str, event: CloudEven
     await producer.send_and_wait(
         topic, event.to_bytes(), key=event.subject.encode(), headers=EVENT_HEADERS
     )
+
+
+def appended_at(record: ConsumerRecord[bytes, bytes]) -> datetime | None:
+    """When the broker appended `record`, if the topic stamps that (LogAppendTime); a
+    producer's own CreateTime proves nothing and gives None."""
+    if getattr(record, "timestamp_type", 0) != LOG_APPEND_TIME or record.timestamp is None:
+        return None
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
 
 
 @dataclass(frozen=True)

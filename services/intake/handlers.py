@@ -41,7 +41,7 @@ from shared.events import (
     make_event,
 )
 from shared.ids import new_id, stable_id
-from shared.kafka import Rejected, decode_events
+from shared.kafka import Rejected, appended_at, decode_events
 from shared.outbox import outbox_entry
 from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redact_async
 
@@ -373,9 +373,16 @@ class TicketService:
         now = self._clock.now()
         signed = []
         for record, claim in claims:
+            # Where the broker stamps arrival (LogAppendTime), a backlog after an outage
+            # leaves fresh commands fresh; elsewhere the window runs to now.
+            received = appended_at(record) or now
             try:
                 key = verify_command(
-                    claim, stored[claim.key_id], record.value or b"", now, self._replay_window_s
+                    claim,
+                    stored[claim.key_id],
+                    record.value or b"",
+                    received,
+                    self._replay_window_s,
                 )
             except SignatureError as exc:
                 self._refuse(record, rejected, exc.reason, exc.detail)

@@ -22,6 +22,7 @@ import pytest
 from services.feedback.domain import issue_token
 from shared.events import FeedbackSubmitted, TicketMessageAdded
 from tests.browser.conftest import (
+    SLA_READ_KEY,
     SURVEY_SECRET,
     Stack,
     eventually_true,
@@ -230,7 +231,10 @@ async def test_a_reply_from_the_status_page_adds_a_redacted_requester_message(
     status_url = links_in(html_of(acknowledgement), r"/t/[^/]+$")[0]
 
     async def clock_running() -> bool:
-        sla = await stack.http.get(f"{stack.urls['sla_monitor']}/v1/tickets/{ticket_id}/sla")
+        sla = await stack.http.get(
+            f"{stack.urls['sla_monitor']}/v1/tickets/{ticket_id}/sla",
+            headers={"Authorization": f"Bearer {SLA_READ_KEY}"},
+        )
         return sla.status_code == 200 and any(
             c["metric"] == "first_reply" and c["state"] == "running" for c in sla.json()["clocks"]
         )

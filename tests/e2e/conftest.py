@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from shared.infra.modes import Infra
 
 API_KEY = "hs_e2e_0123456789abcdefghijklmnopqrstuvwxyz"
+SECRETS = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
+SLA_READ = {"Authorization": f"Bearer {SECRETS['sla_read_api_key']}"}
 
 
 @pytest.fixture
@@ -32,13 +34,12 @@ def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Itera
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(mail.port),
     }
-    secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
     started: list[ManagedProcess] = []
     urls: dict[str, str] = {}
     try:
         for name in SERVICES:
             port = free_port()
-            process = service_process(name, port, env, tmp_path, secrets=secrets)
+            process = service_process(name, port, env, tmp_path, secrets=SECRETS)
             process.start(timeout=60)
             started.append(process)
             urls[name] = f"http://127.0.0.1:{port}"

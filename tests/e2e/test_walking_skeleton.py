@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from shared.infra.mailcatcher import MailCatcher
-from tests.e2e.conftest import API_KEY
+from tests.e2e.conftest import API_KEY, SLA_READ
 from tests.support import eventually
 
 
@@ -33,7 +33,8 @@ async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clo
         assert "我们已收到您的请求" in mails[0].text()
 
         async def clock_started() -> bool:
-            sla = await http.get(f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla")
+            url = f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla"
+            sla = await http.get(url, headers=SLA_READ)
             clocks = sla.json().get("clocks", []) if sla.status_code == 200 else []
             return "first_reply" in [c["metric"] for c in clocks]
 

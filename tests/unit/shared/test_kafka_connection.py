@@ -35,3 +35,19 @@ async def test_sasl_ssl_gives_every_client_the_service_user_and_a_tls_context() 
 def test_sasl_without_credentials_refuses_to_start() -> None:
     with pytest.raises(ValidationError, match="HELPSTREAM_KAFKA_SASL_USERNAME"):
         ServiceSettings(kafka_security_protocol="SASL_SSL")
+
+
+def test_only_a_broker_stamped_time_counts_as_arrival() -> None:
+    from aiokafka.structs import ConsumerRecord
+
+    from shared.kafka import LOG_APPEND_TIME, appended_at
+
+    def record(timestamp_type: int) -> ConsumerRecord[bytes, bytes]:
+        return ConsumerRecord(
+            "t", 0, 0, 1_700_000_000_000, timestamp_type, None, b"", None, 0, 0, ()
+        )
+
+    assert appended_at(record(0)) is None  # CreateTime: whatever the producer claimed
+    stamped = appended_at(record(LOG_APPEND_TIME))
+    assert stamped is not None
+    assert stamped.timestamp() == 1_700_000_000
