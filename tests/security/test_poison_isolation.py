@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from services.intake.app import create_app as create_intake
@@ -28,7 +29,7 @@ from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings
 from shared.topics import Topics
 from tests.integration.intake.conftest import ADMIN_KEY, ticket_body
-from tests.integration.notifier.builders import created
+from tests.integration.notifier.builders import created, reply
 from tests.integration.notifier.conftest import Notifier, mails, start
 from tests.support import Tap, eventually, produce, running
 
@@ -106,6 +107,57 @@ async def test_a_forged_bad_address_between_good_tickets_does_not_stall_notifier
     assert headers["consumer"] == b"notifier.events"
     assert headers["error-type"] == b"invalid_data"
     assert b"email" in headers["error-message"]
+
+    async def caught_up() -> bool:
+        ready = await notifier.http.get("/readyz")
+        return ready.status_code == 200 and consumer_lag(notifier.runtime.registry, run) == 0
+
+    await eventually(caught_up, timeout=30)
+
+
+async def test_a_bad_address_stored_before_validation_fails_its_mail_not_the_batch(
+    notifier: Notifier, mail: MailCatcher, infra: Infra
+) -> None:
+    """A ticket notifier learned about before intake checked addresses: its requester's mail
+    is recorded failed (`notification.failed`, DLQ), the other ticket's mail goes out."""
+    run = notifier.settings.topic_prefix.strip(".")
+    old, fresh = f"T-old-{run}", f"T-fresh-{run}"
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
+    try:
+        await client[f"{notifier.settings.mongo_db_prefix}_notifier"]["tickets"].insert_one(
+            {
+                "_id": old,
+                "requester": {"id": "u-old", "email": BAD_ADDRESS, "locale": "en"},
+                "subject": "from before",
+                "created_by": "e-old",
+            }
+        )
+    finally:
+        await client.close()
+    topics = notifier.runtime.topics
+    replies = [
+        make_event(reply(ticket), source=INTAKE, time=datetime.now(UTC), correlationid="c")
+        for ticket in (old, fresh)
+    ]
+    created_fresh = ticket_created(fresh, "amir@example.com")
+    async with Tap(infra.kafka_bootstrap, topics.notifications) as outcomes:
+        await produce(
+            infra.kafka_bootstrap,
+            topics.tickets,
+            [(b"k", created_fresh), *((b"k", r.to_bytes()) for r in replies)],
+        )
+        delivered = await mails(mail, 2, timeout=60)
+
+        async def failed_recorded() -> bool:
+            await outcomes.collect(1, timeout=1)
+            return any(e.type.endswith("notification.failed") for e in outcomes.events())
+
+        await eventually(failed_recorded, timeout=30)
+
+    assert {r for m in delivered for r in m.rcpt_tos} == {"amir@example.com"}
+    failed = [e for e in outcomes.events() if e.type.endswith("notification.failed")]
+    assert {e.subject for e in failed} == {old}
+    assert all("bad_address" in str(e.data.model_dump()) for e in failed)
 
     async def caught_up() -> bool:
         ready = await notifier.http.get("/readyz")
