@@ -29,7 +29,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake.domain import TicketClosed
+from services.intake.domain import TicketClosed, TicketLimitExceeded, TicketTooLarge
 from services.intake.handlers import ConcurrentChange, TicketNotFound
 from shared.commands import MAX_TEXT, AddMessage
 from shared.events import Author, Status
@@ -95,6 +95,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "too_long": "Your message is too long.",
         "closed": "This request is closed and cannot take new messages.",
         "busy": "The request changed while you were writing. Please send again.",
+        "full": "This request cannot take more messages. Please open a new request and "
+        "mention this one's number.",
     },
     "zh-CN": {
         "title": "您的工单",
@@ -127,6 +129,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "too_long": "留言内容过长。",
         "closed": "此工单已关闭，无法继续留言。",
         "busy": "工单在您填写时发生了变化，请重新发送。",
+        "full": "此工单已无法继续留言，请新建工单并注明本工单编号。",
     },
 }
 
@@ -317,6 +320,9 @@ def install_pages(
             return await page(request, token, link, ticket, status=409, problem="busy", draft=body)
         except TicketNotFound:
             return pages.error(request, lang=lang, status=404, kind="not_found")
+        except TicketLimitExceeded as exc:
+            status = 413 if isinstance(exc, TicketTooLarge) else 409
+            return await page(request, token, link, ticket, status=status, problem="full")
         query = {"sent": "1"}
         if message is not None and message.secret_redacted:
             query["redacted"] = "1"

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,6 +28,7 @@ from shared.command_signing import sign_headers
 from shared.commands import MAX_TEXT
 from shared.ids import new_id
 from shared.runtime import ServiceRuntime
+from shared.web.links import TicketLink, sign_ticket_link
 from tests.integration.intake.conftest import ADMIN_KEY, Intake
 from tests.support import Tap, running
 
@@ -215,3 +217,26 @@ async def test_a_kafka_reply_to_a_full_ticket_is_dead_lettered_with_the_reason(
     assert (
         await metric(intake, "helpstream_intake_ticket_limit_refused_total", limit="messages") == 1
     )
+
+
+async def test_a_requester_replying_to_a_full_ticket_gets_the_page_that_says_what_to_do(
+    small_intake: Intake,
+) -> None:
+    intake = small_intake
+    ticket = await intake.open()
+    for i in range(MAX_MESSAGES):
+        assert (await reply(intake, ticket["id"], f"still waiting ({i})")).status_code == 201
+    link = TicketLink(ticket["requester"]["id"], ticket["id"], "en", "UTC")
+    secret = intake.settings.requester_link_secret.get_secret_value().encode()
+    path = "/t/" + sign_ticket_link(secret, link, datetime.now(UTC), timedelta(days=1))
+    page = await intake.http.get(path)
+    field = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert field is not None
+    form = {"csrf_token": field.group(1), "ticket_id": ticket["id"], "message": "and now?"}
+
+    refused = await intake.http.post(f"{path}/reply", data=form)
+
+    assert refused.status_code == 409
+    assert refused.headers["content-type"].startswith("text/html")
+    assert "cannot take more messages" in refused.text
+    assert len(await messages_of(intake, ticket["id"])) == MAX_MESSAGES
