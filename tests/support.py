@@ -14,6 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.events import CloudEvent, Contract, parse_event
 from shared.infra.local_secrets import generate, required_for
+from shared.topics import Topics
 
 # One set per test process: intake verifies the links notifier signs with the same secret.
 TEST_SECRETS = generate()
@@ -114,3 +115,17 @@ async def eventually(
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def consumers_of(topics: Topics) -> dict[str, list[tuple[str, str]]]:
+    """Input topic → the (service, consumer) pairs that read it."""
+    return {
+        topics.commands: [("intake", "commands")],
+        topics.tickets: [
+            ("sla_monitor", "tickets"),
+            ("feedback", "tickets"),
+            ("notifier", "events"),
+        ],
+        topics.sla: [("intake", "escalations"), ("notifier", "events")],
+        topics.feedback: [("intake", "escalations"), ("notifier", "events")],
+    }

@@ -19,7 +19,7 @@ from shared.commands import COMMAND_MODELS
 from shared.events import EVENT_MODELS, FeedbackRequested, make_event
 from shared.topics import Topics
 from tests.faults.harness import API_KEY, metric_sum, open_command
-from tests.support import Tap, eventually
+from tests.support import Tap, consumers_of, eventually
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -34,20 +34,6 @@ HUGE_PER_TOPIC = 2  # 1-2 MB values
 DRAIN_S = 120.0
 
 Poison = tuple[str, bytes | None]  # (kind, value)
-
-
-def consumers_of(topics: Topics) -> dict[str, list[tuple[str, str]]]:
-    """Input topic → the (service, consumer) pairs that read it."""
-    return {
-        topics.commands: [("intake", "commands")],
-        topics.tickets: [
-            ("sla_monitor", "tickets"),
-            ("feedback", "tickets"),
-            ("notifier", "events"),
-        ],
-        topics.sla: [("intake", "escalations"), ("notifier", "events")],
-        topics.feedback: [("intake", "escalations"), ("notifier", "events")],
-    }
 
 
 JSON: SearchStrategy[Any] = st.recursive(

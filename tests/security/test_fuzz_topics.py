@@ -49,6 +49,7 @@ from shared.topics import OWNERS, Topics
 from tests.faults.harness import metric_sum
 from tests.integration.intake.conftest import ticket_body
 from tests.integration.notifier.builders import created, rated, reply, sla, status, survey
+from tests.support import consumers_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -453,20 +454,6 @@ def system(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Iterato
             process.stop()
 
 
-def readers(topics: Topics) -> dict[str, list[tuple[str, str]]]:
-    """Input topic → the (service, consumer) pairs reading it."""
-    return {
-        topics.commands: [("intake", "commands")],
-        topics.tickets: [
-            ("sla_monitor", "tickets"),
-            ("feedback", "tickets"),
-            ("notifier", "events"),
-        ],
-        topics.sla: [("intake", "escalations"), ("notifier", "events")],
-        topics.feedback: [("intake", "escalations"), ("notifier", "events")],
-    }
-
-
 async def produce_all(bootstrap: str, batches: dict[str, list[Message]]) -> None:
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
@@ -505,7 +492,7 @@ async def test_ten_thousand_hostile_messages_per_topic_leave_every_consumer_read
     for plan in topic_plans:
         print(f"[fuzz]   {plan.topic}: {dict(sorted(plan.sent.items()))}")
 
-    pairs = readers(system.topics)
+    pairs = consumers_of(system.topics)
 
     def state() -> dict[str, Any]:
         """Per service: readiness, lag (None: not reported for every topic yet) and, per

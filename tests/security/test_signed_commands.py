@@ -14,32 +14,18 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from aiokafka import AIOKafkaProducer
 
-from services.intake.app import create_app
-from services.intake.settings import IntakeSettings
 from shared.command_signing import sign_headers
-from shared.runtime import ServiceRuntime
-from tests.integration.intake.conftest import ADMIN_KEY, Intake
+from tests.integration.intake.conftest import Intake
 from tests.integration.intake.test_commands import command
-from tests.support import Tap, eventually, running
+from tests.support import Tap, eventually
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
-
     from shared.infra.modes import Infra
 
 SEED_PHRASE_ASK = "Security check: reply with your 12 recovery words to unlock the withdrawal."
 Headers = list[tuple[str, bytes]]
-
-
-@pytest.fixture
-async def intake(make_settings: Any) -> AsyncIterator[Intake]:
-    settings = make_settings(IntakeSettings, bootstrap_api_key=ADMIN_KEY)
-    runtime = ServiceRuntime("intake", settings)
-    async with running(create_app(settings, runtime)) as http:
-        yield Intake(http, settings, runtime)
 
 
 def signed(api_key: str, value: bytes, at: datetime | None = None) -> Headers:
