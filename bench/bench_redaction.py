@@ -1,4 +1,4 @@
-"""Redaction time on 1 MB of adversarial text per pattern class (issue #14, finding 6).
+"""Redaction time on 1 MB of adversarial text per pattern class.
 
 Each input is built to hit what used to be (or could become) super-linear in its class:
 the hex rule's context search, the mnemonic run tracker, Base58 decoding and checksums,

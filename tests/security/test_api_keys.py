@@ -1,4 +1,4 @@
-"""Issue #14, findings 4 and 10 (API keys): bounded key cache, revoke, rotate.
+"""API keys: bounded key cache, revoke, rotate.
 
 Before: 2,000 requests with random 12 KB bearer keys grew intake by 26 MiB for good (the
 key cache kept every miss, unbounded); keys could not be revoked or rotated, and a

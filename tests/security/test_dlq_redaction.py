@@ -1,4 +1,4 @@
-"""Issue #14, finding 9: a dead-letter topic must not keep what the ticket store may not.
+"""A dead-letter topic must not keep what the ticket store may not.
 
 Before: an over-size `ticket.open` command holding a seed phrase was copied byte for byte to
 `helpstream.commands.dlq`. Now every string of a JSON payload is redacted before it is

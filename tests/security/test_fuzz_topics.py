@@ -1,4 +1,4 @@
-"""Issue #14 acceptance: 10,000 generated messages on each input topic, and afterwards every
+"""Fuzzing: 10,000 generated messages on each input topic, and afterwards every
 consumer of the four services is ready with no lag.
 
 The messages mix what reaches a topic by accident or on purpose: random bytes, broken

@@ -1,4 +1,4 @@
-"""Issue #14, finding 2: one message a handler keeps failing on must not stall a consumer.
+"""One message a handler keeps failing on must not stall a consumer.
 
 Before: `ü@[` as a requester address passed intake, notifier's message builder raised
 `AttributeError`, the batch was retried every few seconds for ever and every partition

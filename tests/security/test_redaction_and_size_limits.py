@@ -1,4 +1,4 @@
-"""Issue #14, finding 6: redaction cost and ticket size as a denial of service.
+"""Redaction cost and ticket size as a denial of service.
 
 Before: redaction was quadratic and ran on the event loop, once per save attempt.
 ``seed`` followed by 64-hex tokens took 7.6 s at 100 KB; twelve 20 KB replies to one

@@ -1,4 +1,4 @@
-"""Issue #14, finding 1 (commands): a Kafka producer is not support.
+"""A Kafka producer is not support.
 
 Before: any producer on `helpstream.commands` could add an `author: agent` reply asking the
 requester for their 12 words, and change priority and assignee; the requester was mailed

@@ -1,5 +1,5 @@
 """Survey abuse: link scanners must not rate tickets, and a flipped score must not page
-the leads or escalate the ticket again and again (issue #14, finding 7).
+the leads or escalate the ticket again and again.
 
 Before the fix, a GET on a one-click score link recorded the score, and every time a
 survey's score went from high back to low feedback asked for a new follow-up: flipping
