@@ -1,0 +1,49 @@
+"""Base58 private keys: WIF (checksummed) and extended private keys (prefixed)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shared.redaction.spans import Span
+
+_B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+_B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
+_B58 = "1-9A-HJ-NP-Za-km-z"
+# The look-behind fails at once inside a run of Base58, so each run is tried once.
+_WIF_CANDIDATE = re.compile(rf"(?<![{_B58}])[5KL9c][{_B58}]{{50,51}}(?![{_B58}])")
+_XPRV = re.compile(rf"(?<![{_B58}])[xyztuvYZUV]prv[{_B58}]{{100,112}}(?![{_B58}])")
+_WIF_VERSIONS = (0x80, 0xEF)
+
+
+def _b58decode(value: str) -> bytes:
+    number = 0
+    for char in value:
+        number = number * 58 + _B58_INDEX[char]
+    body = number.to_bytes((number.bit_length() + 7) // 8, "big")
+    leading_zeros = len(value) - len(value.lstrip("1"))
+    return b"\x00" * leading_zeros + body
+
+
+def _is_wif(candidate: str) -> bool:
+    raw = _b58decode(candidate)
+    payload, checksum = raw[:-4], raw[-4:]
+    if len(payload) not in (33, 34) or payload[0] not in _WIF_VERSIONS:
+        return False
+    if len(payload) == 34 and payload[-1] != 0x01:
+        return False
+    return hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4] == checksum
+
+
+def wif_spans(text: str) -> list[Span]:
+    return [
+        (m.start(), m.end(), "wif_private_key")
+        for m in _WIF_CANDIDATE.finditer(text)
+        if _is_wif(m.group())
+    ]
+
+
+def xprv_spans(text: str) -> list[Span]:
+    return [(m.start(), m.end(), "extended_private_key") for m in _XPRV.finditer(text)]
