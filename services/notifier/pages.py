@@ -14,7 +14,8 @@
 `link_values` gives templates what requester messages link to: `status_url` (a signed
 `/t/{token}` link to intake's status page, scoped to this requester and ticket) and
 `survey_page_url` (feedback's survey page, derived from `feedback.requested`'s
-`survey_url`; the score links `{survey_page_url}/score/{n}` open the survey with that score chosen; only the page's POST records it).
+`survey_url`; the score links `{survey_page_url}/score/{n}` open the survey with that
+score chosen; only the page's POST records it).
 """
 
 from __future__ import annotations
