@@ -841,19 +841,82 @@ def _prose_en(rng: random.Random) -> Sample:
     return _negative("prose_en", " ".join(parts), False)
 
 
+# Telegraphic support messages made only of BIP-39 English words (and the slot nouns,
+# also list words): runs of list words long enough to pass for a phrase, told apart only
+# by grammar, punctuation and the words being common ones.
+LIST_NOUNS = (
+    "account balance deposit token coin transfer price order market fee card phone code "
+    "address access update error system problem payment photo document network bridge gas "
+    "screen window history record detail name number device laptop reward bonus limit"
+).split()
+TELEGRAPHIC = [
+    "{N} {N} problem again today",
+    "please check {N} {N} again",
+    "{N} still wrong",
+    "{N} {N} error, please help",
+    "second {N} never arrive",
+    "two {N} frozen since morning",
+    "{N} {N} issue",
+    "mobile {N} crash after update",
+    "found old {N}, please verify",
+    "please cancel {N} and unlock {N}",
+    "{N} empty after {N} update",
+    "seven hour delay on {N} {N}",
+    "{N} limit too low",
+    "help, {N} {N} broken",
+    "first {N} slow, second {N} never arrive",
+    "zero {N} after {N} swap",
+]
+ZH_CLAUSES = (
+    "我的提现已经三个小时了|还没有到账|请帮我查一下|"
+    "为什么一直不成交|我在手机上下载了新版本|打不开了|"
+    "一直显示网络错误|我要投诉|客服说明天处理|"
+    "今天早上我买的币突然不见了|记录里也查不到|麻烦尽快回复我|"
+    "我是老用户了|这次的活动奖励没有发给我|我的账户被冻结了|"
+    "不知道是什么原因|我已经完成了实名认证|请问还需要什么材料|"
+    "我的朋友也遇到了同样的问题|你们的系统是不是出问题了|"
+    "我把钱转到了错误的地址|能不能帮我找回来|我很着急|谢谢|"
+    "我想把所有的资产都提出来|银行卡收不到钱|"
+    "对方已经付款了但是我没有收到通知|订单被自动取消了|"
+    "价格明明已经到了|手续费太高了|我要注销账户|"
+    "请问什么时候能恢复正常|我昨天晚上充值了一笔|"
+    "到现在还没有显示|这个问题已经很久了|没有人回复我|"
+    "我的手机号换了|收不到验证码|请帮我改一下绑定的手机|"
+    "我担心我的钱被盗了"
+).split("|")
+
+
 def _prose_zh(rng: random.Random) -> Sample:
-    parts = [_fill(rng.choice(PROSE_ZH), rng) for _ in range(rng.randint(1, 3))]
-    joined = "".join(parts) if rng.random() < 0.7 else "\n".join(parts)
-    return _negative("prose_zh", joined, True)
+    if rng.random() < 0.5:
+        parts = [_fill(rng.choice(PROSE_ZH), rng) for _ in range(rng.randint(1, 3))]
+        joined = "".join(parts) if rng.random() < 0.7 else "\n".join(parts)
+        return _negative("prose_zh", joined, True, "templates")
+    clauses = rng.sample(ZH_CLAUSES, rng.randint(2, 6))
+    joined = clauses[0]
+    for clause in clauses[1:]:
+        joined += rng.choice(["", "", "", "，", " ", "。", "！", "\n"]) + clause
+    return _negative("prose_zh", joined + rng.choice(["", "。", "？", "！！"]), True, "clauses")
 
 
 def _wordlist_prose(rng: random.Random) -> Sample:
-    parts = [rng.choice(WORDLIST_PROSE) for _ in range(rng.randint(1, 3))]
-    sep = rng.choice([". ", ", ", " ", "\n", " and "])
-    text = sep.join(parts)
-    if rng.random() < 0.3:
-        text = text.lower()
-    return _negative("wordlist_prose", text, False)
+    if rng.random() < 0.5:
+        parts = [rng.choice(WORDLIST_PROSE) for _ in range(rng.randint(1, 3))]
+        sep = rng.choice([". ", ", ", " ", "\n", " and "])
+        text = sep.join(parts)
+        if rng.random() < 0.3:
+            text = text.lower()
+        return _negative("wordlist_prose", text, False, "sentences")
+    parts = []
+    for _ in range(rng.randint(2, 4)):
+        part = rng.choice(TELEGRAPHIC)
+        while "{N}" in part:
+            part = part.replace("{N}", rng.choice(LIST_NOUNS), 1)
+        parts.append(part)
+    sep = rng.choice([". ", ", ", "\n", "! ", " - "])
+    if sep in (". ", "! ", "\n") and rng.random() < 0.7:
+        parts = [p[:1].upper() + p[1:] for p in parts]
+    text = sep.join(parts) + rng.choice(["", ".", "!", "?"])
+    return _negative("wordlist_prose", text, False, "telegraphic")
 
 
 def _tx_hash(rng: random.Random) -> Sample:
