@@ -4,7 +4,8 @@ class of hard negative.
 The corpus (`bench/redaction_corpus.py`) is generated from a fixed seed, so every run
 scores the same texts. Definitions:
 
-- A secret is **caught** when no piece of it survives in the output. Only letters and
+- A secret is **caught** when no piece of it survives in the output
+  (`bench.redaction_corpus.leaked`). Only letters and
   digits count (separators, numbering punctuation, padding and JSON punctuation are
   skipped, in the secret and in the output alike); a piece is any 8 consecutive letters
   or digits of the labelled secret (the whole of it when it has fewer), and it survives
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bench._common import table
-from bench.redaction_corpus import NEGATIVE_CLASSES, SECRET_KINDS, corpus
+from bench.redaction_corpus import NEGATIVE_CLASSES, SECRET_KINDS, corpus, leaked
 from shared.redaction import redact
 
 if TYPE_CHECKING:
@@ -45,32 +45,9 @@ if TYPE_CHECKING:
 
 SEED = int(os.environ.get("HELPSTREAM_BENCH_REDACTION_SEED", 15))
 SIZE = int(os.environ.get("HELPSTREAM_BENCH_REDACTION_CORPUS", 12_000))
-PIECE = 8
 TARGET_RECALL = 1.0
 TARGET_FALSE_POSITIVE_RATE = 0.001
 EXAMPLES = 3
-_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
-
-
-def _alnum(text: str) -> str:
-    return "".join(c for c in text if c.isalnum())
-
-
-def pieces(secret: str) -> set[str]:
-    """The pieces of `secret` whose survival counts as a leak (see the module docstring)."""
-    letters = _alnum(secret)
-    if len(letters) <= PIECE:
-        return {letters}
-    return {letters[i : i + PIECE] for i in range(len(letters) - PIECE + 1)}
-
-
-def leaked(secret: str, text: str, output: str, secrets: Sequence[str]) -> list[str]:
-    """The pieces of `secret` left in `output` beyond what the text around secrets holds."""
-    around = text
-    for other in sorted(secrets, key=len, reverse=True):
-        around = around.replace(other, "\0")
-    before, after = _alnum(around), _alnum(_PLACEHOLDER.sub("\0", output))
-    return sorted(p for p in pieces(secret) if after.count(p) > before.count(p))
 
 
 @dataclass

@@ -20,9 +20,9 @@ checksum (otherwise it cannot be told from a sentence); a bare 64-hex string wit
 is labelled a key, so transaction hashes in the negatives always come with some sign of a
 transaction (a word, an explorer link, a deposit that did not arrive).
 
-The building blocks (`b58check`, `wif`, `extended_key`, `solana_keypair`, `mnemonic_words`,
-`misspell`, `keystore`, the address builders) are public so property tests can draw from
-them.
+`leaked` says what counts as caught. The building blocks (`b58check`, `wif`,
+`extended_key`, `solana_keypair`, `mnemonic_words`, `misspell`, `keystore`, the address
+builders, the wordings) are public so property tests can draw from them.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
@@ -87,6 +88,37 @@ class Sample:
     language: str = "en"
     wrapping: str = ""
     keep: tuple[str, ...] = ()
+
+
+# --- what counts as caught --------------------------------------------------------------------
+
+# Shortest run of a secret's letters and digits that counts as a leak when it survives.
+PIECE = 8
+_PLACEHOLDER = re.compile(r"\[REDACTED:[a-z0-9_]+\]")
+
+
+def _alnum(text: str) -> str:
+    return "".join(c for c in text if c.isalnum())
+
+
+def pieces(secret: str) -> set[str]:
+    """Every run of `PIECE` consecutive letters or digits of `secret` (the whole of them when
+    fewer): separators, numbering punctuation, padding and JSON punctuation do not count."""
+    letters = _alnum(secret)
+    if len(letters) <= PIECE:
+        return {letters}
+    return {letters[i : i + PIECE] for i in range(len(letters) - PIECE + 1)}
+
+
+def leaked(secret: str, text: str, output: str, secrets: Sequence[str]) -> list[str]:
+    """The pieces of `secret` that survive redaction: those `output` (placeholders removed)
+    holds more often than `text` did around its `secrets`. Empty means caught, whatever
+    placeholder replaced it."""
+    around = text
+    for other in sorted(secrets, key=len, reverse=True):
+        around = around.replace(other, "\0")
+    before, after = _alnum(around), _alnum(_PLACEHOLDER.sub("\0", output))
+    return sorted(p for p in pieces(secret) if after.count(p) > before.count(p))
 
 
 # --- encodings -------------------------------------------------------------------------------
@@ -805,7 +837,7 @@ AMOUNT_LEAD = [
 ]
 
 
-def _fill(template: str, rng: random.Random) -> str:
+def fill_slots(template: str, rng: random.Random) -> str:
     digits = rng.randint(1, 8)
     values = {
         "amt": f"{rng.choice([rng.randint(1, 99999), round(rng.uniform(0, 9999), digits)]):,}",
@@ -837,7 +869,7 @@ def _negative(negative_class: str, text: str, zh: bool, wrapping: str = "") -> S
 
 
 def _prose_en(rng: random.Random) -> Sample:
-    parts = [_fill(rng.choice(PROSE_EN), rng) for _ in range(rng.randint(1, 3))]
+    parts = [fill_slots(rng.choice(PROSE_EN), rng) for _ in range(rng.randint(1, 3))]
     return _negative("prose_en", " ".join(parts), False)
 
 
@@ -888,7 +920,7 @@ ZH_CLAUSES = (
 
 def _prose_zh(rng: random.Random) -> Sample:
     if rng.random() < 0.5:
-        parts = [_fill(rng.choice(PROSE_ZH), rng) for _ in range(rng.randint(1, 3))]
+        parts = [fill_slots(rng.choice(PROSE_ZH), rng) for _ in range(rng.randint(1, 3))]
         joined = "".join(parts) if rng.random() < 0.7 else "\n".join(parts)
         return _negative("prose_zh", joined, True, "templates")
     clauses = rng.sample(ZH_CLAUSES, rng.randint(2, 6))
@@ -924,7 +956,7 @@ def _tx_hash(rng: random.Random) -> Sample:
     zh = rng.random() < 0.35
     template = rng.choice(TX_LEAD_ZH if zh else TX_LEAD_EN)
     chosen = "0x" + digest if rng.random() < 0.6 else digest
-    text = _fill(template, rng).replace("{h0x}", "0x" + digest).replace("{hbare}", digest)
+    text = fill_slots(template, rng).replace("{h0x}", "0x" + digest).replace("{hbare}", digest)
     return _negative("tx_hash", text.replace("{h}", chosen), zh)
 
 
@@ -958,7 +990,7 @@ def _order_id(rng: random.Random) -> Sample:
 
 def _amount(rng: random.Random) -> Sample:
     template = rng.choice(AMOUNT_LEAD)
-    return _negative("amount", _fill(template, rng), "提现" in template)
+    return _negative("amount", fill_slots(template, rng), "提现" in template)
 
 
 GENERATORS: dict[str, tuple[int, Callable[[random.Random], Sample]]] = {
