@@ -28,7 +28,14 @@ from services.intake.domain import (
 )
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
-from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket, parse_command
+from shared.commands import (
+    AddMessage,
+    Attachment,
+    EscalateTicket,
+    OpenTicket,
+    UpdateTicket,
+    parse_command,
+)
 from shared.errors import Invalid, Retryable
 from shared.events import (
     Author,
@@ -43,7 +50,7 @@ from shared.events import (
 from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, appended_at, decode_events
 from shared.outbox import outbox_entry
-from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redact_async
+from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redact, redact_async
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -123,6 +130,45 @@ async def _redact_crypto(
     return (crypto.model_copy(update=changes) if changes else crypto), kinds
 
 
+async def _redact_attachments(
+    attachments: Sequence[Attachment], redact: Callable[[str], Awaitable[Redaction]]
+) -> tuple[list[Attachment], set[str]]:
+    """A file name is typed by the requester (``my seed words.txt`` or the words themselves),
+    and a URL can carry them in its path or query."""
+    kept: list[Attachment] = []
+    kinds: set[str] = set()
+    for attachment in attachments:
+        changes: dict[str, str] = {}
+        for name in ("name", "url"):
+            value = getattr(attachment, name)
+            if value:
+                result = await redact(value)
+                if result.redacted:
+                    changes[name] = result.text
+                    kinds.update(result.kinds)
+        kept.append(attachment.model_copy(update=changes) if changes else attachment)
+    return kept, kinds
+
+
+def safe_reference(value: str) -> str:
+    """A caller's reference (correlation id, command id, Idempotency-Key, requester or agent
+    id) as intake may keep and pass on: unchanged, unless it holds a secret; then a stable
+    digest of it, so the same reference still matches itself (dedupe, identity) and the
+    secret is kept nowhere. References travel into every event, store and log."""
+    if not redact(value).redacted:
+        return value
+    return "redacted-" + hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _safe_ids(cmd: Command) -> Command:
+    changes: dict[str, str] = {}
+    for name in ("author_id", "assignee", "group"):
+        value = getattr(cmd, name, None)
+        if isinstance(value, str) and (safe := safe_reference(value)) != value:
+            changes[name] = safe
+    return cmd.model_copy(update=changes) if changes else cmd
+
+
 def request_hash(cmd: OpenTicket) -> str:
     return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
 
@@ -183,7 +229,11 @@ class TicketService:
     async def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
         subject, description = await self._redact(cmd.subject), await self._redact(cmd.description)
         crypto, crypto_kinds = await _redact_crypto(cmd.crypto, self._redact)
-        kinds = set(subject.kinds) | set(description.kinds) | crypto_kinds
+        attachments, attachment_kinds = await _redact_attachments(cmd.attachments, self._redact)
+        kinds = set(subject.kinds) | set(description.kinds) | crypto_kinds | attachment_kinds
+        requester = cmd.requester
+        if (requester_id := safe_reference(requester.id)) != requester.id:
+            requester = requester.model_copy(update={"id": requester_id})
         decided = triage(
             self._rules,
             subject=subject.text,
@@ -197,7 +247,7 @@ class TicketService:
             self._metrics.secrets_redacted.labels(kind).inc()
         return Ticket.open(
             ticket_id=ticket_id,
-            requester=cmd.requester,
+            requester=requester,
             channel=cmd.channel,
             subject=subject.text,
             description=description.text,
@@ -206,7 +256,7 @@ class TicketService:
             group=decided.group,
             now=self._clock.now(),
             crypto=crypto,
-            attachments=list(cmd.attachments),
+            attachments=attachments,
             secret_redacted=bool(kinds),
             warning=self._warning(ticket_id, cmd.requester.locale) if kinds else None,
         )
@@ -220,6 +270,7 @@ class TicketService:
         self, cmd: OpenTicket, *, correlation_id: str, open_key: str | None = None
     ) -> Opened:
         """`open_key` makes the request idempotent: the same key returns the first ticket."""
+        open_key = safe_reference(open_key) if open_key is not None else None
         digest = request_hash(cmd) if open_key is not None else None
         if open_key is not None:
             existing = await self._store.by_open_key(open_key)
@@ -258,6 +309,7 @@ class TicketService:
     ) -> Message | None:
         """Apply one command to a ticket; raises `DomainError` when the state forbids it.
         `body` is `_redacted_body(cmd)`: pure work stays out of the retry loop."""
+        cmd = _safe_ids(cmd)
         now = self._clock.now()
         if isinstance(cmd, AddMessage):
             assert body is not None
@@ -321,6 +373,7 @@ class TicketService:
 
     def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
         now = self._clock.now()
+        correlation_id = safe_reference(correlation_id)
         return [
             outbox_entry(
                 self._topics.tickets,
@@ -412,7 +465,8 @@ class TicketService:
         for _, command in opens:
             assert isinstance(command.data, OpenTicket)
             ticket = await self._new_ticket(command.data, new_id())
-            batch.append((ticket, self._outbox(ticket, command.correlationid), f"cmd:{command.id}"))
+            open_key = f"cmd:{safe_reference(command.id)}"
+            batch.append((ticket, self._outbox(ticket, command.correlationid), open_key))
         inserted = await self._store.insert_many(batch, now)
         for ticket, _, _ in batch[:inserted]:
             self._count_created(ticket)
@@ -442,20 +496,21 @@ class TicketService:
             applied_ids: list[str] = []
             outbox: list[Document] = []
             for record, command in items:
-                if command.id in seen:
+                command_id = safe_reference(command.id)
+                if command_id in seen:
                     self._metrics.commands.labels(command.type, "duplicate").inc()
                     continue
                 body = await self._redacted_body(command.data)
                 trial = copy.deepcopy(ticket)
                 try:
-                    self._apply(trial, command.data, command.id, body)
+                    self._apply(trial, command.data, command_id, body)
                 except DomainError as exc:
                     rejected.append(Rejected(record, Invalid(exc.code, str(exc))))
                     self._metrics.commands.labels(command.type, "rejected").inc()
                     continue
                 ticket = trial
-                seen.add(command.id)
-                applied_ids.append(command.id)
+                seen.add(command_id)
+                applied_ids.append(command_id)
                 outbox.extend(self._outbox(ticket, command.correlationid))
                 self._metrics.commands.labels(command.type, "applied").inc()
             if applied_ids:

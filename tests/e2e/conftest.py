@@ -23,8 +23,13 @@ SLA_READ = {"Authorization": f"Bearer {SECRETS['sla_read_api_key']}"}
 
 
 @pytest.fixture
-def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Iterator[dict[str, str]]:
-    """service name → its base URL; topics and databases prefixed with `t<uid>.`."""
+def services(
+    request: pytest.FixtureRequest, infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path
+) -> Iterator[dict[str, str]]:
+    """service name → its base URL; topics and databases prefixed with `t<uid>.`; each
+    service logs to `tmp_path/<name>.log`. Parametrize indirectly with a dict to add
+    environment (`{"HELPSTREAM_LOG_LEVEL": "DEBUG"}`)."""
+    extra_env: dict[str, str] = getattr(request, "param", {})
     env = {
         "HELPSTREAM_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "HELPSTREAM_MONGO_URL": infra.mongo_url,
@@ -33,6 +38,7 @@ def services(infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path) -> Itera
         "HELPSTREAM_KAFKA_SESSION_TIMEOUT_MS": "2000",
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(mail.port),
+        **extra_env,
     }
     started: list[ManagedProcess] = []
     urls: dict[str, str] = {}
