@@ -1,17 +1,20 @@
 """Redaction time on 1 MB of adversarial text per pattern class.
 
 Each input is built to hit what used to be (or could become) super-linear in its class:
-the hex rule's context search, the mnemonic run tracker, Base58 decoding and checksums,
-the key-word regexes. Every figure is the best of three runs of `shared.redaction.redact`
-over the whole input, next to a baseline measured in the same run on the same input (one
-trivial regex scan, `[0-9A-Za-z]+`), so the ratio compares across machines. No
-infrastructure: this benchmark needs none.
+the hex rule's context search, the mnemonic run tracker (every BIP-39 language, fuzzy
+matching of misspelled words, checksum windows over unspaced Chinese), Base58 decoding and
+checksums, the Ed25519 check that tells a Solana secret key from a signature, JSON byte
+arrays and keystore objects left open, the key-word regexes. Every figure is the best of
+three runs of `shared.redaction.redact` over the whole input, next to a baseline measured
+in the same run on the same input (one trivial regex scan, `[0-9A-Za-z]+`), so the ratio
+compares across machines. No infrastructure: this benchmark needs none.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import platform
 import random
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from mnemonic import Mnemonic
 
+from bench import redaction_corpus as corpus
 from bench._common import table
 from shared.redaction import redact
 
@@ -68,6 +72,20 @@ def inputs(size: int = SIZE, seed: int = 14) -> dict[str, str]:
     words = Mnemonic("english").wordlist
     hexes = [_hex(rng) for _ in range(64)]
     wifs = [_b58check(b"\x80" + rng.randbytes(32) + b"\x01") for _ in range(16)]
+    solana_pairs = [corpus.solana_keypair(rng.randbytes(32)) for _ in range(16)]
+    solana_keys = [corpus.b58encode(pair) for pair in solana_pairs]
+    keystores = [
+        json.dumps(corpus.keystore(rng, corpus.evm_address(rng.randbytes(20)))) for _ in range(8)
+    ]
+    lists = [corpus.wordlist(language) for language in corpus.LANGUAGES]
+    chinese = corpus.wordlist("chinese_simplified")
+    misspelled = [
+        corpus.misspell(
+            lists[n % len(lists)][n * 37 % 2048], corpus.LANGUAGES[n % len(lists)], rng, 1 + n % 2
+        )
+        for n in range(2048)
+        if corpus.LANGUAGES[n % len(lists)] in corpus.ALPHABETIC
+    ]
     return {
         # The reported attack: one sentence, a key word, then hex tokens without end. Every
         # token is a key (all redacted), and each one's context is the whole sentence.
@@ -114,6 +132,68 @@ def inputs(size: int = SIZE, seed: int = 14) -> dict[str, str]:
                 + " the; "
             ),
         ),
+        # Base58 strings of Solana's secret-key length: signatures (64 random bytes, each
+        # decoded and its second half compared with the Ed25519 key of its first), every
+        # eighth a real keypair, some after key words.
+        "solana_secret_key": _fill(
+            size,
+            lambda i: (
+                ("private key: " if i % 3 == 0 else "")
+                + (solana_keys[i % 16] if i % 8 == 0 else corpus.b58encode(rng.randbytes(64)))
+                + " "
+            ),
+        ),
+        # JSON arrays of 64 numbers 0-255 that are not keypairs (each one checked), arrays
+        # of 63 and 65 numbers, every eighth a real keypair, and an array left open.
+        "byte_array_key": _fill(
+            size,
+            lambda i: (
+                (
+                    corpus.byte_array(solana_pairs[i % 16])
+                    if i % 8 == 0
+                    else corpus.byte_array(rng.randbytes(63 + i % 3), " " * (i % 2))
+                )
+                + ("\n" if i % 50 else "\n[" + ",".join(["7"] * 500) + ",\n")
+            ),
+        ),
+        # Keystore-shaped objects: most left open (a "crypto" key and a ciphertext, never
+        # closed), every fourth a whole keystore followed by its password.
+        "keystore_json": _fill(
+            size,
+            lambda i: (
+                keystores[i % 8] + f"\npassword: hunter2-{i}\n"
+                if i % 4 == 0
+                else '{"version":3,"crypto":{"cipher":"aes-128-ctr","ciphertext":"'
+                + hexes[i % 64]
+                + '","kdf":"scrypt","kdfparams":{"n":8192, '
+            ),
+        ),
+        # Runs of 11 words, each run in another BIP-39 language, glued numbering, every
+        # fifth word misspelled: fuzzy lookups everywhere, no run ever reaching twelve.
+        "bip39_mnemonic_languages": _fill(
+            size,
+            lambda i: (
+                "".join(
+                    f"{j + 1}."
+                    + (
+                        misspelled[(i + j) % len(misspelled)]
+                        if j % 5 == 4
+                        else lists[i % len(lists)][(i * 11 + j) % 2048]
+                    )
+                    for j in range(11)
+                )
+                + " the "
+            ),
+        ),
+        # Nothing but misspelled list words (edit distance 1-2, none in a list): every
+        # token goes through the fuzzy match.
+        "bip39_mnemonic_misspelled": _fill(
+            size, lambda i: misspelled[i % len(misspelled)] + (" " if i % 13 else ". ")
+        ),
+        # Chinese list characters with no separator at all (one run; checksum windows),
+        # then Chinese prose clauses run together.
+        "bip39_mnemonic_unspaced_chinese": _fill(size // 2, lambda i: chinese[(i * 7) % 2048])
+        + _fill(size - size // 2, lambda i: corpus.ZH_CLAUSES[i % len(corpus.ZH_CLAUSES)]),
         # All of the above interleaved, with Chinese text and sentence breaks between.
         "mixed": _fill(
             size,
