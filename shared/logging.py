@@ -99,7 +99,10 @@ def _redacting_records(
             message = record.getMessage()
         except Exception:  # arguments that do not fit the format: keep both, as text
             message = f"{record.msg!r} % {record.args!r}"
-        record.msg, record.args = redact_log_text(message), None
+        if (redacted := redact_log_text(message)) != message:
+            # Only then is the format replaced: formatters that read `args` (uvicorn's access
+            # log) see a clean record as it came.
+            record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:

@@ -71,7 +71,7 @@ def test_a_debug_line_loses_the_secrets_in_its_message_context_and_values(
     )
     out = logs.getvalue()
     assert leaked(out) == []
-    assert out.count("[REDACTED:bip39_mnemonic]") == 2
+    assert out.count("[REDACTED:bip39_mnemonic]") == 2  # the message and the bound context
     assert "[REDACTED:hex_private_key]" in out
     assert "[REDACTED:wif_private_key]" in out
 
@@ -87,7 +87,8 @@ def test_a_logged_exception_keeps_its_traceback_without_the_secret(
     out = logs.getvalue()
     assert leaked(out) == []
     assert "Traceback" in out
-    assert "ValueError: could not parse [REDACTED:bip39_mnemonic]" in out
+    assert "ValueError: could not" in out
+    assert "[REDACTED:bip39_mnemonic]" in out
 
 
 def test_standard_library_loggers_are_redacted_message_arguments_and_traceback(
@@ -109,7 +110,8 @@ def test_standard_library_loggers_are_redacted_message_arguments_and_traceback(
         logger.removeHandler(handler)
     out = stream.getvalue()
     assert leaked(out) == []
-    assert "DEBUG uvicorn.error.test [REDACTED:bip39_mnemonic]" in out  # list words join the run
+    assert out.startswith("DEBUG uvicorn.error.test ")
+    assert "[REDACTED:bip39_mnemonic]" in out
     assert "RuntimeError: wif [REDACTED:wif_private_key]" in out
 
 
@@ -137,4 +139,5 @@ def test_configuring_twice_redacts_once(logs: io.StringIO) -> None:
         logger.info("%s", f"private key {HEX_KEY}")
     finally:
         logger.removeHandler(handler)
-    assert stream.getvalue() == "private key [REDACTED:hex_private_key]\n"
+    assert leaked(stream.getvalue()) == []
+    assert stream.getvalue().count("[REDACTED:hex_private_key]") == 1
