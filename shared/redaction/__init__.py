@@ -16,21 +16,25 @@ What is redacted, and why:
   by their first four letters, and wallets accept such abbreviations and end-of-word typos).
   Ordinary prose does not form such runs: "the", "a", "to", "is", "my", "I" are not in the
   list, so real sentences break the run long before twelve words.
-- ``hex_private_key``: exactly 64 hex digits, with or without ``0x``, *when key words are
-  near*. Ethereum/Tron transaction hashes (``0x`` + 64 hex) and Bitcoin txids (64 hex) have
-  the same shape as raw keys, so the shape alone decides nothing. The rule:
+- ``hex_private_key``: 64 hex digits, with or without ``0x``, *unless something says it is
+  a transaction*. Transaction hashes (``0x`` + 64 hex) and Bitcoin txids have the same
+  shape as raw keys, but users introduce keys in any words ("what MetaMask showed me when I
+  clicked export: ..."), while a hash nearly always comes named as one; and an agent can
+  ask again for a hash that was removed, whereas a stored key is leaked for good. The rule:
 
-  1. The context is the sentence or line holding the hex string (split at line breaks and
-     at ``. ! ? ; 。！？；``). If the string stands alone on its line, the nearest non-blank
-     line above (up to three back) counts as its context too (``Private key:\\n0x...``).
-  2. Key words: ``private key``, ``privkey``, ``priv key``, ``secret``, ``seed``, ``私钥``,
-     ``密钥``, ``秘钥``. Transaction words: ``tx``, ``txid``, ``txn``, ``txhash``, ``hash``,
-     ``transaction``, ``交易``, ``哈希``.
-  3. No key word in the context: kept (a transaction hash or txid; the ``0x`` prefix is no
-     evidence either way, as Ethereum keys are often pasted with it).
-  4. Key word and no transaction word: redacted.
-  5. Both: the nearest word decides, and a word before the hex string beats any word after
-     it, since labels precede values (``tx hash: 0x..., private key: 0x...``). A tie redacts.
+  1. Kept outright: a hex string right after ``/`` (a URL path, ``etherscan.io/tx/0x...``).
+  2. The context is the sentence or line holding the hex string (split at line breaks and
+     at ``. ! ? ; 。！？；``); if the string stands alone there, the nearest non-blank one
+     above (up to three back: ``Private key:\n0x...``, ``deposit not received\n0x...``).
+  3. Transaction words: tx/txid/hash/transaction/transfer/deposit/withdrawal/payment/
+     block/confirmed/pending, explorer names (etherscan, bscscan, tronscan, solscan,
+     mempool…), address/public key, 交易/哈希/转账/充值/提现/提币/到账/区块/地址/公钥. Key
+     words: private key/privkey, secret (not in a name: "Secret Network"), seed, key,
+     export/import/backup/restore/recover, 私钥/密钥/秘钥/导出/导入/备份/恢复/助记词.
+  4. The nearest word decides, any word before the hex string beating any after it (labels
+     precede values: ``tx hash: 0x..., private key: 0x...``); a tie, or no word at all,
+     redacts. ``0x`` + 40 hex (an address) and 128/130 hex (public keys, signatures)
+     never match.
 
 - ``wif_private_key``: a Base58Check string of 51 or 52 characters starting with 5/K/L
   (mainnet) or 9/c (testnet) whose payload is a WIF key (version 0x80/0xEF, 32 key bytes,
@@ -39,12 +43,26 @@ What is redacted, and why:
 - ``extended_private_key``: ``xprv``/``yprv``/``zprv``/``tprv``/``uprv``/``vprv`` (and the
   multisig ``Yprv``/``Zprv``/``Uprv``/``Vprv``) followed by 100-112 Base58 characters. The
   prefix is unambiguous, so even a mangled key (bad checksum) is removed.
+- ``solana_secret_key``: 64 bytes in Base58 (87-88 characters, fewer after zero bytes) or
+  in 128 hex digits whose last 32 bytes are the Ed25519 public key of the first 32. A
+  Solana transaction signature has the same shape and is kept: its halves are unrelated.
+  At most ``MAX_KEY_CHECKS`` checks per text; past them every 64-byte candidate counts as
+  a key (bounded work).
+- ``byte_array_key``: a JSON array of 64 numbers 0-255 (``solana-keygen``'s key file), or
+  of 32 when the words around call it a key (rule 4 above, with key words required).
+- ``keystore_json``: the whole JSON object holding a ``"crypto"`` object or a
+  ``"ciphertext"`` (an Ethereum v3 keystore, also escaped inside a string or cut off at
+  the end of the text): KDF parameters and MAC are what a cracker needs, not only the
+  ciphertext. ``keystore_password``: the value after the nearest password label
+  (password/passphrase/pwd/pw/pass:, 密码/口令) within three lines before or after a
+  keystore; a keystore is only as strong as its password.
 
 Cost: every detector runs in time linear in the text (a ticket body is attacker-controlled,
 and an earlier version took minutes on 400 KB of ``seed`` + hex tokens because each hex
 string rescanned its whole sentence). The hex rule finds sentence breaks, key words and
 transaction words once per text and answers each hex string's context by bisecting those
-positions; no detector slices or rescans the text per match. A detector added here must keep
+positions; the keystore rule matches braces with one stack pass and finds password labels
+once; no detector slices or rescans the text per match. A detector added here must keep
 that property (``bench/bench_redaction.py`` times each class on 1 MB of adversarial input).
 Texts longer than ``MAX_CHARS`` are refused (``TextTooLong``) rather than scanned, and
 ``redact_async`` moves texts longer than ``OFF_LOOP_CHARS`` to a worker thread so a server's
@@ -60,7 +78,9 @@ from typing import TYPE_CHECKING
 from shared.errors import Invalid
 from shared.redaction.base58_keys import wif_spans, xprv_spans
 from shared.redaction.hex_keys import hex_key_spans
+from shared.redaction.keystore import keystore_spans
 from shared.redaction.mnemonic import MIN_MNEMONIC_WORDS, mnemonic_spans
+from shared.redaction.solana_keys import byte_array_key_spans, solana_key_spans
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -162,4 +182,7 @@ DETECTORS: tuple[Callable[[str], Iterable[Span]], ...] = (
     hex_key_spans,
     wif_spans,
     xprv_spans,
+    solana_key_spans,
+    byte_array_key_spans,
+    keystore_spans,
 )

@@ -11,14 +11,15 @@ if TYPE_CHECKING:
 
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
-_B58 = "1-9A-HJ-NP-Za-km-z"
+B58_CLASS = "1-9A-HJ-NP-Za-km-z"
 # The look-behind fails at once inside a run of Base58, so each run is tried once.
-_WIF_CANDIDATE = re.compile(rf"(?<![{_B58}])[5KL9c][{_B58}]{{50,51}}(?![{_B58}])")
-_XPRV = re.compile(rf"(?<![{_B58}])[xyztuvYZUV]prv[{_B58}]{{100,112}}(?![{_B58}])")
+_WIF_CANDIDATE = re.compile(rf"(?<![{B58_CLASS}])[5KL9c][{B58_CLASS}]{{50,51}}(?![{B58_CLASS}])")
+_XPRV = re.compile(rf"(?<![{B58_CLASS}])[xyztuvYZUV]prv[{B58_CLASS}]{{100,112}}(?![{B58_CLASS}])")
 _WIF_VERSIONS = (0x80, 0xEF)
 
 
-def _b58decode(value: str) -> bytes:
+def b58decode(value: str) -> bytes:
+    """Base58 (Bitcoin alphabet) to bytes; every character must be in the alphabet."""
     number = 0
     for char in value:
         number = number * 58 + _B58_INDEX[char]
@@ -28,7 +29,7 @@ def _b58decode(value: str) -> bytes:
 
 
 def _is_wif(candidate: str) -> bool:
-    raw = _b58decode(candidate)
+    raw = b58decode(candidate)
     payload, checksum = raw[:-4], raw[-4:]
     if len(payload) not in (33, 34) or payload[0] not in _WIF_VERSIONS:
         return False
