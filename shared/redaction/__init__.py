@@ -25,12 +25,14 @@ What is redacted, and why:
   1. Kept outright: a hex string right after ``/`` (a URL path, ``etherscan.io/tx/0x...``).
   2. The context is the sentence or line holding the hex string (split at line breaks and
      at ``. ! ? ; 。！？；``); if the string stands alone there, the nearest non-blank one
-     above (up to three back: ``Private key:\n0x...``, ``deposit not received\n0x...``).
-  3. Transaction words: tx/txid/hash/transaction/transfer/deposit/withdrawal/payment/
-     block/confirmed/pending, explorer names (etherscan, bscscan, tronscan, solscan,
-     mempool…), address/public key, 交易/哈希/转账/充值/提现/提币/到账/区块/地址/公钥. Key
-     words: private key/privkey, secret (not in a name: "Secret Network"), seed, key,
-     export/import/backup/restore/recover, 私钥/密钥/秘钥/导出/导入/备份/恢复/助记词.
+     above (up to three back: ``Private key:\\n0x...``, ``deposit not received\\n0x...``).
+  3. Transaction words name a transaction, its explorer or its fate: tx/txid/hash/
+     transaction/block hash, explorer names (etherscan, bscscan, tronscan, solscan,
+     mempool…), public key, arrived/credited/pending/stuck/confirmed/"has not arrived",
+     交易/哈希/到账/没收到/区块/公钥. Not "deposit", "withdraw", "transfer" alone (victims
+     write "I can't withdraw, here is my wallet: ..."). Key words: private/secret key,
+     privkey, secret (not in a name: "Secret Network"), seed, key, export/import/backup/
+     restore/recover, 私钥/密钥/秘钥/导出/导入/备份/恢复/助记词.
   4. The nearest word decides, any word before the hex string beating any after it (labels
      precede values: ``tx hash: 0x..., private key: 0x...``); a tie, or no word at all,
      redacts. ``0x`` + 40 hex (an address) and 128/130 hex (public keys, signatures)

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from shared.redaction.spans import Span
 
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-_B58_INDEX = {c: i for i, c in enumerate(_B58_ALPHABET)}
+_B58_DIGITS = bytes.maketrans(_B58_ALPHABET.encode(), bytes(range(58)))
 B58_CLASS = "1-9A-HJ-NP-Za-km-z"
 # The look-behind fails at once inside a run of Base58, so each run is tried once.
 _WIF_CANDIDATE = re.compile(rf"(?<![{B58_CLASS}])[5KL9c][{B58_CLASS}]{{50,51}}(?![{B58_CLASS}])")
@@ -21,8 +21,8 @@ _WIF_VERSIONS = (0x80, 0xEF)
 def b58decode(value: str) -> bytes:
     """Base58 (Bitcoin alphabet) to bytes; every character must be in the alphabet."""
     number = 0
-    for char in value:
-        number = number * 58 + _B58_INDEX[char]
+    for digit in value.encode("ascii").translate(_B58_DIGITS):
+        number = number * 58 + digit
     body = number.to_bytes((number.bit_length() + 7) // 8, "big")
     leading_zeros = len(value) - len(value.lstrip("1"))
     return b"\x00" * leading_zeros + body

@@ -25,20 +25,25 @@ _CLAUSE_BREAK = re.compile(r"\n|[!?;。！？；]|\.(?=\s|$)")
 # "secret" is no key word as part of a name (Secret Network and its dApps).
 _SECRET_NAMES = r"network|swap|labs?|foundation|tokens?|chain|protocol|dao|finance|bridge|scrt"
 _KEY_WORDS = re.compile(
-    r"(?:private[\s_-]*keys?|priv[\s_-]*keys?|secret(?![a-z])(?!\s*(?:"
+    r"(?:private[\s_-]*keys?|priv[\s_-]*keys?|secret[\s_-]*keys?|secret(?![a-z])(?!\s*(?:"
     + _SECRET_NAMES
     + r")(?![a-z]))"
-    r"|seed|key(?<!public key)(?<!pub key)(?<!api key)s?"
+    r"|seed|key(?<!public.key)(?<!pub.key)(?<!api.key)s?"
     r"|export(?:ed|ing|s)?|import(?:ed|ing|s)?|back\s*up|restor(?:e|ed|ing)|recover(?:y|ed)?"
     r")(?![a-z])|私钥|密钥|秘钥|导出|导入|备份|恢复|助记词"
 )
+# Transaction words name a transaction, its explorer, or what happened to it ("has not
+# arrived", 没到账). "deposit", "withdraw", "transfer" alone are not among them: scam
+# victims write "I can't withdraw, here is my wallet: <key>".
 _TX_WORDS = re.compile(
-    r"(?:tx(?:id|n|hash|s)?|hash(?:es)?|transactions?|transfer(?:s|red)?|deposit(?:s|ed)?"
-    r"|withdraw(?:al|als|n|ed)?|payments?|sha-?256|block(?:chain)?|explorer"
-    r"|unconfirmed|confirm(?:ed|ations?)|pending"
+    r"(?:tx(?:id|n|hash|s)?|hash(?:es)?|transactions?|transaction[\s_-]*(?:hash|id)"
+    r"|block[\s_-]*(?:hash|number|height)|blockchain|sha-?256|explorer"
     r"|etherscan|bscscan|polygonscan|arbiscan|ftmscan|tronscan|solscan|basescan|mempool"
-    r"|blockchair|blockstream|oklink|tokenview|public\s+key|pubkey|address(?:es)?"
-    r")(?![a-z])|交易|哈希|转账|充值|提现|提币|充币|到账|区块|浏览器|公钥|地址"
+    r"|blockchair|blockstream|oklink|tokenview|public[\s_-]*key|pubkey"
+    r"|arrived|credited|stuck|pending|unconfirmed|confirm(?:ed|ations?)"
+    r"|(?:not|never|didn'?t|did\s+not|haven'?t|hasn'?t|has\s+not|have\s+not)\s+(?:been\s+)?"
+    r"(?:arrive[ds]?|receive[ds]?|credited|show(?:n|ed)?\s+up)"
+    r")(?![a-z])|交易|哈希|到账|没收到|未收到|没到|未到|区块|浏览器|公钥"
 )
 _ASCII_LOWER = str.maketrans({chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
 # A character that makes a clause non-blank (`[\W_]` is what blank clauses are made of).

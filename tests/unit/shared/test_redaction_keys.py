@@ -76,6 +76,12 @@ EVERYDAY_KEY_WORDING = [
     "I bridged to Secret Network last week. Here it is: {}",
     "my SecretSwap wallet: {}",
     "tx hash 0x{other} and here is my key {}",
+    "I can't withdraw, the platform wants a fee. My wallet: {}",
+    "please transfer my funds out of this wallet {}",
+    "deposit address? no idea, the app shows {}",
+    "private key for address 0x{other40}: {}",
+    "Payment page said to paste this {} to unlock",
+    '{{"secretKey": "{}"}}',
 ]
 TRANSACTION_WORDING = [
     "tx hash: {}",
@@ -98,6 +104,12 @@ TRANSACTION_WORDING = [
     "交易ID\n{}",
     "充值没到账 {}",
     "private key: 0x{other}, tx hash: {}",
+    "my withdrawal {} has not arrived",
+    "deposit of 50 USDT hasn't been credited: {}",
+    '{{"transactionHash": "{}", "blockHash": "0x{other}"}}',
+    '{{"blockHash": "{}"}}',
+    "public_key: {}",
+    "https://example-explorer.io/tx/{}?chain=1",
 ]
 
 
@@ -107,13 +119,15 @@ def test_hex_key_is_redacted_whatever_words_introduce_it(
     key: str, form: Callable[[str], str], wording: str, other: str
 ) -> None:
     assume(key != other)
-    text = wording.format(form(key), other=other)
+    text = wording.format(form(key), other=other, other40=other[:40])
 
     result = redact(text)
 
     assert result.kinds == ("hex_private_key",)
     assert key not in result.text.lower()
-    assert result.text == wording.format("[REDACTED:hex_private_key]", other=other)
+    assert result.text == wording.format(
+        "[REDACTED:hex_private_key]", other=other, other40=other[:40]
+    )
 
 
 @FAST
