@@ -392,7 +392,8 @@ def solana_signature(rng: random.Random) -> str:
 def any_address(rng: random.Random) -> str:
     pick = rng.randrange(7)
     if pick == 0:
-        return evm_address(rng.randbytes(20))
+        address = evm_address(rng.randbytes(20))
+        return address.lower() if rng.random() < 0.3 else address
     if pick == 5:
         return tron_address(rng)
     if pick == 6:
@@ -447,6 +448,8 @@ MNEMONIC_LEAD_EN = [
     "Here is my recovery phrase: {m}",
     "I can't restore my wallet with these words:\n{m}\nwhat am I doing wrong?",
     "seed phrase:\n{m}",
+    '{"mnemonic": "{m}"}',
+    'MNEMONIC="{m}"',
     "{m}",
     "Trust Wallet says invalid phrase when I type {m} — why??",
     "The 12 words from the paper I wrote down are {m}. Is my money still there?",
@@ -575,6 +578,8 @@ def _hex_sample(rng: random.Random) -> Sample:
     if rng.random() < 0.1:
         key = key.upper()
     key = ("0x" + key) if rng.random() < 0.5 else key
+    if rng.random() < 0.05:  # copied from a narrow screen: two lines of 32 digits
+        key = key[:-32] + "\n" + key[-32:]
     zh = rng.random() < 0.35
     text = rng.choice(HEX_LEAD_ZH if zh else HEX_LEAD_EN).replace("{k}", key)
     keep: tuple[str, ...] = ()
@@ -773,6 +778,8 @@ TX_LEAD_EN = [
     "I used my private key wallet to send it, tx: {h}",
     "deposit not received\n{h}\nplease check",
     "Hash: {h}",
+    '{"transactionHash":"{h0x}","status":"0x1"}',
+    "etherscan says Success for {h} but nothing arrived",
     "Transaction ID {h} ({amt} {coin} via {net})",
     "blockchain.com says {hbare} is confirmed but you say no",
 ]
@@ -784,6 +791,9 @@ TX_LEAD_ZH = [
     "我转账的哈希是{h}，请帮忙查一下",
     "私募轮的交易 {h} 一直没有到账",
     "交易ID\n{h}",
+    "转账记录 {h}",
+    "这笔转账{h}显示失败",
+    "链上记录：{h}",
     "充值没到账 {h}",
 ]
 ADDRESS_LEAD_EN = [
