@@ -33,17 +33,19 @@ _KEY_WORDS = re.compile(
     r")(?![a-z])|私钥|密钥|秘钥|导出|导入|备份|恢复|助记词"
 )
 # Transaction words name a transaction, its explorer, or what happened to it ("has not
-# arrived", 没到账). "deposit", "withdraw", "transfer" alone are not among them: scam
-# victims write "I can't withdraw, here is my wallet: <key>".
+# arrived", 没到账); a few name other hashes agents need (checksums, order ids).
+# "deposit", "withdraw", "transfer" alone are not among them: scam victims write "I can't
+# withdraw, here is my wallet: <key>".
 _TX_WORDS = re.compile(
     r"(?:tx(?:id|n|hash|s)?|hash(?:es)?|transactions?|transaction[\s_-]*(?:hash|id)"
     r"|block[\s_-]*(?:hash|number|height)|blockchain|sha-?256|explorer"
     r"|etherscan|bscscan|polygonscan|arbiscan|ftmscan|tronscan|solscan|basescan|mempool"
     r"|blockchair|blockstream|oklink|tokenview|public[\s_-]*key|pubkey"
+    r"|checksum|sha256sum|digest|order[\s_-]*(?:id|no|number)"
     r"|arrived|credited|stuck|pending|unconfirmed|confirm(?:ed|ations?)"
     r"|(?:not|never|didn'?t|did\s+not|haven'?t|hasn'?t|has\s+not|have\s+not)\s+(?:been\s+)?"
     r"(?:arrive[ds]?|receive[ds]?|credited|show(?:n|ed)?\s+up)"
-    r")(?![a-z])|交易|哈希|到账|没收到|未收到|没到|未到|区块|浏览器|公钥"
+    r")(?![a-z])|交易|哈希|到账|没收到|未收到|没到|未到|区块|浏览器|公钥|订单"
 )
 _ASCII_LOWER = str.maketrans({chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
 # A character that makes a clause non-blank (`[\W_]` is what blank clauses are made of).

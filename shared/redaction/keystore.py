@@ -79,7 +79,9 @@ def _password_value(text: str, at: int) -> tuple[int, int] | None:
     if quoted:
         return quoted.start(), quoted.end()
     value = _VALUE.match(text, at)
-    return value.span() if value else None
+    if value is None or not any(c.isalnum() for c in value.group()):
+        return None  # "I forgot the password, ..." names no password
+    return value.span()
 
 
 def keystore_spans(text: str) -> list[Span]:

@@ -110,6 +110,9 @@ TRANSACTION_WORDING = [
     '{{"blockHash": "{}"}}',
     "public_key: {}",
     "https://example-explorer.io/tx/{}?chain=1",
+    "sha256 checksum of the installer: {}",
+    "订单号 {}",
+    "Order ID: {}",
 ]
 
 
@@ -302,6 +305,17 @@ def test_keystore_and_the_password_next_to_it_are_redacted(
     assert "[REDACTED:keystore_json]" in result.text
     assert "ciphertext" not in result.text
     assert "scrypt" not in result.text
+
+
+def test_a_password_label_without_a_password_removes_only_the_keystore() -> None:
+    text = f"I forgot the password, sorry. Here is the file: {keystore_json()}"
+
+    result = redact(text)
+
+    assert result == Redaction(
+        text="I forgot the password, sorry. Here is the file: [REDACTED:keystore_json]",
+        kinds=("keystore_json",),
+    )
 
 
 def test_keystore_escaped_inside_a_json_string_is_redacted_whole() -> None:
