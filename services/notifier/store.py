@@ -65,11 +65,14 @@ class NotifierStore:
             for ticket_id, fields in updates
             if fields
         ]
+        upserted = {ticket_id for ticket_id, fields in updates if fields}
         for ticket_id, fields in first:
             if fields:
-                ops.append(
-                    UpdateOne({"_id": ticket_id}, {"$set": {"updated_at": now}}, upsert=True)
-                )
+                if ticket_id not in upserted:  # the conditional write needs the document
+                    ops.append(
+                        UpdateOne({"_id": ticket_id}, {"$set": {"updated_at": now}}, upsert=True)
+                    )
+                    upserted.add(ticket_id)
                 ops.append(
                     UpdateOne(
                         {"_id": ticket_id, "created_by": {"$exists": False}}, {"$set": fields}
