@@ -23,14 +23,16 @@ What is redacted, and why:
   ask again for a hash that was removed, whereas a stored key is leaked for good. The rule:
 
   1. Kept outright: a hex string right after ``/`` (a URL path, ``etherscan.io/tx/0x...``).
+     A string wrapped over two lines (two pieces adding up to 64 digits) counts as one.
   2. The context is the sentence or line holding the hex string (split at line breaks and
      at ``. ! ? ; 。！？；``); if the string stands alone there, the nearest non-blank one
      above (up to three back: ``Private key:\\n0x...``, ``deposit not received\\n0x...``).
   3. Transaction words name a transaction, its explorer or its fate: tx/txid/hash/
      transaction/block hash, explorer names (etherscan, bscscan, tronscan, solscan,
      mempool…), public key, arrived/credited/pending/stuck/confirmed/"has not arrived",
-     交易/哈希/到账/没收到/区块/公钥. Not "deposit", "withdraw", "transfer" alone (victims
-     write "I can't withdraw, here is my wallet: ..."). Key words: private/secret key,
+     checksum, order id, 交易/哈希/到账/没收到/链上/这笔/转账记录/区块/公钥/订单. Not
+     "deposit", "withdraw", "transfer" alone (victims write "I can't withdraw, here is my
+     wallet: ..."). Key words: private/secret key,
      privkey, secret (not in a name: "Secret Network"), seed, key, export/import/backup/
      restore/recover, 私钥/密钥/秘钥/导出/导入/备份/恢复/助记词.
   4. The nearest word decides, any word before the hex string beating any after it (labels

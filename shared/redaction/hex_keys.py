@@ -18,6 +18,12 @@ if TYPE_CHECKING:
     from shared.redaction.spans import Span
 
 _HEX64 = re.compile(r"(?<![0-9A-Za-z])(?:0[xX])?[0-9a-fA-F]{64}(?![0-9A-Za-z])")
+# The same string copied from a narrow screen: two pieces on two lines, taken when they
+# add up to 64 digits and the first is not an address (0x + 40).
+_HEX64_WRAPPED = re.compile(
+    r"(?<![0-9A-Za-z])(0[xX])?([0-9a-fA-F]{16,48})[ \t]*\r?\n"
+    r"[ \t]*([0-9a-fA-F]{16,48})(?![0-9A-Za-z])"
+)
 _CLAUSE_BREAK = re.compile(r"\n|[!?;。！？；]|\.(?=\s|$)")
 # Label words, matched in the lowercased text; a match preceded by a letter is part of a
 # longer word and is dropped. Every alternative starts with a literal, so the regex engine
@@ -45,7 +51,9 @@ _TX_WORDS = re.compile(
     r"|arrived|credited|stuck|pending|unconfirmed|confirm(?:ed|ations?)"
     r"|(?:not|never|didn'?t|did\s+not|haven'?t|hasn'?t|has\s+not|have\s+not)\s+(?:been\s+)?"
     r"(?:arrive[ds]?|receive[ds]?|credited|show(?:n|ed)?\s+up)"
-    r")(?![a-z])|交易|哈希|到账|没收到|未收到|没到|未到|区块|浏览器|公钥|订单"
+    r"|(?:transfer|deposit|withdrawal)\s+(?:records?|receipt|id)"
+    r")(?![a-z])|交易|哈希|到账|没收到|未收到|没到|未到|区块|浏览器|公钥|订单|链上|这笔"
+    r"|(?:转账|充值|提现|提币|充币)(?:记录|单号|凭证|id|hash)"
 )
 _ASCII_LOWER = str.maketrans({chr(c): chr(c + 32) for c in range(ord("A"), ord("Z") + 1)})
 # A character that makes a clause non-blank (`[\W_]` is what blank clauses are made of).
@@ -177,6 +185,13 @@ def _in_url_path(text: str, start: int) -> bool:
 def hex_key_spans(text: str, context: LabelContext | None = None) -> list[Span]:
     """Every 64-hex string that nothing calls a transaction and no URL holds."""
     matches = [m.span() for m in _HEX64.finditer(text) if not _in_url_path(text, m.start())]
+    matches += [
+        m.span()
+        for m in _HEX64_WRAPPED.finditer(text)
+        if len(m.group(2)) + len(m.group(3)) == 64
+        and not (m.group(1) and len(m.group(2)) == 40)
+        and not _in_url_path(text, m.start())
+    ]
     if not matches:
         return []
     context = context or LabelContext(text)

@@ -113,6 +113,9 @@ TRANSACTION_WORDING = [
     "sha256 checksum of the installer: {}",
     "订单号 {}",
     "Order ID: {}",
+    "转账记录 {}",
+    "这笔转账{}显示失败",
+    "链上记录：{}",
 ]
 
 
@@ -141,6 +144,33 @@ def test_hex_string_named_as_a_transaction_is_kept(
     result = redact(wording.format(form(digest), other=other))
 
     assert form(digest) in result.text
+
+
+@FAST
+@given(key=hex32, form=hex_form, cut=st.integers(min_value=16, max_value=48))
+def test_hex_key_wrapped_over_two_lines_is_redacted(
+    key: str, form: Callable[[str], str], cut: int
+) -> None:
+    shown = form(key)
+    assume(not (shown[:2] in ("0x", "0X") and cut == 40))  # reads as an address and an id
+    cut += len(shown) - 64
+    wrapped = shown[:cut] + "\n" + shown[cut:]
+
+    assert redact(f"私钥：{wrapped}\n谢谢").text == "私钥：[REDACTED:hex_private_key]\n谢谢"
+
+
+@FAST
+@given(digest=hex32)
+def test_transaction_hash_wrapped_over_two_lines_is_kept(digest: str) -> None:
+    text = f"tx hash: 0x{digest[:32]}\n{digest[32:]}"
+
+    assert redact(text) == Redaction(text=text, kinds=())
+
+
+def test_an_address_above_a_short_id_is_no_wrapped_key() -> None:
+    text = f"0x{'ab' * 20}\n{'cd' * 12}"
+
+    assert redact(text) == Redaction(text=text, kinds=())
 
 
 def test_a_lone_hex_string_with_no_words_is_taken_for_a_key() -> None:
