@@ -32,9 +32,9 @@ What is redacted, and why:
      mempool…), public key, arrived/credited/pending/stuck/confirmed/"has not arrived",
      checksum, order id, 交易/哈希/到账/没收到/链上/这笔/转账记录/区块/公钥/订单. Not
      "deposit", "withdraw", "transfer" alone (victims write "I can't withdraw, here is my
-     wallet: ..."). Key words: private/secret key,
-     privkey, secret (not in a name: "Secret Network"), seed, key, export/import/backup/
-     restore/recover, 私钥/密钥/秘钥/导出/导入/备份/恢复/助记词.
+     wallet: ..."). Key words: private/secret key, privkey, secret (not in a name:
+     "Secret Network"), seed, key, export/import/backup/restore/recover, 私钥/密钥/秘钥/
+     导出/导入/备份/恢复/助记词.
   4. The nearest word decides, any word before the hex string beating any after it (labels
      precede values: ``tx hash: 0x..., private key: 0x...``); a tie, or no word at all,
      redacts. ``0x`` + 40 hex (an address) and 128/130 hex (public keys, signatures)
