@@ -22,10 +22,11 @@ What counts as a mnemonic, and why:
   line, commas, tabs, pipes), and a label near it ("seed phrase", "recovery phrase",
   "mnemonic", "助记词", "恢复短语", "私钥"…). A run is a mnemonic when it has
 
-  1. 12 or more words and a valid checksum, and at least a quarter not everyday English;
-  2. 12 or more words, at least 40 % of them not everyday English (a partial phrase, a
-     bad checksum or an extra word still hands most of a wallet to a brute-forcer);
-  3. 11 or more words, a label or a list layout, and at least 30 % not everyday English.
+  1. 12 or more words and a label near them;
+  2. 12 or more words, a valid checksum and at least a quarter not everyday English;
+  3. 12 or more words, at least a third of them not everyday English (a partial phrase,
+     a bad checksum or an extra word still hands most of a wallet to a brute-forcer);
+  4. 11 or more words, a list layout or a label, and 30 % not everyday English.
 
 - **Chinese without separators.** The Chinese lists are the 2048 most common characters
   in order of frequency, so Chinese prose is almost all list characters; what sets a
@@ -112,17 +113,18 @@ _LIST_MARKS = frozenset(",，、;；|｜\t\n\u3000・･/•·")
 
 
 def _gap_class(gap: str) -> int:
+    """What stands between two tokens: nothing, separators, numbering, or a break."""
     if not gap:
         return _VALID | _EMPTY
     numbers = _NUMBER.findall(gap)
-    bits = _NUMBERED | _LISTY if numbers else 0
-    if not bits and any(c in _LIST_MARKS for c in gap):
+    numbering = 0 < len(numbers) <= 2 and all(len(n) <= 3 for n in numbers)
+    bits = _NUMBERED | _LISTY if numbering else 0
+    if any(c in _LIST_MARKS for c in gap):
         bits |= _LISTY
     if (
-        len(gap) > _MAX_GAP
+        (numbers and not numbering)
+        or len(gap) > _MAX_GAP
         or gap.count("\n") > _MAX_GAP_LINES
-        or len(numbers) > 2
-        or any(len(n) > 3 for n in numbers)
         or any(c in _BREAKS for c in gap)
     ):
         return bits
@@ -539,6 +541,7 @@ class _Judge:
         if n >= MIN_MNEMONIC_WORDS and (
             distinct >= _DISTINCT_ALONE
             or (distinct >= _DISTINCT_CHECKSUM and self._valid(part, lang))
+            or self.labels.near(start, end)
         ):
             yield start, end
         elif distinct >= _DISTINCT_WITH_CONTEXT and (laid_out or self.labels.near(start, end)):
@@ -566,9 +569,8 @@ class _Judge:
                 return False
             if self.labels.covers(tokens.starts[i]):
                 return False  # "mnemonic": "…" is no misspelled "mnemonico"
-            if numbered:
-                numbering = _NUMBERED | _VALID
-                return gaps[i] & gaps[gap] & numbering == numbering
+            if numbered:  # its own numbering may follow a question: "what is it? 1.…"
+                return gaps[i] & _NUMBERED != 0 and gaps[gap] & _NUMBERED != 0
             return self._resolve(i, lang, edge=True) is not None
 
         left = right = _MAX_TYPOS if numbered else typos
