@@ -51,7 +51,7 @@ _BULK_PRECEDENCE = {"bulk", "junk", "list", "auto_reply", "auto-reply"}
 _AUTO_SUBJECT = re.compile(
     r"^\s*\[?\s*(?:automatic reply|auto[- ]?reply|autoreply|auto[- ]?response"
     r"|out of (?:the )?office|vacation(?: reply)?"
-    r"|自动回复|自動回覆|自動回复|自动答复|自动应答|休假|不在办公室)\s*\]?\s*(?:[:：-]|$)",
+    r"|自动回复|自動回覆|自動回复|自动答复|自动应答|休假|不在办公室)\s*(?:\]|[:：-]|$)",
     re.IGNORECASE,
 )
 _BOUNCE_SUBJECT = re.compile(

@@ -8,6 +8,7 @@ could not) or raises `InvalidMail` when the bytes are not mail at all.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -251,7 +252,23 @@ def _disposition(part: Message) -> str:
         return ""
 
 
+def _lenient_base64(text: str) -> bytes:
+    """Base64 with stray characters and a truncated last group, as clients sometimes send."""
+    cleaned = re.sub(r"[^A-Za-z0-9+/]", "", text)
+    cleaned = cleaned[: len(cleaned) - len(cleaned) % 4 if len(cleaned) % 4 == 1 else len(cleaned)]
+    return base64.b64decode(cleaned + "=" * (-len(cleaned) % 4))
+
+
 def _payload(part: Message, defects: list[str]) -> bytes:
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if encoding == "base64" and not part.is_multipart():
+        raw = part.get_payload(decode=False)
+        if isinstance(raw, str):
+            try:
+                return _lenient_base64(raw)
+            except (ValueError, TypeError):
+                defects.append("payload: undecodable base64")
+                return b""
     try:
         data = part.get_payload(decode=True)
     except Exception as error:  # malformed input
@@ -267,7 +284,7 @@ def _leaves(part: Message, depth: int = 0) -> Iterator[Message]:
     if depth > 30:
         return
     payload = part.get_payload()
-    if part.is_multipart() and isinstance(payload, list):
+    if _content_type(part).startswith("multipart/") and isinstance(payload, list):
         for child in payload:
             if isinstance(child, Message):
                 yield from _leaves(child, depth + 1)

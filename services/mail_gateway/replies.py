@@ -48,7 +48,7 @@ _SIGNATURE = re.compile(
     r"^\s*(?:--|—)\s*$"
     r"|^\s*(?:Sent from my \S.{0,40}"
     r"|Sent from (?:Mail|Outlook|Yahoo Mail|Gmail|Proton Mail)\b.{0,40}"
-    r"|Get Outlook for (?:iOS|Android)\b.{0,20}|Sent with Proton Mail.{0,30}|Sent via \S.{0,30}"
+    r"|Get Outlook for (?:iOS|Android)\b.{0,60}|Sent with Proton Mail.{0,30}|Sent via \S.{0,30}"
     r"|发自我的\s?\S.{0,20}|發自我的\s?\S.{0,20}|从我的\s?\S.{0,20}发送|從我的\s?\S.{0,20}傳送"
     r"|(?:发自|来自)(?:网易邮箱大师|网易邮箱手机版|我的网易邮箱.{0,10}|\s?QQ\s?邮箱.{0,10}|手机QQ邮箱)"
     r"|(?:发自|来自)\s?(?:Foxmail|iPad|Android|华为|小米)\S{0,10})\s*$",
@@ -72,6 +72,7 @@ class Reply:
 
 def _normalise(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ")
+    text = text.replace("&nbsp;", " ")  # QQ Mail's text/plain part carries it literally
     text = _INVISIBLE.sub("", text)
     return [line.rstrip() for line in text.split("\n")]
 
