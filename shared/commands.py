@@ -7,9 +7,9 @@ the ticket a command changes (for `ticket.open`, any caller reference).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.events import (
     Author,
@@ -54,6 +54,14 @@ class OpenTicket(Command):
     priority: Priority | None = Field(None, description="Leave empty to let triage decide.")
     crypto: CryptoContext | None = None
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    follow_up_of: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Id or number (`482913` or `#482913`) of an earlier ticket of the same "
+        "requester this one follows up, e.g. a reply to a closed ticket.",
+        examples=["#482913"],
+    )
 
 
 class AddMessage(Command):
@@ -64,6 +72,25 @@ class AddMessage(Command):
     body: str = Field(min_length=1, max_length=MAX_TEXT)
     public: bool = Field(True, description="False: internal note, never shown to the requester.")
     attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    verified: bool = Field(
+        True,
+        description="Requester messages only. False: the sender could not be shown to be the "
+        "requester (mail from another address); the message is held as internal, flagged "
+        "unverified, and never shown or sent as the requester's words.",
+    )
+    claimed_from: str | None = Field(
+        None,
+        max_length=320,
+        description="Unverified messages only: who the sender claimed to be (e.g. From).",
+    )
+
+    @model_validator(mode="after")
+    def _unverified_is_a_requester_claim(self) -> Self:
+        if not self.verified and self.author != Author.requester:
+            raise ValueError("verified=false is for requester messages only")
+        if self.claimed_from is not None and self.verified:
+            raise ValueError("claimed_from is for unverified messages only (verified=false)")
+        return self
 
 
 class UpdateTicket(Command):

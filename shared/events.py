@@ -138,11 +138,26 @@ class CryptoContext(BaseModel):
     deposit_id: str | None = Field(None, max_length=64)
 
 
+class TicketRef(BaseModel):
+    """Another ticket, by id and by the number people say (`#482913`)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str
+    number: int | None = None
+
+
 class TicketSummary(BaseModel):
     """The ticket's state after the change, so each event stands on its own."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    number: int | None = Field(
+        None,
+        description="The ticket's short number, shown to people as `#482913`; unique, "
+        "never reused. None only on tickets opened before numbers existed.",
+        examples=[482913],
+    )
     status: Status
     priority: Priority
     category: Category
@@ -164,6 +179,11 @@ class TicketCreated(Contract):
     subject: str
     crypto: CryptoContext | None = None
     secret_redacted: bool = False
+    follow_up_of: TicketRef | None = Field(
+        None,
+        description="The earlier ticket of the same requester this one follows up "
+        "(a reply to a closed ticket opens one).",
+    )
 
 
 class TicketMessageAdded(Contract):
@@ -176,6 +196,11 @@ class TicketMessageAdded(Contract):
     public: bool = True
     body: str | None = Field(None, description="Public messages only; already redacted.")
     secret_redacted: bool = False
+    unverified: bool = Field(
+        False,
+        description="Claimed to come from the requester by a sender who could not be "
+        "verified (mail from another address): held as internal, never the requester's words.",
+    )
 
 
 class TicketStatusChanged(Contract):

@@ -24,13 +24,16 @@ from services.intake.domain import (
     DomainError,
     EscalationLimit,
     IllegalTransition,
+    Ticket,
     TicketClosed,
     TicketLimits,
     TicketMessageLimit,
     TicketTooLarge,
 )
 from services.intake.handlers import (
+    Changed,
     ConcurrentChange,
+    FollowUpNotFound,
     IdempotencyMismatch,
     TicketNotFound,
     TicketService,
@@ -57,6 +60,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     EscalationLimit: 409,
     ConcurrentChange: 409,
     IdempotencyMismatch: 422,
+    FollowUpNotFound: 422,
     TicketMessageLimit: 409,
     TicketTooLarge: 413,
 }
@@ -85,6 +89,26 @@ async def caller(
 
 Caller = Annotated[ApiKey, Depends(caller)]
 Correlation = Annotated[str | None, Header(max_length=128, alias="X-Correlation-Id")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="Makes the request safe to retry: the same key (with the same body) "
+        "returns the first result and changes nothing; with another body, 422.",
+    ),
+]
+TicketPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        description="The ticket's id, or its number as people say it: `482913` or `#482913` "
+        "(URL-encoded `%23482913`).",
+        examples=["482913"],
+    ),
+]
+REPLAYED = "Idempotent-Replayed"
 
 
 class NewApiKey(BaseModel):
@@ -183,6 +207,20 @@ def create_app(
     def store() -> TicketStore:
         return parts["store"]  # type: ignore[no-any-return]
 
+    def keyed(key: ApiKey, idempotency_key: str | None) -> str | None:
+        """Idempotency-Keys are the caller's own: two API keys never share one."""
+        return f"http:{key.id}:{idempotency_key}" if idempotency_key else None
+
+    async def view(ticket: Ticket, key: ApiKey) -> TicketView:
+        follow_ups = await store().follow_ups([ticket.id])
+        return TicketView.of(
+            ticket, internal=Scope.agent in key.scopes, follow_ups=follow_ups.get(ticket.id, [])
+        )
+
+    def replayed(response: Response, changed: Changed) -> None:
+        if changed.replayed:
+            response.headers[REPLAYED] = "true"
+
     def need(key: ApiKey, scope: Scope) -> None:
         if scope not in key.scopes:
             metrics.auth_refused.labels("forbidden").inc()
@@ -201,25 +239,24 @@ def create_app(
         response: Response,
         key: Caller,
         correlation: Correlation = None,
-        idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> TicketView:
+        """`follow_up_of` (id or number) links the new ticket to an earlier ticket of the
+        same requester, e.g. when they answer a closed one; anything else gets 422."""
         need(key, required_scope(body))
         opened = await service().open(
             body,
             correlation_id=correlation or new_id(),
-            open_key=f"http:{key.id}:{idempotency_key}" if idempotency_key else None,
+            open_key=keyed(key, idempotency_key),
         )
         response.status_code = 201 if opened.created else 200
         response.headers["Location"] = f"/v1/tickets/{opened.ticket.id}"
-        return TicketView.of(opened.ticket, internal=Scope.agent in key.scopes)
+        return await view(opened.ticket, key)
 
     @app.get("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
-    async def get_ticket(ticket_id: str, key: Caller) -> TicketView:
+    async def get_ticket(ticket_id: TicketPath, key: Caller) -> TicketView:
         need(key, Scope.read)
-        ticket = await store().get(ticket_id)
-        if ticket is None:
-            raise TicketNotFound(ticket_id)
-        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
+        return await view(await service().get(ticket_id), key)
 
     @app.get("/v1/tickets", response_model=TicketPage, tags=["tickets"])
     async def list_tickets(
@@ -235,8 +272,13 @@ def create_app(
             requester_id=requester_id, status=status, before=_decode(cursor), limit=limit
         )
         last = tickets[-1].id if len(tickets) == limit else None
+        follow_ups = await store().follow_ups([t.id for t in tickets])
+        internal = Scope.agent in key.scopes
         return TicketPage(
-            items=[TicketView.of(t, internal=Scope.agent in key.scopes) for t in tickets],
+            items=[
+                TicketView.of(t, internal=internal, follow_ups=follow_ups.get(t.id, []))
+                for t in tickets
+            ],
             next_cursor=base64.urlsafe_b64encode(last.encode()).decode() if last else None,
         )
 
@@ -248,36 +290,69 @@ def create_app(
         summary="Add a reply or an internal note",
     )
     async def add_message(
-        ticket_id: str, body: AddMessage, key: Caller, correlation: Correlation = None
+        ticket_id: TicketPath,
+        body: AddMessage,
+        key: Caller,
+        response: Response,
+        correlation: Correlation = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> MessageAdded:
+        """A retry with the same Idempotency-Key answers 201 with the same message (and the
+        ticket as it is now) and adds nothing. `verified: false` (a requester message whose
+        sender could not be verified) is held as an internal note flagged `unverified`."""
         # Agent replies, internal notes and official system notices need the agent scope.
         need(key, required_scope(body))
-        ticket, message = await service().change(
-            ticket_id, body, correlation_id=correlation or new_id()
+        changed = await service().change(
+            ticket_id,
+            body,
+            correlation_id=correlation or new_id(),
+            idempotency_key=keyed(key, idempotency_key),
         )
-        assert message is not None
+        assert changed.message is not None
+        replayed(response, changed)
         return MessageAdded(
-            message=MessageView.of(message),
-            ticket=TicketView.of(ticket, internal=Scope.agent in key.scopes),
+            message=MessageView.of(changed.message), ticket=await view(changed.ticket, key)
         )
 
     @app.patch("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
     async def update_ticket(
-        ticket_id: str, body: UpdateTicket, key: Caller, correlation: Correlation = None
+        ticket_id: TicketPath,
+        body: UpdateTicket,
+        key: Caller,
+        response: Response,
+        correlation: Correlation = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> TicketView:
         """Change status, priority, assignee or group. Illegal status changes get 409."""
         need(key, required_scope(body))
-        ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
-        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
+        changed = await service().change(
+            ticket_id,
+            body,
+            correlation_id=correlation or new_id(),
+            idempotency_key=keyed(key, idempotency_key),
+        )
+        replayed(response, changed)
+        return await view(changed.ticket, key)
 
     @app.post("/v1/tickets/{ticket_id}/escalate", response_model=TicketView, tags=["tickets"])
     async def escalate(
-        ticket_id: str, body: EscalateTicket, key: Caller, correlation: Correlation = None
+        ticket_id: TicketPath,
+        body: EscalateTicket,
+        key: Caller,
+        response: Response,
+        correlation: Correlation = None,
+        idempotency_key: IdempotencyKey = None,
     ) -> TicketView:
         """A requester asks for a manager, or an agent escalates: level 1 → 2 → 3."""
         need(key, required_scope(body))
-        ticket, _ = await service().change(ticket_id, body, correlation_id=correlation or new_id())
-        return TicketView.of(ticket, internal=Scope.agent in key.scopes)
+        changed = await service().change(
+            ticket_id,
+            body,
+            correlation_id=correlation or new_id(),
+            idempotency_key=keyed(key, idempotency_key),
+        )
+        replayed(response, changed)
+        return await view(changed.ticket, key)
 
     @app.post("/v1/api-keys", status_code=201, response_model=IssuedApiKey, tags=["admin"])
     async def create_api_key(body: NewApiKey, key: Caller) -> IssuedApiKey:

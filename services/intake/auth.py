@@ -76,7 +76,10 @@ def required_scope(cmd: Command) -> Scope:
     speak as support, which is what a forged "send us your 12 words" would abuse.
     """
     if isinstance(cmd, AddMessage):
-        return Scope.write if cmd.author == Author.requester and cmd.public else Scope.agent
+        # An unverified message is held as internal whatever `public` says: reporting one is
+        # what a mail gateway with tickets:write is for.
+        by_requester = cmd.author == Author.requester
+        return Scope.write if by_requester and (cmd.public or not cmd.verified) else Scope.agent
     if isinstance(cmd, EscalateTicket):
         return Scope.agent if cmd.by == "agent" else Scope.write
     if isinstance(cmd, OpenTicket):

@@ -6,6 +6,7 @@ events it collected (`ticket.pending_events`) in one write, the outbox.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -23,6 +24,7 @@ from shared.events import (
     TicketEscalated,
     TicketMessageAdded,
     TicketPriorityChanged,
+    TicketRef,
     TicketReopened,
     TicketStatusChanged,
     TicketSummary,
@@ -116,6 +118,20 @@ class TicketTooLarge(TicketLimitExceeded):
         )
 
 
+_NUMBER = re.compile(r"#?([0-9]{1,15})")
+
+
+def ticket_number(reference: str) -> int | None:
+    """The number in what a person typed (`482913` or `#482913`); None for anything else,
+    such as a ticket id (UUIDs always hold a letter or a hyphen)."""
+    match = _NUMBER.fullmatch(reference.strip())
+    return int(match.group(1)) if match else None
+
+
+def show_number(number: int | None) -> str | None:
+    return f"#{number}" if number is not None else None
+
+
 def utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 
@@ -129,6 +145,8 @@ class Message:
     public: bool
     created_at: datetime
     secret_redacted: bool = False
+    unverified: bool = False  # claimed to be the requester's; held internal, never theirs
+    claimed_from: str | None = None  # who an unverified sender said they were (redacted)
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,8 @@ class Ticket:
     secret_redacted: bool = False
     messages: list[Message] = field(default_factory=list)
     escalation_causes: list[str] = field(default_factory=list)
+    number: int | None = None  # what people say and type: shown as "#482913"
+    follow_up_of: TicketRef | None = None
     version: int = 0
     pending_events: list[Contract] = field(default_factory=list)
 
@@ -192,6 +212,8 @@ class Ticket:
         attachments: list[Attachment] | None = None,
         secret_redacted: bool = False,
         warning: tuple[str, str] | None = None,
+        number: int | None = None,
+        follow_up_of: TicketRef | None = None,
     ) -> Ticket:
         """`warning` is (message id, text) of the security notice owed after a redaction."""
         ticket = cls(
@@ -208,6 +230,8 @@ class Ticket:
             crypto=crypto,
             attachments=list(attachments or []),
             secret_redacted=secret_redacted,
+            number=number,
+            follow_up_of=follow_up_of,
         )
         ticket._emit(
             TicketCreated(
@@ -217,14 +241,19 @@ class Ticket:
                 subject=subject,
                 crypto=crypto,
                 secret_redacted=secret_redacted,
+                follow_up_of=follow_up_of,
             )
         )
         if warning is not None:
             ticket._system_notice(warning[0], warning[1], now)
         return ticket
 
+    def ref(self) -> TicketRef:
+        return TicketRef(id=self.id, number=self.number)
+
     def summary(self) -> TicketSummary:
         return TicketSummary(
+            number=self.number,
             status=self.status,
             priority=self.priority,
             category=self.category,
@@ -265,17 +294,36 @@ class Ticket:
         secret_redacted: bool = False,
         warning: tuple[str, str] | None = None,
         limits: TicketLimits = DEFAULT_LIMITS,
+        claimed_from: str | None = None,
+        unverified: bool = False,
     ) -> Message:
         """A requester reply reopens a solved ticket and answers a pending one; an agent's
-        first public reply opens a new ticket. A full ticket refuses the message."""
+        first public reply opens a new ticket. A full ticket refuses the message.
+
+        `unverified`: someone claims to be the requester but could not be shown to be (mail
+        from another address). The message is kept as an internal note flagged unverified
+        and changes nothing else: a spoofed mail must neither speak for the requester nor
+        reopen, answer or close anything."""
         if self.status == Status.closed:
             raise TicketClosed(self.id)
+        if unverified:
+            public, warning = False, None
         adding = [body] if warning is None else [body, warning[1]]
         if len(self.messages) + len(adding) > limits.max_messages:
             raise TicketMessageLimit(self.id, limits.max_messages)
         if self.text_size() + sum(map(utf8_size, adding)) > limits.max_text_bytes:
             raise TicketTooLarge(self.id, limits.max_text_bytes)
-        message = Message(message_id, author, author_id, body, public, now, secret_redacted)
+        message = Message(
+            message_id,
+            author,
+            author_id,
+            body,
+            public,
+            now,
+            secret_redacted,
+            unverified=unverified,
+            claimed_from=claimed_from if unverified else None,
+        )
         self.messages.append(message)
         self.updated_at = now
         if secret_redacted:
@@ -289,8 +337,11 @@ class Ticket:
                 public=public,
                 body=body if public else None,
                 secret_redacted=secret_redacted,
+                unverified=unverified,
             )
         )
+        if unverified:
+            return message
         if author == Author.requester:
             if self.status == Status.solved:
                 old, self.status = self.status, Status.open

@@ -25,6 +25,7 @@ from services.intake.domain import (
     Ticket,
     TicketLimitExceeded,
     TicketLimits,
+    ticket_number,
 )
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
@@ -45,6 +46,7 @@ from shared.events import (
     Priority,
     SlaBreached,
     SlaMetric,
+    TicketRef,
     make_event,
 )
 from shared.ids import new_id, stable_id
@@ -85,6 +87,16 @@ class IdempotencyMismatch(DomainError):
         super().__init__("this Idempotency-Key was used before with a different request body")
 
 
+class FollowUpNotFound(DomainError):
+    """One answer for a missing ticket and another requester's: a caller learns nothing
+    about tickets that are not its requester's."""
+
+    code = "follow_up_not_found"
+
+    def __init__(self, reference: str) -> None:
+        super().__init__(f"no ticket {reference!r} of this requester to follow up")
+
+
 class ConcurrentChange(DomainError):
     code = "concurrent_change"
 
@@ -96,6 +108,13 @@ class ConcurrentChange(DomainError):
 class Opened:
     ticket: Ticket
     created: bool  # False: an earlier request with the same key made this ticket
+
+
+@dataclass(frozen=True)
+class Changed:
+    ticket: Ticket
+    message: Message | None  # the message an AddMessage added
+    replayed: bool = False  # True: an earlier request with the same Idempotency-Key did it
 
 
 @dataclass(frozen=True)
@@ -169,8 +188,24 @@ def _safe_ids(cmd: Command) -> Command:
     return cmd.model_copy(update=changes) if changes else cmd
 
 
-def request_hash(cmd: OpenTicket) -> str:
-    return hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
+def request_hash(cmd: Command) -> str:
+    return hashlib.sha256(f"{cmd.command_type} {cmd.model_dump_json()}".encode()).hexdigest()
+
+
+def applied_request(key: str, digest: str) -> str:
+    """What the applied-ids ring keeps for a change made with an Idempotency-Key: the key
+    (also the change's command id) and the digest of its body, so one ring answers both
+    "was this applied?" and "with this body?"."""
+    return f"{key}#{digest}"
+
+
+def earlier_request(applied: Sequence[str], key: str) -> str | None:
+    """The body digest recorded with `key`, if a change with that key was applied."""
+    for entry in applied:
+        recorded, separator, digest = entry.rpartition("#")
+        if separator and recorded == key:
+            return digest
+    return None
 
 
 def escalation_cause_id(event: CloudEvent[Contract]) -> str:
@@ -217,16 +252,29 @@ class TicketService:
         self._metrics.redaction_seconds.labels(where).observe(time.perf_counter() - started)
         return result
 
-    async def _redacted_body(self, cmd: Command) -> Redaction | None:
-        """A message body redacted once per request, before any save attempt or retry."""
+    async def _redacted_body(self, cmd: Command) -> tuple[Command, Redaction | None]:
+        """A message body (and an unverified sender's claimed address) redacted once per
+        request, before any save attempt or retry."""
         if not isinstance(cmd, AddMessage):
-            return None
+            return cmd, None
         body = await self._redact(cmd.body)
-        for kind in body.kinds:
+        kinds = set(body.kinds)
+        if cmd.claimed_from is not None:
+            claimed = await self._redact(cmd.claimed_from)
+            if claimed.redacted:
+                kinds.update(claimed.kinds)
+                cmd = cmd.model_copy(update={"claimed_from": claimed.text})
+        for kind in kinds:
             self._metrics.secrets_redacted.labels(kind).inc()
-        return body
+        return cmd, body
 
-    async def _new_ticket(self, cmd: OpenTicket, ticket_id: str) -> Ticket:
+    async def _new_ticket(
+        self,
+        cmd: OpenTicket,
+        ticket_id: str,
+        number: int | None = None,
+        follow_up_of: TicketRef | None = None,
+    ) -> Ticket:
         subject, description = await self._redact(cmd.subject), await self._redact(cmd.description)
         crypto, crypto_kinds = await _redact_crypto(cmd.crypto, self._redact)
         attachments, attachment_kinds = await _redact_attachments(cmd.attachments, self._redact)
@@ -259,6 +307,8 @@ class TicketService:
             attachments=attachments,
             secret_redacted=bool(kinds),
             warning=self._warning(ticket_id, cmd.requester.locale) if kinds else None,
+            number=number,
+            follow_up_of=follow_up_of,
         )
 
     @staticmethod
@@ -276,7 +326,13 @@ class TicketService:
             existing = await self._store.by_open_key(open_key)
             if existing is not None:
                 return self._repeat(existing, digest)
-        ticket = await self._new_ticket(cmd, new_id())
+        follow_up_of = None
+        if cmd.follow_up_of is not None:
+            follows = await self._follow_ups([cmd])
+            if (follow_up_of := follows.get(cmd.follow_up_of)) is None:
+                raise FollowUpNotFound(cmd.follow_up_of)
+        (number,) = await self._store.next_numbers(1)
+        ticket = await self._new_ticket(cmd, new_id(), number, follow_up_of)
         now = self._clock.now()
         outbox = self._outbox(ticket, correlation_id)
         if not await self._store.insert(
@@ -289,6 +345,55 @@ class TicketService:
         self._count_created(ticket)
         self._on_events(len(outbox))
         return Opened(ticket, created=True)
+
+    async def _follow_ups(self, cmds: Sequence[OpenTicket]) -> dict[str, TicketRef]:
+        """The ticket each `follow_up_of` names, where it exists and is the same requester's
+        (one lookup of numbers, one of tickets, for a whole batch). Counted both ways."""
+        wanted = {
+            cmd.follow_up_of: safe_reference(cmd.requester.id)
+            for cmd in cmds
+            if cmd.follow_up_of is not None
+        }
+        ids = await self.resolve_many(list(wanted))
+        owners = await self._store.owners(list(set(ids.values())))
+        found: dict[str, TicketRef] = {}
+        for reference, requester_id in wanted.items():
+            owner = owners.get(ids.get(reference, ""))
+            if owner is not None and owner[1] == requester_id:
+                found[reference] = owner[0]
+        for cmd in cmds:
+            if cmd.follow_up_of is not None:
+                outcome = "opened" if cmd.follow_up_of in found else "refused"
+                self._metrics.follow_ups.labels(outcome).inc()
+        return found
+
+    # --- references: ids and numbers -----------------------------------------------------
+
+    async def resolve(self, reference: str) -> str:
+        """The id of the ticket `reference` names: its id, or its number (`482913`,
+        `#482913`) as people say and type it. `TicketNotFound` for an unknown number."""
+        if ticket_number(reference) is None:
+            return reference
+        ticket_id = await self._store.resolve(reference)
+        self._metrics.number_lookups.labels("found" if ticket_id else "missing").inc()
+        if ticket_id is None:
+            raise TicketNotFound(reference)
+        return ticket_id
+
+    async def resolve_many(self, references: Sequence[str]) -> dict[str, str]:
+        """`resolve` for a batch, in one lookup; unknown numbers are left out."""
+        resolved = await self._store.resolve_many(references)
+        for reference in references:
+            if ticket_number(reference) is not None:
+                outcome = "found" if reference in resolved else "missing"
+                self._metrics.number_lookups.labels(outcome).inc()
+        return resolved
+
+    async def get(self, reference: str) -> Ticket:
+        ticket = await self._store.get(await self.resolve(reference))
+        if ticket is None:
+            raise TicketNotFound(reference)
+        return ticket
 
     @staticmethod
     def _repeat(existing: tuple[Ticket, str | None], digest: str | None) -> Opened:
@@ -315,7 +420,7 @@ class TicketService:
             assert body is not None
             by_requester = cmd.author == Author.requester
             try:
-                return ticket.add_message(
+                message = ticket.add_message(
                     message_id=stable_id(command_id, "message"),
                     author=cmd.author,
                     author_id=cmd.author_id,
@@ -329,10 +434,15 @@ class TicketService:
                         else None
                     ),
                     limits=self._limits,
+                    unverified=not cmd.verified,
+                    claimed_from=cmd.claimed_from,
                 )
             except TicketLimitExceeded as exc:
                 self._metrics.ticket_limit_refused.labels(exc.limit).inc()
                 raise
+            if message.unverified:
+                self._metrics.unverified_messages.inc()
+            return message
         if isinstance(cmd, UpdateTicket):
             if cmd.status is not None:
                 ticket.change_status(cmd.status, now)
@@ -349,27 +459,68 @@ class TicketService:
         raise Invalid("unsupported_command", type(cmd).__name__)
 
     async def change(
-        self, ticket_id: str, cmd: Command, *, correlation_id: str
-    ) -> tuple[Ticket, Message | None]:
-        """Load, apply, write back if nobody raced us; reload and reapply if somebody did."""
-        command_id = new_id()
-        body = await self._redacted_body(cmd)
+        self,
+        reference: str,
+        cmd: Command,
+        *,
+        correlation_id: str,
+        idempotency_key: str | None = None,
+    ) -> Changed:
+        """Load, apply, write back if nobody raced us; reload and reapply if somebody did.
+
+        `reference` is the ticket's id or number. With `idempotency_key` the change is made
+        once: the key and the body's digest go into the ticket's applied-ids ring in the same
+        write as the change (as Kafka command ids do), so a retry finds them and gets the
+        first change back; the same key with another body is `IdempotencyMismatch`."""
+        ticket_id = await self.resolve(reference)
+        key = safe_reference(idempotency_key) if idempotency_key is not None else None
+        digest = request_hash(cmd) if key is not None else ""
+        command_id = key if key is not None else new_id()
+        cmd, body = await self._redacted_body(cmd)
         for _ in range(SAVE_ATTEMPTS):
-            ticket = await self._store.get(ticket_id)
-            if ticket is None:
-                raise TicketNotFound(ticket_id)
+            ticket = await self._load(ticket_id, reference, key, digest)
+            if isinstance(ticket, Changed):
+                return ticket
             result = self._apply(ticket, cmd, command_id, body)
             outbox = self._outbox(ticket, correlation_id)
-            if not outbox:
-                return ticket, result
+            if not outbox and key is None:
+                return Changed(ticket, result)
+            applied = [applied_request(key, digest)] if key is not None else []
             if await self._store.save_many(
-                [self._store.change_op(ticket, outbox, self._clock.now())]
+                [self._store.change_op(ticket, outbox, self._clock.now(), applied)]
             ):
                 ticket.version += 1
-                self._on_events(len(outbox))
-                return ticket, result
+                if key is not None:
+                    self._metrics.idempotent_changes.labels("applied").inc()
+                if outbox:
+                    self._on_events(len(outbox))
+                return Changed(ticket, result)
             self._metrics.save_conflicts.inc()
         raise ConcurrentChange(ticket_id)
+
+    async def _load(
+        self, ticket_id: str, reference: str, key: str | None, digest: str
+    ) -> Ticket | Changed:
+        """The ticket to change, or what an earlier request with the same key changed."""
+        if key is None:
+            ticket = await self._store.get(ticket_id)
+            if ticket is None:
+                raise TicketNotFound(reference)
+            return ticket
+        loaded = await self._store.get_applied(ticket_id)
+        if loaded is None:
+            raise TicketNotFound(reference)
+        ticket, applied = loaded
+        earlier = earlier_request(applied, key)
+        if earlier is None:
+            return ticket
+        if earlier != digest:
+            self._metrics.idempotent_changes.labels("refused").inc()
+            raise IdempotencyMismatch()
+        self._metrics.idempotent_changes.labels("replayed").inc()
+        message_id = stable_id(key, "message")
+        message = next((m for m in ticket.messages if m.id == message_id), None)
+        return Changed(ticket, message, replayed=True)
 
     def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
         now = self._clock.now()
@@ -389,9 +540,7 @@ class TicketService:
     ) -> Sequence[Rejected]:
         rejected: list[Rejected] = []
         opens: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
-        changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]] = (
-            defaultdict(list)
-        )
+        changes: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         for record, signer in await self._authorities(records, rejected):
             try:
                 command = parse_command(record.value or b"")
@@ -406,8 +555,8 @@ class TicketService:
             elif isinstance(command.data, OpenTicket):
                 opens.append((record, command))
             else:
-                changes[command.subject].append((record, command))
-        await self._open_from_commands(opens)
+                changes.append((record, command))
+        rejected.extend(await self._open_from_commands(opens))
         rejected.extend(await self._change_from_commands(changes))
         return rejected
 
@@ -457,14 +606,33 @@ class TicketService:
 
     async def _open_from_commands(
         self, opens: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
-    ) -> None:
+    ) -> list[Rejected]:
+        """One lookup for the follow-ups, one `$inc` for the numbers, one insert."""
         if not opens:
-            return
+            return []
         now = self._clock.now()
-        batch = []
-        for _, command in opens:
+        rejected: list[Rejected] = []
+        follows = await self._follow_ups(
+            [command.data for _, command in opens if isinstance(command.data, OpenTicket)]
+        )
+        valid = []
+        for record, command in opens:
             assert isinstance(command.data, OpenTicket)
-            ticket = await self._new_ticket(command.data, new_id())
+            reference = command.data.follow_up_of
+            if reference is not None and reference not in follows:
+                error = FollowUpNotFound(reference)
+                rejected.append(Rejected(record, Invalid(error.code, str(error))))
+                self._metrics.commands.labels(command.type, "rejected").inc()
+            else:
+                valid.append(command)
+        if not valid:
+            return rejected
+        batch = []
+        for number, command in zip(await self._store.next_numbers(len(valid)), valid, strict=True):
+            assert isinstance(command.data, OpenTicket)
+            reference = command.data.follow_up_of
+            follow_up_of = follows[reference] if reference is not None else None
+            ticket = await self._new_ticket(command.data, new_id(), number, follow_up_of)
             open_key = f"cmd:{safe_reference(command.id)}"
             batch.append((ticket, self._outbox(ticket, command.correlationid), open_key))
         inserted = await self._store.insert_many(batch, now)
@@ -476,13 +644,21 @@ class TicketService:
         )
         if inserted:
             self._on_events(inserted)
+        return rejected
 
     async def _change_from_commands(
-        self,
-        changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]],
+        self, items: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
     ) -> list[Rejected]:
-        if not changes:
+        """Grouped by ticket in arrival order, whether the subject names it by id or number
+        (numbers resolved in one lookup); one read of the tickets, one write back."""
+        if not items:
             return []
+        ids = await self.resolve_many(list({command.subject for _, command in items}))
+        changes: dict[str, list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]] = (
+            defaultdict(list)
+        )
+        for record, command in items:
+            changes[ids.get(command.subject, command.subject)].append((record, command))
         rejected: list[Rejected] = []
         loaded = await self._store.get_many(list(changes))
         ops = []
@@ -500,10 +676,10 @@ class TicketService:
                 if command_id in seen:
                     self._metrics.commands.labels(command.type, "duplicate").inc()
                     continue
-                body = await self._redacted_body(command.data)
+                data, body = await self._redacted_body(command.data)
                 trial = copy.deepcopy(ticket)
                 try:
-                    self._apply(trial, command.data, command_id, body)
+                    self._apply(trial, data, command_id, body)
                 except DomainError as exc:
                     rejected.append(Rejected(record, Invalid(exc.code, str(exc))))
                     self._metrics.commands.labels(command.type, "rejected").inc()

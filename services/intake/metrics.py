@@ -31,6 +31,14 @@ class IntakeMetrics:
     api_key_lookups: Counter
     # API keys created, revoked and rotated, by action
     api_keys_changed: Counter
+    # requester messages held as unverified (sender not shown to be the requester)
+    unverified_messages: Counter
+    # ticket changes sent with an Idempotency-Key, by outcome (applied, replayed, refused)
+    idempotent_changes: Counter
+    # ticket references given as a number (#482913), by outcome (found, missing)
+    number_lookups: Counter
+    # follow-up tickets, by outcome (opened, refused)
+    follow_ups: Counter
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
@@ -96,6 +104,29 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_api_keys_changed",
             "API keys created, revoked or rotated.",
             ("action",),
+            registry=registry,
+        ),
+        unverified_messages=Counter(
+            "helpstream_intake_unverified_messages",
+            "Requester messages held because the sender was not shown to be the requester.",
+            registry=registry,
+        ),
+        idempotent_changes=Counter(
+            "helpstream_intake_idempotent_changes",
+            "Ticket changes sent with an Idempotency-Key: applied, replayed or refused.",
+            ("outcome",),
+            registry=registry,
+        ),
+        number_lookups=Counter(
+            "helpstream_intake_number_lookups",
+            "Ticket references given as a number, found or missing.",
+            ("outcome",),
+            registry=registry,
+        ),
+        follow_ups=Counter(
+            "helpstream_intake_follow_ups",
+            "Follow-up tickets opened or refused.",
+            ("outcome",),
             registry=registry,
         ),
     )

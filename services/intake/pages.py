@@ -18,6 +18,8 @@ double-submit field bound to the token (403 without it).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +31,12 @@ import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.intake.domain import TicketClosed, TicketLimitExceeded, TicketTooLarge
+from services.intake.domain import (
+    TicketClosed,
+    TicketLimitExceeded,
+    TicketTooLarge,
+    show_number,
+)
 from services.intake.handlers import ConcurrentChange, TicketNotFound
 from shared.commands import MAX_TEXT, AddMessage
 from shared.events import Author, Status
@@ -58,6 +65,7 @@ log = structlog.get_logger(__name__)
 TEMPLATES = Path(__file__).parent / "page_templates"
 SLA_TIMEOUT_S = 1.5
 REPLY_CLOCKS = ("first_reply", "next_reply")
+_REQUEST_ID = re.compile(r"[0-9a-f-]{36}")
 STEPS = ("received", "replied", "waiting_you", "waiting_partner", "solved")
 
 TEXTS: dict[str, dict[str, str]] = {
@@ -97,6 +105,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "busy": "The request changed while you were writing. Please send again.",
         "full": "This request cannot take more messages. Please open a new request and "
         "mention this one's number.",
+        "follow_up_of": "Follows up request",
+        "follow_ups": "Followed up in request",
     },
     "zh-CN": {
         "title": "您的工单",
@@ -130,6 +140,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "closed": "此工单已关闭，无法继续留言。",
         "busy": "工单在您填写时发生了变化，请重新发送。",
         "full": "此工单已无法继续留言，请新建工单并注明本工单编号。",
+        "follow_up_of": "续接工单",
+        "follow_ups": "后续工单",
     },
 }
 
@@ -261,6 +273,8 @@ def install_pages(
             else None
         )
         nonce, csrf_value = csrf.issue(request, token)
+        store: TicketStore = parts["store"]
+        follow_ups = (await store.follow_ups([ticket.id])).get(ticket.id, [])
         redacted = request.query_params.get("redacted") == "1"
         response = pages.render(
             request,
@@ -282,6 +296,12 @@ def install_pages(
                 "csrf_field": FIELD,
                 "csrf_value": csrf_value,
                 "max_text": MAX_TEXT,
+                "number": show_number(ticket.number),
+                "follow_up_of": show_number(ticket.follow_up_of.number)
+                if ticket.follow_up_of
+                else None,
+                "follow_ups": [n for f in follow_ups if (n := show_number(f.number))],
+                "request_id": new_id(),
             },
         )
         csrf.set_cookie(request, response, nonce)
@@ -312,8 +332,16 @@ def install_pages(
             return await page(request, token, link, ticket, status=422, problem=key, draft=body)
         command = AddMessage(author=Author.requester, body=body)
         service: TicketService = parts["service"]
+        # Each rendered form carries its own id: a double click or a resent form adds one
+        # reply; the same form sent again with other words (back, edit, send) is a new one.
+        request_id = form.get("request_id") or ""
+        once = None
+        if _REQUEST_ID.fullmatch(request_id):
+            once = f"page:{request_id}:{hashlib.sha256(body.encode()).hexdigest()[:32]}"
         try:
-            ticket, message = await service.change(link.ticket_id, command, correlation_id=new_id())
+            changed = await service.change(
+                link.ticket_id, command, correlation_id=new_id(), idempotency_key=once
+            )
         except TicketClosed:
             return await page(request, token, link, ticket, status=409, problem="closed")
         except ConcurrentChange:
@@ -324,6 +352,7 @@ def install_pages(
             status = 413 if isinstance(exc, TicketTooLarge) else 409
             return await page(request, token, link, ticket, status=status, problem="full")
         query = {"sent": "1"}
+        message = changed.message
         if message is not None and message.secret_redacted:
             query["redacted"] = "1"
         if request.query_params.get("lang") in LANGUAGES:

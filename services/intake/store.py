@@ -8,12 +8,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from services.intake.domain import Message, Ticket
+from services.intake.domain import Message, Ticket, ticket_number
 from shared.commands import Attachment
-from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+from shared.errors import Retryable
+from shared.events import (
+    Author,
+    Category,
+    Channel,
+    CryptoContext,
+    Priority,
+    Requester,
+    Status,
+    TicketRef,
+)
 from shared.mongo import find_in, insert_new
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
@@ -26,8 +36,10 @@ if TYPE_CHECKING:
 
     from shared.mongo import Document
 
-APPLIED_KEEP = 500  # command ids remembered per ticket, for redelivery dedupe
+APPLIED_KEEP = 500  # command ids and Idempotency-Keys remembered per ticket, for dedupe
 HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0, "applied": 0}
+NUMBER_COUNTER = "ticket_number"
+FIRST_NUMBER = 100_001  # six digits from the first ticket: short to say, never "#1"
 
 
 class VersionConflict(Exception):
@@ -35,7 +47,7 @@ class VersionConflict(Exception):
 
 
 def to_document(ticket: Ticket) -> Document:
-    return {
+    doc: Document = {
         "_id": ticket.id,
         "requester": ticket.requester.model_dump(),
         "channel": ticket.channel.value,
@@ -56,10 +68,17 @@ def to_document(ticket: Ticket) -> Document:
         "updated_at": ticket.updated_at,
         "version": ticket.version,
     }
+    # Absent rather than null: the unique indexes are sparse, and tickets from before
+    # numbers and follow-ups existed hold neither.
+    if ticket.number is not None:
+        doc["number"] = ticket.number
+    if ticket.follow_up_of is not None:
+        doc["follow_up_of"] = ticket.follow_up_of.model_dump()
+    return doc
 
 
 def _message_doc(message: Message) -> Document:
-    return {
+    doc: Document = {
         "id": message.id,
         "author": message.author.value,
         "author_id": message.author_id,
@@ -68,6 +87,10 @@ def _message_doc(message: Message) -> Document:
         "created_at": message.created_at,
         "secret_redacted": message.secret_redacted,
     }
+    if message.unverified:
+        doc["unverified"] = True
+        doc["claimed_from"] = message.claimed_from
+    return doc
 
 
 def from_document(doc: Document) -> Ticket:
@@ -100,9 +123,15 @@ def from_document(doc: Document) -> Ticket:
                 public=m["public"],
                 created_at=m["created_at"],
                 secret_redacted=m.get("secret_redacted", False),
+                unverified=m.get("unverified", False),
+                claimed_from=m.get("claimed_from"),
             )
             for m in doc.get("messages", [])
         ],
+        number=doc.get("number"),
+        follow_up_of=(
+            TicketRef.model_validate(doc["follow_up_of"]) if doc.get("follow_up_of") else None
+        ),
         version=doc.get("version", 0),
     )
 
@@ -112,9 +141,13 @@ class TicketStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["tickets"]
+        self.counters: AsyncCollection[Document] = db["counters"]
 
     async def ensure_indexes(self) -> None:
         await self.tickets.create_index([("open_key", ASCENDING)], unique=True, sparse=True)
+        await self.tickets.create_index([("number", ASCENDING)], unique=True, sparse=True)
+        await self.tickets.create_index([("follow_up_of.id", ASCENDING)], sparse=True)
+        await self._ensure_counter()
         await self.tickets.create_index([("requester.id", ASCENDING), ("_id", DESCENDING)])
         await self.tickets.create_index([("status", ASCENDING), ("_id", DESCENDING)])
 
@@ -157,6 +190,81 @@ class TicketStore:
             doc["request_hash"] = request_hash
         return doc
 
+    async def next_numbers(self, count: int) -> range:
+        """`count` ticket numbers no one has had: one atomic `$inc` reserves the whole range
+        (a batch of opens costs one round trip). A number reserved by a request that then
+        writes nothing (an idempotent retry) is skipped, never handed out again."""
+        for _ in range(3):
+            doc = await self.counters.find_one_and_update(
+                {"_id": NUMBER_COUNTER},
+                {"$inc": {"issued": count}},
+                return_document=ReturnDocument.AFTER,
+            )
+            if doc is not None:
+                end = FIRST_NUMBER + int(doc["issued"])
+                return range(end - count, end)
+            await self._ensure_counter()  # its collection was dropped since the start
+        raise Retryable("the ticket number counter could not be created")
+
+    async def _ensure_counter(self) -> None:
+        """Created once, before any open: concurrent upserting `$inc`s on a missing counter
+        can fail or (SecantusDB) answer no document."""
+        try:
+            await self.counters.update_one(
+                {"_id": NUMBER_COUNTER}, {"$setOnInsert": {"issued": 0}}, upsert=True
+            )
+        except DuplicateKeyError:
+            pass  # another instance created it meanwhile
+
+    async def resolve(self, reference: str) -> str | None:
+        """The ticket id a caller means: a number (`482913`, `#482913`) is looked up, an id
+        is taken as it is; None for a number no ticket has."""
+        number = ticket_number(reference)
+        if number is None:
+            return reference
+        doc = await self.tickets.find_one({"number": number}, {"_id": 1})
+        return str(doc["_id"]) if doc is not None else None
+
+    async def resolve_many(self, references: Sequence[str]) -> dict[str, str]:
+        """`resolve` for a batch: one lookup for all the numbers; unknown numbers left out."""
+        numbers = {ref: n for ref in references if (n := ticket_number(ref)) is not None}
+        found: dict[int, str] = {}
+        if numbers:
+            docs = await find_in(
+                self.tickets, "number", set(numbers.values()), projection={"_id": 1, "number": 1}
+            )
+            found = {d["number"]: d["_id"] for d in docs}
+        resolved = {ref: ref for ref in references if ref not in numbers}
+        resolved.update({ref: found[n] for ref, n in numbers.items() if n in found})
+        return resolved
+
+    async def owners(self, ticket_ids: Sequence[str]) -> dict[str, tuple[TicketRef, str]]:
+        """Each existing ticket's reference and requester id (one read, no messages)."""
+        docs = await find_in(
+            self.tickets, "_id", ticket_ids, projection={"_id": 1, "number": 1, "requester.id": 1}
+        )
+        return {
+            d["_id"]: (TicketRef(id=d["_id"], number=d.get("number")), d["requester"]["id"])
+            for d in docs
+        }
+
+    async def follow_ups(self, ticket_ids: Sequence[str]) -> dict[str, list[TicketRef]]:
+        """The follow-up tickets of each ticket, oldest first (one read for all of them)."""
+        if not ticket_ids:
+            return {}
+        docs = await find_in(
+            self.tickets,
+            "follow_up_of.id",
+            ticket_ids,
+            projection={"_id": 1, "number": 1, "follow_up_of": 1},
+        )
+        found: dict[str, list[TicketRef]] = {}
+        for doc in sorted(docs, key=lambda d: str(d["_id"])):
+            found.setdefault(doc["follow_up_of"]["id"], []).append(
+                TicketRef(id=doc["_id"], number=doc.get("number"))
+            )
+        return found
+
     async def by_open_key(self, open_key: str) -> tuple[Ticket, str | None] | None:
         doc = await self.tickets.find_one({"open_key": open_key}, HIDDEN)
         return (from_document(doc), doc.get("request_hash")) if doc is not None else None
@@ -164,6 +272,13 @@ class TicketStore:
     async def get(self, ticket_id: str) -> Ticket | None:
         doc = await self.tickets.find_one({"_id": ticket_id}, HIDDEN)
         return from_document(doc) if doc is not None else None
+
+    async def get_applied(self, ticket_id: str) -> tuple[Ticket, list[str]] | None:
+        """The ticket with what was applied to it (command ids, Idempotency-Key records)."""
+        doc = await self.tickets.find_one({"_id": ticket_id}, {OUTBOX: 0, OUTBOX_SINCE: 0})
+        if doc is None:
+            return None
+        return from_document(doc), list(doc.get("applied", []))
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, tuple[Ticket, set[str]]]:
         """Tickets by id, each with the command ids already applied to it."""

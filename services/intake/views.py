@@ -7,10 +7,22 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from services.intake.domain import show_number
 from shared.commands import Attachment
-from shared.events import Author, Category, Channel, CryptoContext, Priority, Requester, Status
+from shared.events import (
+    Author,
+    Category,
+    Channel,
+    CryptoContext,
+    Priority,
+    Requester,
+    Status,
+    TicketRef,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from services.intake.domain import Message, Ticket
 
 
@@ -22,6 +34,12 @@ class MessageView(BaseModel):
     public: bool
     created_at: datetime
     secret_redacted: bool
+    unverified: bool = Field(
+        False,
+        description="Unverified sender: someone claimed to be the requester (mail from "
+        "another address). Held as an internal note; never the requester's words.",
+    )
+    claimed_from: str | None = Field(None, description="Who an unverified sender claimed to be.")
 
     @classmethod
     def of(cls, message: Message) -> MessageView:
@@ -30,6 +48,20 @@ class MessageView(BaseModel):
 
 class TicketView(BaseModel):
     id: str
+    number: int | None = Field(
+        None,
+        description="The number people say and type; accepted wherever the id is.",
+        examples=[482913],
+    )
+    reference: str | None = Field(
+        None, description="The number as shown to people.", examples=["#482913"]
+    )
+    follow_up_of: TicketRef | None = Field(
+        None, description="The earlier ticket this one follows up."
+    )
+    follow_ups: list[TicketRef] = Field(
+        default_factory=list, description="Later tickets that follow this one up."
+    )
     status: Status
     priority: Priority
     category: Category
@@ -48,10 +80,17 @@ class TicketView(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, ticket: Ticket, *, internal: bool = True) -> TicketView:
-        """`internal=False` leaves out internal notes (for callers that are not agents)."""
+    def of(
+        cls, ticket: Ticket, *, internal: bool = True, follow_ups: Sequence[TicketRef] = ()
+    ) -> TicketView:
+        """`internal=False` leaves out internal notes and held unverified messages (for
+        callers that are not agents)."""
         return cls(
             id=ticket.id,
+            number=ticket.number,
+            reference=show_number(ticket.number),
+            follow_up_of=ticket.follow_up_of,
+            follow_ups=list(follow_ups),
             status=ticket.status,
             priority=ticket.priority,
             category=ticket.category,
