@@ -360,6 +360,26 @@ class NotificationFailed(NotificationOutcome):
     error: str
 
 
+# --- mail (the inbound mail gateway) ---------------------------------------------
+
+
+class MailBounced(Contract):
+    """A message to `address` came back undeliverable (a DSN or a recognised bounce):
+    notifier stops mailing the address for a while. Keyed (CloudEvent `subject`) by the
+    ticket when the bounce names one, else by a digest of the address."""
+
+    event_type: ClassVar[str] = "helpstream.mail.bounced"
+
+    address: str = Field(min_length=3, max_length=254, examples=["li.wei@example.com"])
+    reason: Literal["hard", "soft", "complaint", "unknown"] = Field(
+        "unknown", description="hard = the mailbox does not exist; soft = full, over quota."
+    )
+    ticket_id: str | None = Field(None, max_length=128)
+    diagnostic: str = Field(
+        "", max_length=1000, examples=["550 5.1.1 <li.wei@example.com>: user unknown"]
+    )
+
+
 EVENT_MODELS: dict[str, type[Contract]] = {
     model.event_type: model
     for model in (
@@ -381,6 +401,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
         FeedbackCancelled,
         NotificationDelivered,
         NotificationFailed,
+        MailBounced,
     )
 }
 
@@ -424,8 +445,9 @@ def make_event(
     time: datetime,
     correlationid: str,
     event_id: str | None = None,
+    subject: str | None = None,
 ) -> CloudEvent[Contract]:
-    ticket_id = getattr(data, "ticket_id", None)
+    ticket_id = subject or getattr(data, "ticket_id", None)
     if not isinstance(ticket_id, str):
         raise TypeError(f"{type(data).__name__} has no ticket_id to use as subject")
     return CloudEvent[Contract](

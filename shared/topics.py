@@ -9,6 +9,7 @@ TICKETS = "helpstream.tickets"
 SLA = "helpstream.sla"
 FEEDBACK = "helpstream.feedback"
 NOTIFICATIONS = "helpstream.notifications"
+MAIL = "helpstream.mail"  # what the inbound mail gateway learns (bounces)
 DLQ_SUFFIX = ".dlq"
 
 # Who may write each event topic: the CloudEvents `source` its events must carry. On a
@@ -19,6 +20,7 @@ OWNERS: dict[str, str] = {
     SLA: "/helpstream/sla_monitor",
     FEEDBACK: "/helpstream/feedback",
     NOTIFICATIONS: "/helpstream/notifier",
+    MAIL: "/helpstream/mail_gateway",
 }
 
 
@@ -53,6 +55,10 @@ class Topics:
     @property
     def notifications(self) -> str:
         return self.prefix + NOTIFICATIONS
+
+    @property
+    def mail(self) -> str:
+        return self.prefix + MAIL
 
     @staticmethod
     def dlq(topic: str) -> str:

@@ -151,7 +151,7 @@ def create_app(
         )
         rt.add_consumer(
             "events",
-            [rt.topics.tickets, rt.topics.sla, rt.topics.feedback],
+            [rt.topics.tickets, rt.topics.sla, rt.topics.feedback, rt.topics.mail],
             notifications.on_events,
         )
         app.state.notifications = notifications

@@ -46,6 +46,7 @@ class RuleFile(_Strict):
     category: Category
     channels: list[ChannelName] = Field(min_length=1)
     digest: bool = False
+    wait_for_sla: bool = False
 
 
 class RulesFile(_Strict):
@@ -88,6 +89,7 @@ def parse_rules(raw: Any) -> RuleSet:
                 channels=tuple(r.channels),
                 when={k: tuple(v) for k, v in r.when.items()},
                 digest=r.digest,
+                wait_for_sla=r.wait_for_sla,
             )
             for r in spec.rules
         ),

@@ -81,6 +81,8 @@ class Rule:
     channels: tuple[ChannelName, ...]
     when: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     digest: bool = False
+    # waits (bounded) for the ticket's promised first reply time before it goes out
+    wait_for_sla: bool = False
 
     def matches(self, event_type: str, facts: Mapping[str, Any]) -> bool:
         if event_type != self.event_type:
@@ -133,6 +135,7 @@ class TicketFacts:
     group: str | None = None
     category: str | None = None
     first_reply_due: datetime | None = None
+    number: int | None = None  # the short number people say (`#482913`)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,7 @@ class Delivery:
     digest: bool
     recipient: Recipient
     values: Mapping[str, Any]
+    wait_for_sla: bool = False  # held until the promised time is known (or the wait ends)
 
 
 def delivery_key(event_id: str, channel: str, address: str) -> str:
@@ -241,6 +245,8 @@ def values_of(data: Contract, ticket: TicketFacts) -> dict[str, Any]:
         "first_reply_due": ticket.first_reply_due,
     }
     summary = getattr(data, "ticket", None)
+    number = getattr(summary, "number", None) or ticket.number
+    values.update(ticket_ref(ticket.ticket_id, number))
     if summary is not None:
         values.update(
             status=summary.status.value,
@@ -281,6 +287,13 @@ def values_of(data: Contract, ticket: TicketFacts) -> dict[str, Any]:
             clarity=data.dimensions.clarity,
         )
     return values
+
+
+def ticket_ref(ticket_id: str, number: int | None) -> dict[str, Any]:
+    """`ticket_number` (None before numbers existed) and `ticket_ref`, what people read:
+    `#482913`, else the internal id."""
+    valid = number if isinstance(number, int) and number > 0 else None
+    return {"ticket_number": valid, "ticket_ref": f"#{valid}" if valid else ticket_id}
 
 
 def first_reply_due(data: Contract) -> datetime | None:
@@ -363,6 +376,7 @@ def plan(
                 digest=rule.digest and recipient.channel in DIGEST_CHANNELS,
                 recipient=recipient,
                 values=values,
+                wait_for_sla=rule.wait_for_sla,
             )
     return Planned(list(out.values()), muted)
 
@@ -431,6 +445,23 @@ def digest_due(first_at: datetime, window: timedelta) -> datetime:
     return first_at + window
 
 
+def sla_wait_id(ticket_id: str, channel: str, address: str) -> str:
+    """Held acknowledgements wait apart from digests: they leave on their own clock."""
+    return stable_id("sla-wait", ticket_id, channel, address)
+
+
+def waits_for_sla(d: Delivery, ticket: TicketFacts | None) -> bool:
+    """Held: it prints the promised first reply time, and that time is not known yet."""
+    return d.wait_for_sla and (ticket is None or ticket.first_reply_due is None)
+
+
+def sla_known(data: Contract) -> str | None:
+    """The ticket whose promised first reply time this event brings, if any."""
+    if isinstance(data, SlaApplied) and data.metric == SlaMetric.first_reply:
+        return data.ticket_id
+    return None
+
+
 # --- retries --------------------------------------------------------------------------------
 
 
@@ -448,6 +479,8 @@ def fact_updates(data: Contract) -> dict[str, Any]:
     summary = getattr(data, "ticket", None)
     if summary is not None:
         fields.update(group=summary.group, category=summary.category.value)
+        if getattr(summary, "number", None):
+            fields["number"] = summary.number
     due = first_reply_due(data)
     if due is not None:
         fields["first_reply_due"] = due

@@ -1,20 +1,28 @@
 """Events in, messages out, each at most once per (event, channel, recipient).
 
-The order in one batch: remember ticket facts; plan the deliveries (domain); write them
-as pending (unique key) BEFORE sending; queue digestible ones; send the rest
-concurrently; mark each sent or failed together with its outcome event (outbox). The
-consumer commits only after this returns, and a redelivered batch finds its deliveries
-already sent. The one gap: a crash after the channel accepted a message and before it is
-marked sent resends that one message; it carries the same Message-ID / Idempotency-Key,
-so the receiver can drop it. A send keeps its slot (`max_parallel_sends`) until it is
-recorded, so a crash can leave at most that many messages accepted but unrecorded.
-Messages accepted at about the same time are recorded together, one write per round
-(`GroupCommit`).
+The order in one batch: note bounced addresses; remember ticket facts; plan the deliveries
+(domain); write them as pending (unique key) BEFORE sending; queue digestible ones and
+hold acknowledgements still waiting for their promised time; fail those to bouncing
+addresses unsent; send the rest concurrently; mark each sent or failed together with its
+outcome event (outbox). The consumer commits only after this returns, and a redelivered
+batch finds its deliveries already sent. The one gap: a crash after the channel accepted a
+message and before it is marked sent resends that one message; it carries the same
+Message-ID / Idempotency-Key, so the receiver can drop it. A send keeps its slot
+(`max_parallel_sends`) until it is recorded, so a crash can leave at most that many
+messages accepted but unrecorded. Messages accepted at about the same time are recorded
+together, one write per round (`GroupCommit`).
+
+An acknowledgement (`wait_for_sla` rule) whose ticket has no promised first reply time yet
+is not sent by the consumer: it joins the digest queue with its own short deadline
+(`ack_sla_wait_s`). The batch bringing the ticket's `sla.applied` makes it due at once and
+wakes the flusher, which reads the ticket's facts afresh when it renders; so the consumer
+never waits, and the order in which instances see the two events does not matter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,16 +46,23 @@ from services.notifier.domain import (
     is_repeated_creation,
     plan,
     requester_of,
+    sla_known,
+    sla_wait_id,
+    ticket_ref,
+    waits_for_sla,
 )
 from services.notifier.mail import Email
 from services.notifier.pages import link_values
 from services.notifier.recorder import GroupCommit
 from services.notifier.store import Outcome
+from services.notifier.threads import ThreadHeaders
 from shared.errors import Invalid, Retryable
 from shared.events import (
     FeedbackRequested,
+    MailBounced,
     NotificationDelivered,
     NotificationFailed,
+    TicketCreated,
     make_event,
 )
 from shared.ids import stable_id
@@ -111,6 +126,9 @@ class Notifications:
         self._unrecorded: dict[str, Outcome] = {}
         self._recording = GroupCommit(self._record_round)
         self._window = timedelta(seconds=settings.digest_window_s)
+        self._sla_wait = timedelta(seconds=settings.ack_sla_wait_s)
+        self._threads = ThreadHeaders.of(settings)
+        self._wake = asyncio.Event()  # held acknowledgements became due: flush now
 
     # --- the consumer ------------------------------------------------------------------------
 
@@ -118,8 +136,13 @@ class Notifications:
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> Sequence[Rejected]:
         accepted, rejected = decode_events(records)
-        events = [item.value for item in accepted]
         now = self._clock.now()
+        bounces = [item.value for item in accepted if isinstance(item.value.data, MailBounced)]
+        accepted = [item for item in accepted if not isinstance(item.value.data, MailBounced)]
+        await self._note_bounces(bounces, now)
+        events = [item.value for item in accepted]
+        if not events:
+            return rejected
         await self._store.record_facts(
             [(e.subject, fact_updates(e.data)) for e in events],
             now,
@@ -153,8 +176,13 @@ class Notifications:
                     deliveries.append(d)
                     record_of[d.key] = item.record
 
+        held = {
+            d.key
+            for d in deliveries
+            if self._sla_wait > timedelta(0) and waits_for_sla(d, tickets.get(d.ticket_id))
+        }
         items, settled = self._inbox_items(
-            [d for d in deliveries if d.recipient.channel == "inbox"]
+            [d for d in deliveries if d.recipient.channel == "inbox" and d.key not in held]
         )
         await self._store.add_inbox(items)  # delivered: an item stored before is kept as is
         states, written = await self._store.claim(deliveries, now, settled)
@@ -163,17 +191,37 @@ class Notifications:
         for key, state in states.items():
             if state != "pending":
                 self._unrecorded.pop(key, None)
-        queued = [d for d in fresh if d.digest and self._window > timedelta(0)]
-        direct = [d for d in fresh if d not in queued and d.key not in self._unrecorded]
+        waiting = [d for d in fresh if d.key in held]
+        queued = [
+            d for d in fresh if d.digest and self._window > timedelta(0) and d.key not in held
+        ]
+        later = {d.key for d in (*waiting, *queued)}
+        ready = [d for d in fresh if d.key not in later and d.key not in self._unrecorded]
+        bouncing = await self._store.bouncing_among(
+            (d.recipient.address for d in ready if d.recipient.channel == "email"), now
+        )
+        unsent = [d for d in ready if _to_bouncing(d.recipient, bouncing)]
+        direct = [d for d in ready if not _to_bouncing(d.recipient, bouncing)]
         await self._record_accepted([d.key for d in fresh if d.key in self._unrecorded])
-        await self._store.queue([self._digest_entry(d, now) for d in queued], now)
+        await self._store.queue(
+            [self._digest_entry(d, now) for d in queued]
+            + [self._digest_entry(d, now, held=True) for d in waiting],
+            now,
+        )
         for d in queued:
             self._metrics.digested.labels(d.recipient.channel).inc()
+        released = await self._store.release_sla_waits(
+            {t for t in (sla_known(e.data) for e in events) if t is not None}, now
+        )
+        if released:
+            self._wake.set()
 
         results = await asyncio.gather(
             *(self._deliver_and_mark(d) for d in direct), return_exceptions=True
         )
-        outcomes: list[Outcome] = []
+        outcomes: list[Outcome] = [
+            self._suppressed(d, d.key, d.recipient.address, bouncing, now) for d in unsent
+        ]
         failures: dict[str, Invalid] = {
             key: Invalid("delivery_failed", "a delivery of this event failed earlier")
             for key, state in states.items()
@@ -200,6 +248,44 @@ class Notifications:
         if transient is not None:
             raise Retryable("some messages could not be sent yet") from transient
         return [*rejected, *self._reject(failures, record_of)]
+
+    async def _note_bounces(self, bounces: Sequence[CloudEvent[Contract]], now: datetime) -> None:
+        """Each bounced address is not mailed for `bounce_suppress_s` (a replay sets the same)."""
+        found: list[tuple[str, Document]] = []
+        for event in bounces:
+            data = event.data
+            assert isinstance(data, MailBounced)
+            found.append(
+                (
+                    data.address,
+                    {
+                        "reason": data.reason,
+                        "diagnostic": data.diagnostic[:300],
+                        "ticket_id": data.ticket_id,
+                        "event_id": event.id,
+                    },
+                )
+            )
+            self._metrics.bounces.labels(data.reason).inc()
+        if found:
+            until = now + timedelta(seconds=self._settings.bounce_suppress_s)
+            await self._store.mark_bouncing(found, now, until)
+            log.info("addresses_bouncing", count=len(found))  # never the addresses
+
+    def _suppressed(
+        self,
+        d: Delivery | Document,
+        message_key: str,
+        address: str,
+        bouncing: Mapping[str, datetime],
+        now: datetime,
+    ) -> Outcome:
+        """A mail to an address that bounced is recorded failed, not sent (nor dead-lettered:
+        a replay could not deliver it either)."""
+        until = bouncing.get(address.lower())
+        detail = f"the address bounced; not mailed before {until.isoformat() if until else '?'}"
+        self._metrics.suppressed.inc()
+        return self._failed(d, message_key, Invalid("address_bouncing", detail), now)
 
     def _reject(
         self, failures: Mapping[str, Invalid], record_of: Mapping[str, ConsumerRecord[bytes, bytes]]
@@ -245,6 +331,7 @@ class Notifications:
                 continue
             items.append(self._inbox_item(d.recipient, d.key, d.ticket_id, d.template, rendered))
             settled[d.key] = self._sent(d, d.key, now, count=False)
+            self._count_promise(d.wait_for_sla, d.values, "inbox")
         return items, settled
 
     def _delivered_to_inbox(self, written: Sequence[Delivery]) -> None:
@@ -296,6 +383,7 @@ class Notifications:
         """Sends; an inbox item is returned for the caller to store instead."""
         channel = d.recipient.channel
         rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
+        self._count_promise(d.wait_for_sla, d.values, channel)
         return await self._send(
             d.recipient,
             d.key,
@@ -318,7 +406,12 @@ class Notifications:
         blocks: tuple[str, ...],
         values: Mapping[str, Any],
     ) -> Rendered:
-        values = {**values, **link_values(self._settings, recipient, values, self._clock.now())}
+        values = {
+            **values,
+            **link_values(self._settings, recipient, values, self._clock.now()),
+            # "reply to this email" only where something reads the replies
+            "reply_by_email": self._threads.mailbox is not None,
+        }
         try:
             return self._templates.render(
                 template, recipient.language, recipient.timezone, blocks, values
@@ -337,6 +430,11 @@ class Notifications:
         """Sends by email or webhook; for the inbox, returns the item to store (storing it
         is its delivery)."""
         if recipient.channel == "email":
+            is_root = meta["cause_event_type"] == TicketCreated.event_type
+            to_requester = recipient.kind == "requester"
+            headers = self._threads.headers(
+                ticket_id, key, is_root=is_root and to_requester, to_requester=to_requester
+            )
             via = await self._mail.send(
                 Email(
                     key,
@@ -345,6 +443,7 @@ class Notifications:
                     rendered.subject,
                     rendered.text,
                     rendered.html,
+                    headers,
                 )
             )
             if via == "fallback":
@@ -420,6 +519,11 @@ class Notifications:
         self._metrics.sent.labels(channel, template).inc()
         self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
 
+    def _count_promise(self, waits: bool, values: Mapping[str, Any], channel: str) -> None:
+        """An acknowledgement that goes out without the promised first reply time."""
+        if waits and values.get("first_reply_due") is None:
+            self._metrics.ack_without_sla.labels(channel).inc()
+
     def _failed(
         self, d: Delivery | Document, message_key: str, error: Invalid, now: datetime
     ) -> Outcome:
@@ -436,7 +540,10 @@ class Notifications:
 
     # --- digests -------------------------------------------------------------------------------
 
-    def _digest_entry(self, d: Delivery, now: datetime) -> tuple[str, Document, Document]:
+    def _digest_entry(
+        self, d: Delivery, now: datetime, *, held: bool = False
+    ) -> tuple[str, Document, Document]:
+        """A digest item; `held`: an acknowledgement waiting alone for its promised time."""
         r = d.recipient
         head = {
             "ticket_id": d.ticket_id,
@@ -450,8 +557,9 @@ class Notifications:
                 "timezone": r.timezone,
             },
             "first_at": now,
-            "due_at": digest_due(now, self._window),
+            "due_at": digest_due(now, self._sla_wait if held else self._window),
             "attempts": 0,
+            "kind": "sla_wait" if held else "digest",
         }
         item = {
             "key": d.key,
@@ -464,8 +572,10 @@ class Notifications:
             "channel": r.channel,
             "recipient_kind": r.kind,
             "values": dict(d.values),
+            "wait_for_sla": d.wait_for_sla,
         }
-        return digest_id(d.ticket_id, r.channel, r.address), head, item
+        place = sla_wait_id if held else digest_id
+        return place(d.ticket_id, r.channel, r.address), head, item
 
     async def flush_digests(self) -> int:
         """Send every digest whose window closed; returns how many messages went out."""
@@ -473,6 +583,7 @@ class Notifications:
         for doc in await self._store.due_digests(self._clock.now()):
             sent += await self._flush(doc)
         self._metrics.dlq_size.set(await self._store.failed_count())
+        self._metrics.bouncing.set(await self._store.bouncing_count(self._clock.now()))
         return sent
 
     async def _flush(self, doc: Document) -> int:
@@ -484,6 +595,18 @@ class Notifications:
             recipient = Recipient(**doc["recipient"])
             message_key = digest_message_key(i["key"] for i in live)
             now = self._clock.now()
+            live = await self._with_promise(doc, live)
+            bouncing = await self._store.bouncing_among(
+                [recipient.address] if recipient.channel == "email" else [], now
+            )
+            if bouncing:
+                outcomes = [
+                    self._suppressed(i, message_key, recipient.address, bouncing, now) for i in live
+                ]
+                await self._store.finish(outcomes, now)
+                await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
+                self._on_outbox(1)
+                return 0
             try:
                 rendered = self._render_digest(recipient, live)
                 item = await self._send(
@@ -513,11 +636,30 @@ class Notifications:
                 outcomes = [self._failed(i, message_key, given_up, now) for i in live]
             else:
                 outcomes = [self._sent(i, message_key, self._clock.now()) for i in live]
+                for i in live:
+                    self._count_promise(i.get("wait_for_sla", False), i["values"], i["channel"])
                 sent = 1
             await self._store.finish(outcomes, self._clock.now())
             self._on_outbox(1)
         await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
         return sent
+
+    async def _with_promise(self, doc: Document, items: list[Document]) -> list[Document]:
+        """Held acknowledgements print the ticket's promised time as known now."""
+        if doc.get("kind") != "sla_wait":
+            return items
+        facts = (await self._store.ticket_facts([doc["ticket_id"]])).get(doc["ticket_id"])
+        due = facts.first_reply_due if facts else None
+        number = facts.number if facts else None
+        self._metrics.ack_held.labels("sla" if due else "deadline").inc()
+        out = []
+        for item in items:
+            values = {**item["values"]}
+            values["first_reply_due"] = due or values.get("first_reply_due")
+            if number and not values.get("ticket_number"):
+                values.update(ticket_ref(item["ticket_id"], number))
+            out.append({**item, "values": values})
+        return out
 
     def _render_digest(self, recipient: Recipient, items: Sequence[Document]) -> Rendered:
         blocks = BLOCKS[recipient.channel]
@@ -527,7 +669,12 @@ class Notifications:
         for item in items:
             one = self._render(item["template"], recipient, BLOCKS["inbox"], item["values"])
             parts.append({"title": one.title, "body": one.body, "time": item["time"]})
-        values = {"ticket_id": items[0]["ticket_id"], "items": parts}
+        first = items[0]["values"]
+        values = {
+            **ticket_ref(items[0]["ticket_id"], first.get("ticket_number")),
+            "ticket_id": items[0]["ticket_id"],
+            "items": parts,
+        }
         return self._render(DIGEST_TEMPLATE, recipient, blocks, values)
 
     async def run_flusher(self) -> None:
@@ -539,7 +686,9 @@ class Notifications:
                 raise
             except Exception as exc:
                 log.warning("digest_flush_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            await asyncio.sleep(self._settings.digest_poll_s)
+            with contextlib.suppress(TimeoutError):  # woken early by a released hold
+                await asyncio.wait_for(self._wake.wait(), self._settings.digest_poll_s)
+            self._wake.clear()
 
 
 @dataclass(frozen=True, slots=True)
@@ -548,6 +697,10 @@ class _Accepted:
 
     delivery: Delivery
     inbox_item: Document | None
+
+
+def _to_bouncing(recipient: Recipient, bouncing: Mapping[str, datetime]) -> bool:
+    return recipient.channel == "email" and recipient.address.lower() in bouncing
 
 
 def _key(d: Delivery | Document) -> str:

@@ -47,6 +47,9 @@ _BODY_CHARSET.body_encoding = QP  # readable in the raw message, 7-bit clean for
 _WIRE = compat32.clone(linesep="\r\n")
 
 
+THREAD_HEADERS = frozenset({"Message-ID", "In-Reply-To", "References", "Reply-To"})
+
+
 @dataclass(frozen=True)
 class Email:
     key: str
@@ -55,6 +58,22 @@ class Email:
     subject: str
     text: str
     html: str
+    # threading headers (`threads.ThreadHeaders`): Message-ID, In-Reply-To, References,
+    # Reply-To; without a Message-ID among them the delivery key makes one
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def thread_lines(self) -> bytes:
+        """The threading headers, each written on one line as given: Message-ID first
+        (stable: a resend after a crash is recognisable as the same mail). The email
+        package would fold a long Message-ID, or turn In-Reply-To into encoded words no
+        client threads by. Their values are ASCII by construction; anything else is refused."""
+        given = dict(self.headers)
+        lines = [("Message-ID", given.pop("Message-ID", f"<{self.key}@helpstream>"))]
+        lines += [(name, value) for name, value in given.items() if name in THREAD_HEADERS]
+        for name, value in lines:
+            if not value.isascii() or len(name) + len(value) > 990:
+                raise Invalid("bad_header", f"{name} must be short ASCII: {value[:80]!r}")
+        return "".join(f"{name}: {value}\r\n" for name, value in lines).encode("ascii")
 
 
 @dataclass(frozen=True)
@@ -93,14 +112,13 @@ def relays(settings: NotifierSettings) -> list[Relay]:
 
 
 def build_message(email: Email, sender: str) -> EmailMessage:
-    """The message with the stdlib's modern email API (used when an address is not ASCII)."""
+    """The message with the stdlib's modern email API (used when an address is not ASCII);
+    the threading headers are added to its bytes (`Email.thread_lines`)."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = email.to
     message["Subject"] = email.subject
     message["Date"] = formatdate(localtime=False)
-    # Stable Message-ID: a resend after a crash can be recognised as the same mail.
-    message["Message-ID"] = f"<{email.key}@helpstream>"
     message["X-Helpstream-Ticket"] = email.ticket_id
     message.set_content(email.text)
     if email.html:
@@ -130,13 +148,19 @@ def prepare(email: Email, sender: str) -> Outgoing:
     check_recipient(email.to)
     # A subject quotes the requester's: a line break they typed (or U+2028) is a space.
     email = replace(email, subject=" ".join(email.subject.splitlines()))
-    for value in (email.to, email.subject, email.key, email.ticket_id):
+    for value in (
+        email.to,
+        email.subject,
+        email.key,
+        email.ticket_id,
+        *dict(email.headers).values(),
+    ):
         if "\r" in value or "\n" in value:
             raise Invalid("bad_header", f"line break in a header value: {value[:80]!r}")
     if not (email.to.isascii() and address.isascii()):
         try:
             modern = build_message(email, sender)
-            data = flatten_message(modern, utf8=True, cte_type="7bit")
+            data = email.thread_lines() + flatten_message(modern, utf8=True, cte_type="7bit")
         except (MessageError, ValueError, TypeError, AttributeError, IndexError) as exc:
             # the stdlib's header parser fails in many ways on hostile input
             raise Invalid("bad_message", f"{type(exc).__name__}: {exc}"[:200]) from exc
@@ -154,10 +178,9 @@ def prepare(email: Email, sender: str) -> Outgoing:
     subject = Header(email.subject, "utf-8", header_name="Subject")
     message["Subject"] = email.subject if email.subject.isascii() else cast("str", subject)
     message["Date"] = formatdate(localtime=False)
-    # Stable Message-ID: a resend after a crash can be recognised as the same mail.
-    message["Message-ID"] = f"<{email.key}@helpstream>"
     message["X-Helpstream-Ticket"] = email.ticket_id
-    return Outgoing(address, email.to, message.as_bytes(policy=_WIRE))
+    data = email.thread_lines() + message.as_bytes(policy=_WIRE)
+    return Outgoing(address, email.to, data)
 
 
 _LOCAL = re.compile(r"[^\s\"(),:;<>@\[\\\]]{1,64}")  # dot-atom-ish, Unicode allowed

@@ -32,6 +32,18 @@ class NotifierMetrics:
     # deliveries that raised something neither an outage nor `Invalid` (a bug on hostile
     # input): failed for good instead of stalling the batch, by channel and exception class
     send_errors: Counter
+    # acknowledgements sent without the promised first reply time (no sla.applied within
+    # ack_sla_wait_s, or the ticket has no first reply target), by channel
+    ack_without_sla: Counter
+    # acknowledgements held for the promised time, by how they left: `sla` (sla.applied
+    # arrived first) or `deadline` (the wait ran out)
+    ack_held: Counter
+    # emails not sent because the address bounced (recorded failed `address_bouncing`)
+    suppressed: Counter
+    # addresses not mailed right now because they bounced (refreshed by the flusher)
+    bouncing: Gauge
+    # bounce reports taken from the mail gateway, by reason (hard, soft, complaint, unknown)
+    bounces: Counter
 
 
 def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
@@ -79,5 +91,30 @@ def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
             "Deliveries failed by an unexpected error (not an outage).",
             ("channel", "error"),
             registry=registry,
+        ),
+        ack_without_sla=Counter(
+            f"{p}_ack_without_sla",
+            "Acknowledgements sent without the promised first reply time.",
+            ("channel",),
+            registry=registry,
+        ),
+        ack_held=Counter(
+            f"{p}_ack_held",
+            "Acknowledgements held for the promised time, by how they left.",
+            ("released_by",),
+            registry=registry,
+        ),
+        suppressed=Counter(
+            f"{p}_sends_suppressed",
+            "Emails not sent to an address that bounced.",
+            registry=registry,
+        ),
+        bouncing=Gauge(
+            f"{p}_bounced_addresses",
+            "Addresses not mailed because they bounced.",
+            registry=registry,
+        ),
+        bounces=Counter(
+            f"{p}_bounces", "Bounce reports received, by reason.", ("reason",), registry=registry
         ),
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from services.notifier.config import DEFAULT_RULES_PATH, DEFAULT_TEMPLATES_DIR
+from shared.mail_threading import LOCAL_PART_MAX
 from shared.secrets import Secret
 from shared.settings import ServiceSettings
 
@@ -37,6 +38,32 @@ class NotifierSettings(ServiceSettings):
     )
     max_parallel_sends: int = Field(
         20, ge=1, description="Concurrent sends per batch; also the SMTP connections kept."
+    )
+
+    # email threading and replies (the inbound mail gateway reads what these sign)
+    inbound_mail_address: str | None = Field(
+        None,
+        description="The support mailbox replies go to (`support@example.com`); mail says "
+        '"reply to this email" only when set (absent: no inbound mail, replies go to the '
+        "status page).",
+    )
+    mail_thread_secret: Secret | None = Field(
+        None,
+        description="Signs per-ticket reply addresses and Message-IDs; the same value as the "
+        "mail gateway's. Required with inbound_mail_address.",
+    )
+    ack_sla_wait_s: float = Field(
+        5.0,
+        ge=0,
+        le=300,
+        description="How long the acknowledgement waits for the ticket's promised first reply "
+        "time (sla.applied) before it goes out without one; 0 = never waits.",
+    )
+    bounce_suppress_s: float = Field(
+        7 * 24 * 3600.0,
+        gt=0,
+        description="After a bounce, how long the address is not mailed (a later bounce "
+        "extends it).",
     )
 
     # webhook (the exchange's push/app service; agent webhooks come from the rules file)
@@ -84,3 +111,27 @@ class NotifierSettings(ServiceSettings):
         "http://127.0.0.1:8001",
         description="Where requesters reach intake; status links start with it (empty: none).",
     )
+
+    @field_validator("inbound_mail_address", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _inbound_mail_needs_a_secret(self) -> NotifierSettings:
+        """A reply address nobody can verify would let anyone post into any ticket."""
+        address = self.inbound_mail_address
+        if address is None:
+            return self
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain) or "+" in local or len(local) >= LOCAL_PART_MAX:
+            raise ValueError(
+                f"HELPSTREAM_INBOUND_MAIL_ADDRESS must be a plain mailbox like support@example.com"
+                f", not {address[:80]!r}"
+            )
+        if self.mail_thread_secret is None:
+            raise ValueError(
+                "HELPSTREAM_MAIL_THREAD_SECRET is required when HELPSTREAM_INBOUND_MAIL_ADDRESS is"
+                " set (generate one: openssl rand -hex 32)"
+            )
+        return self

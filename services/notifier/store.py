@@ -8,7 +8,11 @@ Collections:
   promised first reply time, from earlier events.
 - `preferences`: per requester, channel → muted categories.
 - `inbox`: one item per inbox delivery (`_id` = delivery key), read or unread.
-- `digests`: per (ticket, channel, recipient), updates waiting for the window to close.
+- `digests`: per (ticket, channel, recipient), updates waiting for the window to close;
+  also (`kind: sla_wait`) acknowledgements held until the promised first reply time is
+  known, released early when it arrives (`release_sla_waits`).
+- `bouncing`: per email address (lower case), a bounce reported by the mail gateway and
+  until when the address is not mailed.
 """
 
 from __future__ import annotations
@@ -41,12 +45,15 @@ class NotifierStore:
         self.preferences: AsyncCollection[Document] = db["preferences"]
         self.inbox: AsyncCollection[Document] = db["inbox"]
         self.digests: AsyncCollection[Document] = db["digests"]
+        self.bouncing: AsyncCollection[Document] = db["bouncing"]
 
     async def ensure_indexes(self) -> None:
         await self.deliveries.create_index([("ticket_id", ASCENDING)])
         await self.deliveries.create_index([("state", ASCENDING)])
         await self.inbox.create_index([("requester_id", ASCENDING), ("created_at", DESCENDING)])
         await self.digests.create_index([("due_at", ASCENDING)])
+        await self.digests.create_index([("ticket_id", ASCENDING)])
+        await self.bouncing.create_index([("until", ASCENDING)])
 
     # --- ticket facts ----------------------------------------------------------------------
 
@@ -200,6 +207,52 @@ class NotifierStore:
     async def digest_attempt_failed(self, digest_id: str) -> None:
         await self.digests.update_one({"_id": digest_id}, {"$inc": {"attempts": 1}})
 
+    async def release_sla_waits(self, ticket_ids: Iterable[str], now: datetime) -> int:
+        """Held acknowledgements of these tickets are due now; returns how many."""
+        ids = sorted(set(ticket_ids))
+        if not ids:
+            return 0
+        result = await self.digests.update_many(
+            {"ticket_id": {"$in": ids}, "kind": "sla_wait", "due_at": {"$gt": now}},
+            {"$set": {"due_at": now}},
+        )
+        return result.modified_count
+
+    # --- bouncing addresses ----------------------------------------------------------------
+
+    async def mark_bouncing(
+        self, bounces: Sequence[tuple[str, Document]], now: datetime, until: datetime
+    ) -> None:
+        """(address, what the bounce said): not mailed before `until`; a replayed or later
+        bounce only moves `until` on."""
+        if not bounces:
+            return
+        await self.bouncing.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": address.lower()},
+                    {
+                        "$set": {**last, "last_at": now, "until": until},
+                        "$setOnInsert": {"first_at": now},
+                    },
+                    upsert=True,
+                )
+                for address, last in bounces
+            ],
+            ordered=True,
+        )
+
+    async def bouncing_among(self, addresses: Iterable[str], now: datetime) -> dict[str, datetime]:
+        """address (lower case) → until when it is not mailed, for those still bouncing."""
+        wanted = {a.lower() for a in addresses}
+        if not wanted:
+            return {}
+        docs = await find_in(self.bouncing, "_id", wanted, projection={"until": 1})
+        return {d["_id"]: d["until"] for d in docs if d["until"] > now}
+
+    async def bouncing_count(self, now: datetime) -> int:
+        return await self.bouncing.count_documents({"until": {"$gt": now}})
+
     # --- inbox -----------------------------------------------------------------------------
 
     async def add_inbox(self, items: Sequence[Document]) -> None:
@@ -297,6 +350,7 @@ def _facts(doc: Document) -> TicketFacts:
         group=doc.get("group"),
         category=doc.get("category"),
         first_reply_due=doc.get("first_reply_due"),
+        number=doc.get("number"),
     )
 
 

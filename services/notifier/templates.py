@@ -4,7 +4,14 @@
 and `title`, `body` (webhook and inbox). The same file is compiled twice: once with
 autoescaping for the `html` block, once without for the plain-text blocks, so a
 template author cannot forget to escape HTML nor get `&amp;` in a subject line.
-Dates print in the recipient's locale and time zone (Babel): `{{ when|localtime }}`.
+Dates print in the recipient's locale and time zone (Babel), naming the zone:
+`{{ when|localtime }}` gives "Nov 29, 2026, 6:56 PM (Asia/Shanghai)" or
+"2026年11月29日 18:56 (北京时间 / Asia/Shanghai)"; a Babel format name
+(`{{ when|localtime("short") }}`) prints just the time, without the zone.
+
+`reply_by_email` is true only when inbound mail is configured: a template promises that
+replying to the email works only under `{% if reply_by_email %}`
+(tests/unit/notifier/test_template_promises.py checks every template).
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from babel.core import Locale, UnknownLocaleError
-from babel.dates import format_datetime
+from babel.dates import format_date, format_datetime, format_time, get_timezone_name
 from jinja2 import (
     Environment,
     FileSystemLoader,
@@ -66,13 +73,40 @@ def _locale(lang: str) -> Locale:
         return Locale.parse("en")
 
 
+PROMISE = "promise"  # the default format: date, hours and minutes, and the zone
+# What people in mainland China call their time (CLDR says "中国标准时间").
+_BEIJING = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Harbin", "Asia/Urumqi", "PRC"})
+
+
+def zone_label(zone: ZoneInfo, locale: Locale) -> str:
+    """The IANA name, after the local name in Chinese: "北京时间 / Asia/Shanghai"."""
+    key = zone.key
+    if key in ("UTC", "Etc/UTC", "Etc/GMT", "GMT"):
+        return "UTC"
+    if locale.language != "zh":
+        return key
+    name = "北京时间" if key in _BEIJING else get_timezone_name(zone, "long", locale=locale)
+    return f"{name} / {key}"
+
+
+def promised_time(value: datetime, locale: Locale, zone: ZoneInfo) -> str:
+    """A moment someone is promised, as they read it where they are, zone named."""
+    local = value.astimezone(zone)
+    pattern = str(locale.datetime_formats["medium"])
+    day = format_date(local, "medium", locale=locale)
+    clock = format_time(local, "short", tzinfo=zone, locale=locale)
+    text = pattern.replace("{1}", day).replace("{0}", clock)
+    return f"{text} ({zone_label(zone, locale)})".replace("\u202f", " ")
+
+
 @pass_context
-def _localtime(context: Context, value: datetime | None, fmt: str = "medium") -> str:
+def _localtime(context: Context, value: datetime | None, fmt: str = PROMISE) -> str:
     if not isinstance(value, datetime):
         return ""
-    return format_datetime(
-        value, format=fmt, locale=context["_locale"], tzinfo=_zone(context["_timezone"])
-    )
+    zone = _zone(context["_timezone"])
+    if fmt == PROMISE:
+        return promised_time(value, context["_locale"], zone)
+    return format_datetime(value, format=fmt, locale=context["_locale"], tzinfo=zone)
 
 
 class Templates:
@@ -133,7 +167,18 @@ class Templates:
         values: Mapping[str, Any],
     ) -> Rendered:
         name = file_name(template, lang)
-        context = {**values, "_locale": _locale(lang), "_timezone": timezone, "lang": lang}
+        defaults = {
+            "reply_by_email": False,  # promise nothing the configuration does not provide
+            "ticket_number": None,  # tickets (and queued items) from before numbers existed
+            "ticket_ref": values.get("ticket_id"),
+        }
+        context = {
+            **defaults,
+            **values,
+            "_locale": _locale(lang),
+            "_timezone": timezone,
+            "lang": lang,
+        }
         out: dict[str, str] = {}
         for block in blocks:
             env = self._html if block == "html" else self._text

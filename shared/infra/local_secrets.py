@@ -24,6 +24,8 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "survey_secret": ("feedback",),
     "reports_api_key": ("feedback",),
     "inbox_secret": ("notifier",),
+    # signs reply addresses and Message-IDs; the inbound mail gateway will share it
+    "mail_thread_secret": ("notifier",),
 }
 
 

@@ -123,8 +123,13 @@ class Notifier:
     runtime: ServiceRuntime
     infra: Infra
 
-    async def publish(self, *items: tuple[str, Contract] | tuple[str, Contract, str]) -> list[str]:
-        """(topic attribute, data[, event id]) → the event ids, produced in order."""
+    async def publish(
+        self,
+        *items: tuple[str, Contract] | tuple[str, Contract, str],
+        source: str | None = None,
+    ) -> list[str]:
+        """(topic attribute, data[, event id]) → the event ids, produced in order; each
+        from the topic's owner unless `source` says otherwise."""
         messages: dict[str, list[tuple[bytes | None, bytes]]] = {}
         ids = []
         for item in items:
@@ -133,10 +138,11 @@ class Notifier:
             name = getattr(self.runtime.topics, topic)
             event = make_event(
                 data,
-                source=owner_of(name) or "/helpstream/test",  # as the topic's owner would
+                source=source or owner_of(name) or "/helpstream/test",
                 time=datetime.now(UTC),
                 correlationid="corr-test",
                 event_id=event_id,
+                subject=getattr(data, "ticket_id", None) or new_id(),
             )
             messages.setdefault(name, []).append((event.subject.encode(), event.to_bytes()))
             ids.append(event.id)

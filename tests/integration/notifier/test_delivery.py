@@ -58,18 +58,25 @@ async def test_a_webhook_answering_500_is_retried_with_backoff_until_it_accepts(
 
 @pytest.mark.parametrize("mode", ["fail", "hang"])
 async def test_a_webhook_that_keeps_failing_or_timing_out_sends_the_event_to_the_dlq(
-    notifier: Notifier, receiver: Receiver, mail: MailCatcher, mode: str
+    notifier_settings: Callable[..., NotifierSettings],
+    infra: Infra,
+    receiver: Receiver,
+    mail: MailCatcher,
+    mode: str,
 ) -> None:
+    """Sent by the consumer (an acknowledgement that does not wait for its promised time):
+    a message held first and failing later is recorded failed, like a digest."""
     receiver.mode = mode
-    topics = notifier.runtime.topics
-    bootstrap = notifier.infra.kafka_bootstrap
-    async with (
-        Tap(bootstrap, Topics.dlq(topics.tickets)) as dlq,
-        Tap(bootstrap, topics.notifications) as outcomes,
-    ):
-        await notifier.publish(("tickets", created("T-dlq")))
-        dead = await dlq.collect(1)
-        await outcomes.collect(3)
+    async with start(notifier_settings(ack_sla_wait_s=0), infra) as notifier:
+        topics = notifier.runtime.topics
+        bootstrap = notifier.infra.kafka_bootstrap
+        async with (
+            Tap(bootstrap, Topics.dlq(topics.tickets)) as dlq,
+            Tap(bootstrap, topics.notifications) as outcomes,
+        ):
+            await notifier.publish(("tickets", created("T-dlq")))
+            dead = await dlq.collect(1)
+            await outcomes.collect(3)
     assert len(receiver.to("/push")) == notifier.settings.webhook_max_attempts
     assert dict(dead[0].headers)["error-type"] == b"webhook_failed"
     kinds = {(e.type, e.data.channel) for e in outcomes.events()}  # type: ignore[attr-defined]

@@ -52,7 +52,8 @@ async def test_a_new_ticket_is_acknowledged_with_the_promised_first_reply_time_o
     html = message.message.get_body(preferencelist=("html",))
     assert html is not None
     assert "<b>T-ack</b>" in html.get_content()
-    assert message.message["Message-ID"].endswith("@helpstream>")
+    assert message.message["Message-ID"].endswith("@helpstream.local>")  # the thread's root
+    assert message.message["In-Reply-To"] is None
 
     await until(lambda: bool(receiver.to("/push")))
     push = receiver.to("/push")[0]
