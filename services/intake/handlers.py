@@ -328,8 +328,8 @@ class TicketService:
                 return self._repeat(existing, digest)
         follow_up_of = None
         if cmd.follow_up_of is not None:
-            follows = await self._follow_ups([cmd])
-            if (follow_up_of := follows.get(cmd.follow_up_of)) is None:
+            (follow_up_of,) = await self._follow_ups([cmd])
+            if follow_up_of is None:
                 raise FollowUpNotFound(cmd.follow_up_of)
         (number,) = await self._store.next_numbers(1)
         ticket = await self._new_ticket(cmd, new_id(), number, follow_up_of)
@@ -346,25 +346,21 @@ class TicketService:
         self._on_events(len(outbox))
         return Opened(ticket, created=True)
 
-    async def _follow_ups(self, cmds: Sequence[OpenTicket]) -> dict[str, TicketRef]:
-        """The ticket each `follow_up_of` names, where it exists and is the same requester's
-        (one lookup of numbers, one of tickets, for a whole batch). Counted both ways."""
-        wanted = {
-            cmd.follow_up_of: safe_reference(cmd.requester.id)
-            for cmd in cmds
-            if cmd.follow_up_of is not None
-        }
-        ids = await self.resolve_many(list(wanted))
+    async def _follow_ups(self, cmds: Sequence[OpenTicket]) -> list[TicketRef | None]:
+        """For each command, the ticket its `follow_up_of` names if that ticket exists and
+        is the same requester's, else None (one lookup of numbers and one of tickets for a
+        whole batch). Counted both ways."""
+        ids = await self.resolve_many([c.follow_up_of for c in cmds if c.follow_up_of])
         owners = await self._store.owners(list(set(ids.values())))
-        found: dict[str, TicketRef] = {}
-        for reference, requester_id in wanted.items():
-            owner = owners.get(ids.get(reference, ""))
-            if owner is not None and owner[1] == requester_id:
-                found[reference] = owner[0]
+        found: list[TicketRef | None] = []
         for cmd in cmds:
-            if cmd.follow_up_of is not None:
-                outcome = "opened" if cmd.follow_up_of in found else "refused"
-                self._metrics.follow_ups.labels(outcome).inc()
+            if cmd.follow_up_of is None:
+                found.append(None)
+                continue
+            owner = owners.get(ids.get(cmd.follow_up_of, ""))
+            mine = owner is not None and owner[1] == safe_reference(cmd.requester.id)
+            found.append(owner[0] if owner is not None and mine else None)
+            self._metrics.follow_ups.labels("opened" if mine else "refused").inc()
         return found
 
     # --- references: ids and numbers -----------------------------------------------------
@@ -612,27 +608,24 @@ class TicketService:
             return []
         now = self._clock.now()
         rejected: list[Rejected] = []
-        follows = await self._follow_ups(
-            [command.data for _, command in opens if isinstance(command.data, OpenTicket)]
-        )
-        valid = []
-        for record, command in opens:
-            assert isinstance(command.data, OpenTicket)
-            reference = command.data.follow_up_of
-            if reference is not None and reference not in follows:
-                error = FollowUpNotFound(reference)
+        cmds = [command.data for _, command in opens if isinstance(command.data, OpenTicket)]
+        assert len(cmds) == len(opens)
+        valid: list[tuple[CloudEvent[Command], OpenTicket, TicketRef | None]] = []
+        for (record, command), cmd, follow_up_of in zip(
+            opens, cmds, await self._follow_ups(cmds), strict=True
+        ):
+            if cmd.follow_up_of is not None and follow_up_of is None:
+                error = FollowUpNotFound(cmd.follow_up_of)
                 rejected.append(Rejected(record, Invalid(error.code, str(error))))
                 self._metrics.commands.labels(command.type, "rejected").inc()
             else:
-                valid.append(command)
+                valid.append((command, cmd, follow_up_of))
         if not valid:
             return rejected
         batch = []
-        for number, command in zip(await self._store.next_numbers(len(valid)), valid, strict=True):
-            assert isinstance(command.data, OpenTicket)
-            reference = command.data.follow_up_of
-            follow_up_of = follows[reference] if reference is not None else None
-            ticket = await self._new_ticket(command.data, new_id(), number, follow_up_of)
+        numbers = await self._store.next_numbers(len(valid))
+        for number, (command, cmd, follow_up_of) in zip(numbers, valid, strict=True):
+            ticket = await self._new_ticket(cmd, new_id(), number, follow_up_of)
             open_key = f"cmd:{safe_reference(command.id)}"
             batch.append((ticket, self._outbox(ticket, command.correlationid), open_key))
         inserted = await self._store.insert_many(batch, now)
