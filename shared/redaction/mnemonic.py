@@ -522,7 +522,7 @@ class _Judge:
         """The list word token `i` stands for in `lang`: itself, its abbreviation, a typo
         (-1: a Chinese character not in the list). A typo between two words may be two
         edits away; at either end of a run, where nothing vouches for it, two only from
-        six letters on."""
+        five letters on ("USDT" is no misspelled "used")."""
         key = (i, lang, edge)
         if key not in self._resolved:
             self._resolved[key] = self._lookup(i, lang, edge)
@@ -535,7 +535,7 @@ class _Judge:
         if found is None and language.han:
             return -1  # a character not in the list: a typo of one
         if found is None:
-            limit = 1 if edge and len(folded) < 6 else 2
+            limit = 1 if edge and len(folded) < 5 else 2
             found = _typo(lang, folded, limit)
         return found
 
@@ -556,14 +556,57 @@ class _Judge:
         numbered = sum(tokens.gaps[i] & _NUMBERED != 0 for i in part)
         listy = sum(tokens.gaps[i] & _LISTY != 0 for i in part[1:])
         laid_out = numbered >= 0.75 * n or listy >= 0.75 * (len(part) - 1)
-        if n >= MIN_MNEMONIC_WORDS and (
-            distinct >= _DISTINCT_ALONE
-            or (distinct >= _DISTINCT_CHECKSUM and self._valid(part, lang))
-            or self.labels.near(start, end)
+        if (
+            n >= MIN_MNEMONIC_WORDS
+            and (
+                distinct >= _DISTINCT_ALONE
+                or (distinct >= _DISTINCT_CHECKSUM and self._valid(part, lang))
+                or self.labels.near(start, end)
+            )
+        ) or (distinct >= _DISTINCT_WITH_CONTEXT and (laid_out or self.labels.near(start, end))):
+            if not language.han:
+                part = self._trim(part, lang)
+                start, end = tokens.starts[part[0]], tokens.ends[part[-1]]
+            yield start, end
+
+    def _trim(self, part: list[int], lang: int) -> list[int]:
+        """The phrase inside a run that took in words around it ("help: <phrase> thanks",
+        "seed phrase: <phrase>", "…will not open. <phrase>"): if the run's checksum fails
+        and dropping up to three everyday, label or unlisted words, set apart by another
+        separator than the phrase's own, from its ends leaves a valid phrase, that phrase."""
+        if self._valid(part, lang):
+            return part
+        tokens, language = self.tokens, _languages()[lang]
+
+        def droppable(i: int) -> bool:
+            folded = tokens.folded[i]
+            return (
+                folded in _EVERYDAY_EN
+                or self.labels.covers(tokens.starts[i])
+                or folded not in language.index
+            )
+
+        heads = list(itertools.takewhile(droppable, part[:3]))
+        tails = list(itertools.takewhile(droppable, reversed(part[-3:])))
+        for cut in sorted(
+            ((a, b) for a in range(len(heads) + 1) for b in range(len(tails) + 1)),
+            key=sum,
         ):
-            yield start, end
-        elif distinct >= _DISTINCT_WITH_CONTEXT and (laid_out or self.labels.near(start, end)):
-            yield start, end
+            inner = part[cut[0] : len(part) - cut[1]]
+            if len(inner) not in VALID_LENGTHS or not self._valid(inner, lang):
+                continue
+            # Words cut off are no list words ("thanks"), or stood apart from the phrase
+            # ("help: ", ". "), unlike its own words.
+            usual = self._gap(inner[1])
+            head, tail = part[: cut[0]], part[len(part) - cut[1] :]
+            if (not head or self._gap(inner[0]) != usual or self._unlisted(head, language)) and (
+                not tail or self._gap(tail[0]) != usual or self._unlisted(tail, language)
+            ):
+                return inner
+        return part
+
+    def _unlisted(self, words: list[int], language: _Language) -> bool:
+        return not any(self.tokens.folded[i] in language.index for i in words)
 
     def _valid(self, part: list[int], lang: int) -> bool:
         indexes = [self._resolve(i, lang) for i in part]
