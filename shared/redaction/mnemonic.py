@@ -571,26 +571,26 @@ class _Judge:
 
     def _trim(self, part: list[int], lang: int) -> list[int]:
         """The phrase inside a run that took in words around it ("help: <phrase> thanks",
-        "seed phrase: <phrase>", "…will not open. <phrase>"): if the run's checksum fails
-        and dropping up to three everyday, label or unlisted words, set apart by another
-        separator than the phrase's own, from its ends leaves a valid phrase, that phrase."""
+        "seed phrase: <phrase>", "…will not open. <phrase>"). A numbered phrase is its
+        numbered words. Otherwise, if the run's checksum fails and dropping up to three
+        everyday, label or unlisted words from its ends, set apart by another separator than
+        the phrase's own (or no list words at all), leaves a valid phrase: that phrase."""
+        gaps = self.tokens.gaps
+        if sum(gaps[i] & _NUMBERED != 0 for i in part) >= 0.75 * len(part):
+            first = next(k for k, i in enumerate(part) if gaps[i] & _NUMBERED)
+            last = max(k for k, i in enumerate(part) if gaps[i] & _NUMBERED)
+            if first <= 3 and self._dropped(part[:first], lang):
+                part = part[first:]
+                last -= first
+            if len(part) - last - 1 <= 3 and self._dropped(part[last + 1 :], lang):
+                part = part[: last + 1]
+            return part
         if self._valid(part, lang):
             return part
-        tokens, language = self.tokens, _languages()[lang]
-
-        def droppable(i: int) -> bool:
-            folded = tokens.folded[i]
-            return (
-                folded in _EVERYDAY_EN
-                or self.labels.covers(tokens.starts[i])
-                or folded not in language.index
-            )
-
-        heads = list(itertools.takewhile(droppable, part[:3]))
-        tails = list(itertools.takewhile(droppable, reversed(part[-3:])))
+        heads = list(itertools.takewhile(lambda i: self._dropped([i], lang), part[:3]))
+        tails = list(itertools.takewhile(lambda i: self._dropped([i], lang), part[:-4:-1]))
         for cut in sorted(
-            ((a, b) for a in range(len(heads) + 1) for b in range(len(tails) + 1)),
-            key=sum,
+            ((a, b) for a in range(len(heads) + 1) for b in range(len(tails) + 1)), key=sum
         ):
             inner = part[cut[0] : len(part) - cut[1]]
             if len(inner) not in VALID_LENGTHS or not self._valid(inner, lang):
@@ -599,14 +599,26 @@ class _Judge:
             # ("help: ", ". "), unlike its own words.
             usual = self._gap(inner[1])
             head, tail = part[: cut[0]], part[len(part) - cut[1] :]
-            if (not head or self._gap(inner[0]) != usual or self._unlisted(head, language)) and (
-                not tail or self._gap(tail[0]) != usual or self._unlisted(tail, language)
+            if (not head or self._gap(inner[0]) != usual or self._unlisted(head, lang)) and (
+                not tail or self._gap(tail[0]) != usual or self._unlisted(tail, lang)
             ):
                 return inner
         return part
 
-    def _unlisted(self, words: list[int], language: _Language) -> bool:
-        return not any(self.tokens.folded[i] in language.index for i in words)
+    def _dropped(self, words: list[int], lang: int) -> bool:
+        """May these words at a run's end be left out of the phrase: everyday English,
+        labels, or no list words?"""
+        tokens, index = self.tokens, _languages()[lang].index
+        return all(
+            tokens.folded[i] in _EVERYDAY_EN
+            or self.labels.covers(tokens.starts[i])
+            or tokens.folded[i] not in index
+            for i in words
+        )
+
+    def _unlisted(self, words: list[int], lang: int) -> bool:
+        index = _languages()[lang].index
+        return not any(self.tokens.folded[i] in index for i in words)
 
     def _valid(self, part: list[int], lang: int) -> bool:
         indexes = [self._resolve(i, lang) for i in part]
