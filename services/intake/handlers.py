@@ -94,7 +94,8 @@ class FollowUpNotFound(DomainError):
     code = "follow_up_not_found"
 
     def __init__(self, reference: str) -> None:
-        super().__init__(f"no ticket {reference!r} of this requester to follow up")
+        # Echoed into problem bodies and DLQ headers: a caller's text, so kept secret-free.
+        super().__init__(f"no ticket {safe_reference(reference)!r} of this requester to follow up")
 
 
 class ConcurrentChange(DomainError):
