@@ -608,7 +608,8 @@ def count_once(
     for m in list(mail.messages):
         message_id = str(m.message["Message-ID"])
         seen_ids[message_id] += 1
-        ticket = ticket_of_subject(m.subject)
+        # subjects show the short number (`[#482913]`) where a ticket has one
+        ticket = str(m.message["X-Helpstream-Ticket"] or "") or ticket_of_subject(m.subject)
         if ticket is not None and "We received your request" in m.subject:
             ack_ids.setdefault(ticket, set()).add(message_id)  # a resend is the same message
     acc.acks.update({ticket: len(ids) for ticket, ids in ack_ids.items()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -25,17 +25,28 @@ from tests.integration.notifier.conftest import (
     settle_mail,
     until,
 )
+from tests.support import eventually
 
 
 async def test_the_inbox_lists_newest_first_and_marks_read_for_its_owner_only(
     notifier: Notifier, mail: MailCatcher
 ) -> None:
+    mine = notifier.token("u-42")
+    items: list[dict[str, str]] = []
+
+    def listed(count: int) -> Callable[[], Awaitable[bool]]:
+        async def check() -> bool:  # a held acknowledgement's channels leave one by one
+            items[:] = (await notifier.http.get("/v1/inbox", headers=mine)).json()["items"]
+            return len(items) == count
+
+        return check
+
     await notifier.publish(("tickets", created("T-box")))
     await mails(mail, 1)
+    await eventually(listed(1))
     await notifier.publish(("tickets", reply("T-box", "Found your deposit.")))
     await mails(mail, 2)
-    mine = notifier.token("u-42")
-    items = (await notifier.http.get("/v1/inbox", headers=mine)).json()["items"]
+    await eventually(listed(2))
     assert [i["template"] for i in items] == ["agent_reply", "ticket_acknowledged"]
     first = items[0]["id"]
     assert (
@@ -104,7 +115,7 @@ async def first_item(
 async def test_the_inbox_stream_pushes_a_new_item_as_a_server_sent_event(
     notifier_settings: Callable[..., NotifierSettings], infra: Infra, mail: MailCatcher
 ) -> None:
-    settings = notifier_settings()
+    settings = notifier_settings(ack_sla_wait_s=0)  # the acknowledgement at once
     runtime = ServiceRuntime("notifier", settings)
     app = create_app(settings, runtime)
     async with served(app, free_port()) as url, httpx.AsyncClient(base_url=url) as http:
@@ -122,7 +133,7 @@ async def test_a_stream_resumes_where_its_reader_left_off_and_never_further_back
 ) -> None:
     """A page rendered before an item arrived, and a browser reconnecting with the id of
     the last item it saw, both get what came after; nothing of another requester's."""
-    settings = notifier_settings()
+    settings = notifier_settings(ack_sla_wait_s=0)  # items in the order of their events
     runtime = ServiceRuntime("notifier", settings)
     app = create_app(settings, runtime)
     async with served(app, free_port()) as url, httpx.AsyncClient(base_url=url) as http:
