@@ -31,6 +31,7 @@ async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clo
         assert [m.rcpt_tos for m in mails] == [("li.wei@example.com",)]
         assert ticket_id in mails[0].text()  # beside the short number (`#482913`)
         assert "我们已收到您的请求" in mails[0].text()
+        assert "预计首次回复时间" in mails[0].text()  # sla_monitor's promise, waited for
 
         async def clock_started() -> bool:
             url = f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla"
