@@ -404,9 +404,11 @@ class _TokenInfo(dict[str, tuple[str, tuple[int, ...]]]):
     def __missing__(self, token: str) -> tuple[str, tuple[int, ...]]:
         if len(token) > 1 and _HAN_CHAR.match(token):
             found: tuple[str, tuple[int, ...]] = ("", ())
-        else:
+        elif token in (token.lower(), token.upper()) or token.istitle():
             folded = _fold(token)
             found = (folded, self.lexicon.get(folded, ()))
+        else:  # "ANGnw", "cBLNb": a piece of Base58, not a (mis)typed word
+            found = (token, ())
         self[token] = found
         return found
 
@@ -485,7 +487,7 @@ def _bridgeable(folded: str, language: _Language) -> bool:
         return len(folded) == 1 and bool(_HAN_CHAR.match(folded))
     if language.name == "english" and folded in _FUNCTION_EN:
         return False
-    return 3 <= len(folded) <= 12
+    return 3 <= len(folded) <= 12 and folded == folded.lower()
 
 
 @dataclass
@@ -644,6 +646,9 @@ class _Judge:
                 return False  # "mnemonic": "…" is no misspelled "mnemonico"
             if numbered:  # its own numbering may follow a question: "what is it? 1.…"
                 return gaps[i] & _NUMBERED != 0 and gaps[gap] & _NUMBERED != 0
+            outer = self._gap(i) if i < gap else self._gap(i + 1) if i + 1 < len(gaps) else ""
+            if len(tokens.folded[i]) < 4 and not language.han and outer.isdigit():
+                return False  # "…v1Kmd" ending a Base58 string is no misspelled "kid"
             return self._resolve(i, lang, edge=True) is not None
 
         left = right = _MAX_TYPOS if numbered else typos
@@ -739,7 +744,8 @@ def _glued_han_spans(text: str, tokens: _Tokens, labels: _Labels) -> Iterable[tu
             if phrase is not None and segment.start() <= phrase <= segment.end() - 12:
                 yield from _after_label(phrase, segment, table, budget)
             elif segment.span() == (start, end) and end - start in VALID_LENGTHS:
-                yield from _whole(segment, table, budget)
+                threshold = _AFTER_LABEL_THRESHOLD if labels.near(start, end) else None
+                yield from _whole(segment, table, budget, threshold)
             else:
                 yield from _inside(segment, table, budget)
 
@@ -764,12 +770,17 @@ def _after_label(
 
 
 def _whole(
-    segment: re.Match[str], table: _HanTable, budget: _ChecksumBudget
+    segment: re.Match[str],
+    table: _HanTable,
+    budget: _ChecksumBudget,
+    threshold: float | None = None,
 ) -> Iterable[tuple[int, int]]:
     """A run of exactly 12/15/18/21/24 list characters on its own: checksum and random
     look."""
     chars = segment.group()
-    if sum(map(table.scores.__getitem__, chars)) >= 0 and budget.check(chars, table):
+    score = sum(map(table.scores.__getitem__, chars))
+    least = _WHOLE_THRESHOLD if threshold is None else threshold  # lower with a label near
+    if score >= least * len(chars) and budget.check(chars, table):
         yield segment.span()
 
 
@@ -779,7 +790,27 @@ _AFTER_LABEL_THRESHOLD = -0.5
 # Inside a longer run the phrase's ends are unknown and many windows are tried, so a
 # window must look more random the shorter it is (prose reaches ~0.5 a character over 12
 # characters, ~0.2 over 18; a random phrase averages 1.1).
-_INSIDE_THRESHOLD = {12: 0.6, 15: 0.45, 18: 0.3, 21: 0.3, 24: 0.3}
+_INSIDE_THRESHOLD = {12: 0.75, 15: 0.6, 18: 0.3, 21: 0.3, 24: 0.3}
+# Up to 15 characters, prose can look as random as a phrase ("显示网络错误麻烦尽快回复"
+# scores +1.0): such a window must also repeat no character (prose repeats itself; 12
+# random characters rarely do) and sit between the commonest characters of prose ("抄下来的
+# <phrase>为什么") or at the end of its run.
+_INSIDE_DISTINCT = 15
+_COMMON_NEIGHBOUR = -1.5  # score of the ~55 commonest characters
+_REPEATS_FORGIVEN = 0.9  # a repeat in a window this random is chance (prose peaks ~0.6)
+# A run of exactly a phrase's length on its own needs a valid checksum and this score a
+# character (prose clauses reach ~0.2; 1 % of random phrases score less).
+_WHOLE_THRESHOLD = 0.3
+
+
+def _stands_out(chars: str, first: int, length: int, table: _HanTable) -> bool:
+    window = chars[first : first + length]
+    score = sum(map(table.scores.__getitem__, window)) / length
+    if len(set(window)) < length and score < _REPEATS_FORGIVEN:
+        return False
+    before = chars[first - 1] if first else ""
+    after = chars[first + length] if first + length < len(chars) else ""
+    return all(not c or table.scores[c] <= _COMMON_NEIGHBOUR for c in (before, after))
 
 
 def _inside(
@@ -799,7 +830,10 @@ def _inside(
             yield segment.span()
             return
         for first in hot:
-            if budget.check(chars[first : first + length], table):
+            window = chars[first : first + length]
+            if length <= _INSIDE_DISTINCT and not _stands_out(chars, first, length, table):
+                continue
+            if budget.check(window, table):
                 yield offset + first, offset + first + length
 
 
