@@ -33,8 +33,11 @@ What counts as a mnemonic, and why:
   phrase apart is that its characters are drawn uniformly from the list. Each character
   is scored by how much likelier it is in a random phrase than in prose (Zipf's law over
   the list's ranks); a glued run is a mnemonic when 12 or more list characters follow a
-  label (``助记词：``, ``我的助记词是``) and look random, or when a window of 12/15/18/21/24
-  characters looks random and has a valid checksum.
+  label (``助记词：``, ``我的助记词是``) and do not read like prose, or when a window of
+  12/15/18/21/24 characters looks random and has a valid checksum (the whole run; or,
+  inside a longer one, 12 or 15 characters that repeat none and sit between prose's
+  commonest characters, such as ``抄下来的<phrase>为什么``, since 12 characters of prose
+  can score as high as a phrase and a 4-bit checksum holds for one window in 16).
 
 Cost: linear in the text. One regex pass yields (gap, token) pairs; gaps and tokens are
 classified through per-call caches; runs are built per language from each language's
@@ -788,9 +791,9 @@ def _whole(
 # twelve characters average +1.1, none of 20,000 below -0.7; prose averages about -1).
 _AFTER_LABEL_THRESHOLD = -0.5
 # Inside a longer run the phrase's ends are unknown and many windows are tried, so a
-# window must look more random the shorter it is (prose reaches ~0.5 a character over 12
-# characters, ~0.2 over 18; a random phrase averages 1.1).
-_INSIDE_THRESHOLD = {12: 0.75, 15: 0.6, 18: 0.3, 21: 0.3, 24: 0.3}
+# window must look more random the shorter it is (support prose reaches ~0.4 a character
+# over 15 characters, ~0.25 over 18; a random phrase averages 1.1).
+_INSIDE_THRESHOLD = {12: 0.5, 15: 0.45, 18: 0.3, 21: 0.3, 24: 0.3}
 # Up to 15 characters, prose can look as random as a phrase ("显示网络错误麻烦尽快回复"
 # scores +1.0): such a window must also repeat no character (prose repeats itself; 12
 # random characters rarely do) and sit between the commonest characters of prose ("抄下来的
