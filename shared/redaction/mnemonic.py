@@ -626,6 +626,8 @@ class _Judge:
         return not any(self.tokens.folded[i] in index for i in words)
 
     def _valid(self, part: list[int], lang: int) -> bool:
+        if len(part) not in VALID_LENGTHS:
+            return False
         indexes = [self._resolve(i, lang) for i in part]
         known = [i for i in indexes if i is not None and i >= 0]
         return len(known) == len(indexes) and _checksum_ok(known)
