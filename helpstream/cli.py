@@ -91,6 +91,8 @@ def up(
             "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": os.environ.get(
                 "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS", "300"
             ),
+            # acknowledgements name the promised first reply time (one user, no flood)
+            "HELPSTREAM_ACK_SLA_WAIT_S": os.environ.get("HELPSTREAM_ACK_SLA_WAIT_S", "5"),
         }
         for name, port in SERVICES.items():
             _say(f"starting {name} ...")

@@ -44,7 +44,7 @@ from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
 from services.intake.triage import load_rules
 from services.intake.views import MessageView, TicketPage, TicketView
-from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket
+from shared.commands import AddMessage, Command, EscalateTicket, OpenTicket, UpdateTicket
 from shared.events import Status
 from shared.http import ProblemError, problem
 from shared.ids import new_id
@@ -217,9 +217,26 @@ def create_app(
             ticket, internal=Scope.agent in key.scopes, follow_ups=follow_ups.get(ticket.id, [])
         )
 
-    def replayed(response: Response, changed: Changed) -> None:
+    async def change(
+        ticket_id: str,
+        body: Command,
+        key: ApiKey,
+        response: Response,
+        correlation: str | None,
+        idempotency_key: str | None,
+    ) -> Changed:
+        """One ticket change over HTTP: the command's scope, then the use case; a replayed
+        Idempotency-Key is marked on the answer."""
+        need(key, required_scope(body))
+        changed = await service().change(
+            ticket_id,
+            body,
+            correlation_id=correlation or new_id(),
+            idempotency_key=keyed(key, idempotency_key),
+        )
         if changed.replayed:
             response.headers[REPLAYED] = "true"
+        return changed
 
     def need(key: ApiKey, scope: Scope) -> None:
         if scope not in key.scopes:
@@ -301,15 +318,8 @@ def create_app(
         ticket as it is now) and adds nothing. `verified: false` (a requester message whose
         sender could not be verified) is held as an internal note flagged `unverified`."""
         # Agent replies, internal notes and official system notices need the agent scope.
-        need(key, required_scope(body))
-        changed = await service().change(
-            ticket_id,
-            body,
-            correlation_id=correlation or new_id(),
-            idempotency_key=keyed(key, idempotency_key),
-        )
+        changed = await change(ticket_id, body, key, response, correlation, idempotency_key)
         assert changed.message is not None
-        replayed(response, changed)
         return MessageAdded(
             message=MessageView.of(changed.message), ticket=await view(changed.ticket, key)
         )
@@ -324,14 +334,7 @@ def create_app(
         idempotency_key: IdempotencyKey = None,
     ) -> TicketView:
         """Change status, priority, assignee or group. Illegal status changes get 409."""
-        need(key, required_scope(body))
-        changed = await service().change(
-            ticket_id,
-            body,
-            correlation_id=correlation or new_id(),
-            idempotency_key=keyed(key, idempotency_key),
-        )
-        replayed(response, changed)
+        changed = await change(ticket_id, body, key, response, correlation, idempotency_key)
         return await view(changed.ticket, key)
 
     @app.post("/v1/tickets/{ticket_id}/escalate", response_model=TicketView, tags=["tickets"])
@@ -344,14 +347,7 @@ def create_app(
         idempotency_key: IdempotencyKey = None,
     ) -> TicketView:
         """A requester asks for a manager, or an agent escalates: level 1 → 2 → 3."""
-        need(key, required_scope(body))
-        changed = await service().change(
-            ticket_id,
-            body,
-            correlation_id=correlation or new_id(),
-            idempotency_key=keyed(key, idempotency_key),
-        )
-        replayed(response, changed)
+        changed = await change(ticket_id, body, key, response, correlation, idempotency_key)
         return await view(changed.ticket, key)
 
     @app.post("/v1/api-keys", status_code=201, response_model=IssuedApiKey, tags=["admin"])

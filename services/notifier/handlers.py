@@ -121,6 +121,7 @@ class Notifications:
         self._topics = topics
         self._on_outbox = on_outbox
         self._gate = asyncio.Semaphore(settings.max_parallel_sends)
+        self._flush_gate = asyncio.Semaphore(settings.max_parallel_sends)
         # Accepted by their channel but not yet recorded as sent (the database was away):
         # a retried batch records these instead of sending them again.
         self._unrecorded: dict[str, Outcome] = {}
@@ -578,13 +579,24 @@ class Notifications:
         return place(d.ticket_id, r.channel, r.address), head, item
 
     async def flush_digests(self) -> int:
-        """Send every digest whose window closed; returns how many messages went out."""
-        sent = 0
-        for doc in await self._store.due_digests(self._clock.now()):
-            sent += await self._flush(doc)
+        """Send every digest whose window closed, `max_parallel_sends` at once (held
+        acknowledgements come through here on a busy day: one at a time, their round trips
+        would cap them far below the rate tickets arrive); returns how many went out."""
+        due = await self._store.due_digests(self._clock.now())
+        results = await asyncio.gather(
+            *(self._flush_in_slot(doc) for doc in due), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure  # the others went through; this one is retried next round
+        sent = sum(r for r in results if isinstance(r, int))
         self._metrics.dlq_size.set(await self._store.failed_count())
         self._metrics.bouncing.set(await self._store.bouncing_count(self._clock.now()))
         return sent
+
+    async def _flush_in_slot(self, doc: Document) -> int:
+        async with self._flush_gate:
+            return await self._flush(doc)
 
     async def _flush(self, doc: Document) -> int:
         items: list[Document] = sorted(doc.get("items") or [], key=lambda i: i["time"])

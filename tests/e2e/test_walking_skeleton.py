@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from shared.infra.mailcatcher import MailCatcher
 from tests.e2e.conftest import API_KEY, SLA_READ
 from tests.support import eventually
 
 
+# The acknowledgement waits for sla_monitor's promise, as the local run does.
+@pytest.mark.parametrize("services", [{"HELPSTREAM_ACK_SLA_WAIT_S": "5"}], indirect=True)
 async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clock(
     services: dict[str, str], mail: MailCatcher
 ) -> None:
