@@ -23,7 +23,7 @@ pytestmark = pytest.mark.faults
 
 OUTAGE_S = 30.0
 RATE = 15.0  # tickets/s over HTTP, before, during and after the outage
-CATCH_UP_S = 90.0
+CATCH_UP_S = 180.0  # a bound on liveness, not a speed test (speed: bench/)
 READINESS_OUTAGE_S = 12.0
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.faults
 RATE = 60.0  # ticket.open commands per second
 SECONDS = 16.0
 KILL_EVERY_S = 3.0
-CATCH_UP_S = 100.0
+CATCH_UP_S = 180.0  # a bound on liveness, not a speed test (speed: bench/)
 
 
 # accepted-but-unrecorded messages at the kill, both channels together: at most notifier's

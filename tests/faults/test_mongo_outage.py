@@ -27,7 +27,7 @@ pytestmark = pytest.mark.faults
 OUTAGE_S = 30.0
 HTTP_RATE = 15.0  # tickets/s over HTTP, before, during and after the outage
 COMMAND_RATE = 15.0  # ticket.open commands/s on Kafka during the outage
-CATCH_UP_S = 100.0
+CATCH_UP_S = 180.0  # a bound on liveness, not a speed test (speed: bench/)
 DROPPED_CONNECTION = {"ReadError", "RemoteProtocolError"}
 SETTLE_S = 4.0  # a batch persisted just before the outage may still commit meanwhile
 
