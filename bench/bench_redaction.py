@@ -13,7 +13,6 @@ compares across machines. No infrastructure: this benchmark needs none.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import platform
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 SIZE = int(os.environ.get("HELPSTREAM_BENCH_REDACTION_CHARS", 1 << 20))
 REPEAT = 3
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _BASELINE = re.compile(r"[0-9A-Za-z]+")
 
 
@@ -54,16 +52,7 @@ def _hex(rng: random.Random) -> str:
 
 
 def _b58(rng: random.Random, n: int) -> str:
-    return "".join(rng.choices(B58, k=n))
-
-
-def _b58check(payload: bytes) -> str:
-    raw = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    number, out = int.from_bytes(raw, "big"), ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = B58[rem] + out
-    return "1" * (len(raw) - len(raw.lstrip(b"\x00"))) + out
+    return "".join(rng.choices(corpus.B58, k=n))
 
 
 def inputs(size: int = SIZE, seed: int = 14) -> dict[str, str]:
@@ -71,7 +60,7 @@ def inputs(size: int = SIZE, seed: int = 14) -> dict[str, str]:
     rng = random.Random(seed)
     words = Mnemonic("english").wordlist
     hexes = [_hex(rng) for _ in range(64)]
-    wifs = [_b58check(b"\x80" + rng.randbytes(32) + b"\x01") for _ in range(16)]
+    wifs = [corpus.b58check(b"\x80" + rng.randbytes(32) + b"\x01") for _ in range(16)]
     solana_pairs = [corpus.solana_keypair(rng.randbytes(32)) for _ in range(16)]
     solana_keys = [corpus.b58encode(pair) for pair in solana_pairs]
     keystores = [

@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from mnemonic import Mnemonic
 from pymongo import MongoClient
 
+from bench.redaction_corpus import b58check
 from shared.command_signing import sign_headers
 from shared.redaction import redact
 from shared.topics import Topics
@@ -43,17 +44,7 @@ if TYPE_CHECKING:
     from shared.infra.mailcatcher import MailCatcher
     from shared.infra.modes import Infra
 
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
-
-
-def b58check(payload: bytes) -> str:
-    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    number, out = int.from_bytes(data, "big"), ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = B58[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
 
 
 def xprv_of(seed: bytes) -> str:

@@ -11,24 +11,15 @@ import pytest
 import structlog
 from mnemonic import Mnemonic
 
+from bench.redaction_corpus import b58check
 from shared.ids import new_id
 from shared.logging import LOG_VALUE_LIMIT, configure_logging, redact_log_text
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))
 HEX_KEY = hashlib.sha256(b"logging test key").hexdigest()
-
-
-def b58check(payload: bytes) -> str:
-    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
-    number, out = int.from_bytes(data, "big"), ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = B58[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
 
 
 WIF = b58check(b"\x80" + hashlib.sha256(b"logging wif").digest() + b"\x01")

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mnemonic import Mnemonic
 
+from bench.redaction_corpus import B58, b58check
 from shared.redaction import (
     MAX_CHARS,
     OFF_LOOP_CHARS,
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 MNEMONIC = Mnemonic("english")
 WORDLIST = MNEMONIC.wordlist
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -55,19 +55,6 @@ ORDINARY = ORDINARY_EN + ORDINARY_ZH
 
 
 # --- builders ------------------------------------------------------------------------------
-
-
-def b58encode(data: bytes) -> str:
-    number = int.from_bytes(data, "big")
-    out = ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = B58[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
-
-
-def b58check(payload: bytes) -> str:
-    return b58encode(payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4])
 
 
 def wif(key: bytes, *, compressed: bool, testnet: bool) -> str:

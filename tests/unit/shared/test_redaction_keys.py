@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from bench.redaction_corpus import b58check, b58encode
 from shared.redaction import Redaction, redact
 from shared.redaction.solana_keys import MAX_KEY_CHECKS
 
@@ -18,19 +19,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-
-
-def b58encode(data: bytes) -> str:
-    number, out = int.from_bytes(data, "big"), ""
-    while number:
-        number, rem = divmod(number, 58)
-        out = B58[rem] + out
-    return "1" * (len(data) - len(data.lstrip(b"\x00"))) + out
-
-
-def b58check(payload: bytes) -> str:
-    return b58encode(payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4])
 
 
 def keypair(seed: bytes) -> bytes:
