@@ -753,6 +753,30 @@ def _glued_han_spans(text: str, tokens: _Tokens, labels: _Labels) -> Iterable[tu
                 yield from _whole(segment, table, budget, threshold)
             else:
                 yield from _inside(segment, table, budget)
+            yield from _repeated(segment, table, budget)
+
+
+# Prose never uses one character five times in twelve, but phrases from low-entropy
+# seeds do (all-zero entropy gives "的的的的的的的的的的的在", a few set bits "的的的这熟在宣
+# 的的的的个"), and they score like prose a character.
+_REPEAT = re.compile(r"(.)(?:.{0,4}?\1){4,}")
+
+
+def _repeated(
+    segment: re.Match[str], table: _HanTable, budget: _ChecksumBudget
+) -> Iterable[tuple[int, int]]:
+    """Checksummed windows overlapping such a run that are 5/12 one character (the run
+    may start in the prose before the phrase: "抄下来的的的…")."""
+    chars, offset = segment.group(), segment.start()
+    for run in _REPEAT.finditer(chars):
+        first, last, char = *run.span(), run.group(1)
+        for length in VALID_LENGTHS:
+            lowest, highest = max(0, first + 5 - length), min(last - 5, len(chars) - length)
+            for begin in range(lowest, highest + 1):
+                window = chars[begin : begin + length]
+                if 12 * window.count(char) >= 5 * length and budget.check(window, table):
+                    yield offset + begin, offset + begin + length
+                    break
 
 
 def _after_label(
