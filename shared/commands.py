@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from shared.events import (
     Author,
@@ -20,6 +20,7 @@ from shared.events import (
     Priority,
     Requester,
     Status,
+    normalized_email,
     parse_envelope,
 )
 
@@ -27,7 +28,8 @@ MAX_TEXT = 20_000
 
 
 class Attachment(BaseModel):
-    """Metadata only: files live in the platform's object store."""
+    """Metadata only: files live in the platform's object store (or, for mail, the mail
+    gateway's), named by `url`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,6 +37,10 @@ class Attachment(BaseModel):
     content_type: str = Field(max_length=100, examples=["image/png"])
     size: int = Field(ge=0, le=100 * 1024 * 1024)
     url: str | None = Field(None, max_length=2048)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$", description="Of the content.")
+    refused: Literal["executable", "too_large"] | None = Field(
+        None, description="Recorded but not kept: an executable type, or over the size limit."
+    )
 
 
 class Command(BaseModel):
@@ -93,6 +99,38 @@ class AddMessage(Command):
         return self
 
 
+class ReceiveMail(Command):
+    """A mail received by the inbound mail gateway. The gateway says which ticket the mail
+    threads into (CloudEvent `subject`: the ticket id, or `mail:<digest>` when it threads
+    nowhere) and how it knows; intake, which holds the requester's address, decides what it
+    becomes: a reply, an unverified message held internal, a follow-up of a closed ticket,
+    or a new ticket. The CloudEvent id comes from the Message-ID, so a relay's second
+    delivery of the same mail is the same command and is applied once."""
+
+    command_type: ClassVar[str] = "helpstream.ticket.receive_mail"
+
+    sender: str = Field(min_length=3, max_length=254, examples=["li.wei@example.com"])
+    sender_name: str | None = Field(None, max_length=200, examples=["李伟"])
+    subject: str = Field(max_length=300, examples=["Re: [#100042] 提现未到账"])
+    body: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT,
+        description="Only the new text: quoted history and signature already stripped.",
+    )
+    attachments: list[Attachment] = Field(default_factory=list, max_length=20)
+    message_id: str | None = Field(None, max_length=998, examples=["<CAF=abc@mail.gmail.com>"])
+    threaded_by: Literal["reply_address", "message_id", "none"] = Field(
+        "none", description="What names the ticket: a signed reply address or Message-ID."
+    )
+    locale: str = Field("en", max_length=16, examples=["zh-CN", "en"])
+
+    @field_validator("sender")
+    @classmethod
+    def _deliverable_syntax(cls, value: str) -> str:
+        """Compared with the requester's stored address, normalized the same way."""
+        return normalized_email(value)
+
+
 class UpdateTicket(Command):
     command_type: ClassVar[str] = "helpstream.ticket.update"
 
@@ -110,7 +148,8 @@ class EscalateTicket(Command):
 
 
 COMMAND_MODELS: dict[str, type[Command]] = {
-    model.command_type: model for model in (OpenTicket, AddMessage, UpdateTicket, EscalateTicket)
+    model.command_type: model
+    for model in (OpenTicket, AddMessage, UpdateTicket, EscalateTicket, ReceiveMail)
 }
 
 

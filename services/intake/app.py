@@ -167,6 +167,16 @@ def create_app(
                 )
             except KeyRevoked:
                 log.warning("bootstrap API key revoked; it stays revoked (remove it from config)")
+        if cfg.mail_gateway_api_key is not None:
+            try:
+                await keys.create(
+                    "mail gateway",
+                    frozenset({Scope.write}),
+                    rt.clock.now(),
+                    cfg.mail_gateway_api_key.get_secret_value(),
+                )
+            except KeyRevoked:
+                log.warning("mail gateway API key revoked; it stays revoked (rotate it)")
         service = TicketService(
             store=store,
             clock=rt.clock,

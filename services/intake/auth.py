@@ -34,7 +34,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.clock import SystemClock
 from shared.command_signing import SignatureError, check, signing_key
-from shared.commands import AddMessage, EscalateTicket, OpenTicket, UpdateTicket
+from shared.commands import AddMessage, EscalateTicket, OpenTicket, ReceiveMail, UpdateTicket
 from shared.events import Author
 
 if TYPE_CHECKING:
@@ -82,8 +82,8 @@ def required_scope(cmd: Command) -> Scope:
         return Scope.write if by_requester and (cmd.public or not cmd.verified) else Scope.agent
     if isinstance(cmd, EscalateTicket):
         return Scope.agent if cmd.by == "agent" else Scope.write
-    if isinstance(cmd, OpenTicket):
-        return Scope.write
+    if isinstance(cmd, OpenTicket | ReceiveMail):
+        return Scope.write  # what mail becomes is intake's to decide, never the sender's
     if isinstance(cmd, UpdateTicket):
         return Scope.agent
     return Scope.admin  # a command type nobody thought about: only the most trusted key

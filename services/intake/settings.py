@@ -14,6 +14,12 @@ class IntakeSettings(ServiceSettings):
         None,
         description="An API key with every scope, installed at start (local run, first admin).",
     )
+    mail_gateway_api_key: Secret | None = Field(
+        None,
+        description="The mail gateway's API key (`hs_mailgateway_…`, the same value as the "
+        "gateway's), installed at start with tickets:write only: the gateway signs the mail it "
+        "receives as commands with it. Absent: no inbound mail.",
+    )
     triage_rules: Path | None = Field(
         None, description="Triage rules YAML; the packaged rules when empty."
     )

@@ -24,15 +24,18 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "survey_secret": ("feedback",),
     "reports_api_key": ("feedback",),
     "inbox_secret": ("notifier",),
-    # signs reply addresses and Message-IDs; the inbound mail gateway will share it
-    "mail_thread_secret": ("notifier",),
+    # signs reply addresses and Message-IDs (notifier) and checks them (the mail gateway)
+    "mail_thread_secret": ("notifier", "mail_gateway"),
+    # the API key (tickets:write) the mail gateway signs its commands with
+    "mail_gateway_api_key": ("intake", "mail_gateway"),
 }
 
 
 def generate() -> dict[str, str]:
-    """Fresh random values for every secret (the bootstrap key in API-key shape)."""
+    """Fresh random values for every secret (API keys in API-key shape)."""
     values = {name: secrets.token_urlsafe(32) for name in USED_BY}
     values["bootstrap_api_key"] = f"hs_local_{secrets.token_urlsafe(32)}"
+    values["mail_gateway_api_key"] = f"hs_mailgateway_{secrets.token_urlsafe(32)}"
     return values
 
 
