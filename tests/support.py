@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -15,6 +15,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from shared.events import CloudEvent, Contract, parse_event
 from shared.infra.local_secrets import generate, required_for
 from shared.topics import Topics
+
+T = TypeVar("T")
 
 # One set per test process: intake verifies the links notifier signs with the same secret.
 TEST_SECRETS = generate()
@@ -106,13 +108,14 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes | None,
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], timeout: float = 20.0, interval: float = 0.1
-) -> None:
-    """Poll until `check` holds; fails with a clear message after the timeout."""
+    check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.1
+) -> T:
+    """Poll until `check` holds (returns something true, which is returned); fails with a
+    clear message after the timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if await check():
-            return
+        if found := await check():
+            return found
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
 

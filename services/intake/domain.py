@@ -31,6 +31,7 @@ from shared.events import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from datetime import datetime
 
     from shared.commands import Attachment
@@ -147,6 +148,7 @@ class Message:
     secret_redacted: bool = False
     unverified: bool = False  # claimed to be the requester's; held internal, never theirs
     claimed_from: str | None = None  # who an unverified sender said they were (redacted)
+    attachments: tuple[Attachment, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,7 @@ class Ticket:
         limits: TicketLimits = DEFAULT_LIMITS,
         claimed_from: str | None = None,
         unverified: bool = False,
+        attachments: Sequence[Attachment] = (),
     ) -> Message:
         """A requester reply reopens a solved ticket and answers a pending one; an agent's
         first public reply opens a new ticket. A full ticket refuses the message.
@@ -323,6 +326,7 @@ class Ticket:
             secret_redacted,
             unverified=unverified,
             claimed_from=claimed_from if unverified else None,
+            attachments=tuple(attachments),
         )
         self.messages.append(message)
         self.updated_at = now

@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from services.intake.auth import required_scope, verify_command
 from services.intake.domain import (
@@ -34,6 +34,7 @@ from shared.commands import (
     Attachment,
     EscalateTicket,
     OpenTicket,
+    ReceiveMail,
     UpdateTicket,
     parse_command,
 )
@@ -41,11 +42,14 @@ from shared.errors import Invalid, Retryable
 from shared.events import (
     Author,
     Category,
+    Channel,
     CryptoContext,
     FeedbackSubmitted,
     Priority,
+    Requester,
     SlaBreached,
     SlaMetric,
+    Status,
     TicketRef,
     make_event,
 )
@@ -170,6 +174,64 @@ async def _redact_attachments(
     return kept, kinds
 
 
+NEW_MAIL_PREFIX = "mail:"  # the subject of a ReceiveMail that threads into no ticket
+MailOutcome = Literal["reply", "unverified", "follow_up", "new_ticket"]
+
+
+def is_new_mail(subject: str) -> bool:
+    return subject.startswith(NEW_MAIL_PREFIX)
+
+
+def mail_requester_id(address: str) -> str:
+    """A requester known only by an address gets an id that does not spell it out."""
+    return "mail-" + hashlib.sha256(address.lower().encode()).hexdigest()[:24]
+
+
+def mail_decision(mail: ReceiveMail, ticket: Ticket | None) -> tuple[Command, str, MailOutcome]:
+    """A received mail as the command it becomes, the ticket (or caller reference) it is
+    for, and the outcome counted.
+
+    - The requester writing into an open ticket: their reply (which reopens a solved one).
+    - Anyone else writing into it: an unverified message, held internal, never their words.
+    - The requester writing into a closed ticket: a follow-up ticket linked to it.
+    - Anything else (threads nowhere, or a stranger answering a closed ticket): a new
+      ticket from the sender, linked to nothing, so a stranger learns nothing of the old."""
+    sender = mail.sender.lower()
+    theirs = ticket is not None and (ticket.requester.email or "").lower() == sender
+    if ticket is not None and ticket.status != Status.closed:
+        claimed = f"{mail.sender_name} <{mail.sender}>" if mail.sender_name else mail.sender
+        reply = AddMessage(
+            author=Author.requester,
+            body=mail.body,
+            attachments=mail.attachments,
+            verified=theirs,
+            claimed_from=None if theirs else claimed,
+        )
+        return reply, ticket.id, "reply" if theirs else "unverified"
+    if ticket is not None and theirs:
+        follow_up = OpenTicket(
+            requester=ticket.requester,
+            channel=Channel.email,
+            subject=mail.subject.strip() or ticket.subject,
+            description=mail.body,
+            attachments=mail.attachments,
+            follow_up_of=ticket.id,
+        )
+        return follow_up, f"{NEW_MAIL_PREFIX}{ticket.id}", "follow_up"
+    requester = Requester(id=mail_requester_id(mail.sender), email=mail.sender, locale=mail.locale)
+    subject = mail.subject.strip() or (
+        "(无主题)" if mail.locale.startswith("zh") else "(no subject)"
+    )
+    opened = OpenTicket(
+        requester=requester,
+        channel=Channel.email,
+        subject=subject,
+        description=mail.body,
+        attachments=mail.attachments,
+    )
+    return opened, f"{NEW_MAIL_PREFIX}{mail_requester_id(mail.sender)}", "new_ticket"
+
+
 def safe_reference(value: str) -> str:
     """A caller's reference (correlation id, command id, Idempotency-Key, requester or agent
     id) as intake may keep and pass on: unchanged, unless it holds a secret; then a stable
@@ -265,6 +327,10 @@ class TicketService:
             if claimed.redacted:
                 kinds.update(claimed.kinds)
                 cmd = cmd.model_copy(update={"claimed_from": claimed.text})
+        if cmd.attachments:
+            attachments, attachment_kinds = await _redact_attachments(cmd.attachments, self._redact)
+            kinds.update(attachment_kinds)
+            cmd = cmd.model_copy(update={"attachments": attachments})
         for kind in kinds:
             self._metrics.secrets_redacted.labels(kind).inc()
         return cmd, body
@@ -433,6 +499,7 @@ class TicketService:
                     limits=self._limits,
                     unverified=not cmd.verified,
                     claimed_from=cmd.claimed_from,
+                    attachments=cmd.attachments,
                 )
             except TicketLimitExceeded as exc:
                 self._metrics.ticket_limit_refused.labels(exc.limit).inc()
@@ -538,6 +605,7 @@ class TicketService:
         rejected: list[Rejected] = []
         opens: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         changes: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
+        mails: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         for record, signer in await self._authorities(records, rejected):
             try:
                 command = parse_command(record.value or b"")
@@ -551,11 +619,34 @@ class TicketService:
                 self._refuse(record, rejected, "insufficient_scope", detail, command.type)
             elif isinstance(command.data, OpenTicket):
                 opens.append((record, command))
+            elif isinstance(command.data, ReceiveMail):
+                mails.append((record, command))
             else:
                 changes.append((record, command))
+        for record, command in await self._from_mail(mails):
+            (opens if isinstance(command.data, OpenTicket) else changes).append((record, command))
         rejected.extend(await self._open_from_commands(opens))
         rejected.extend(await self._change_from_commands(changes))
         return rejected
+
+    async def _from_mail(
+        self, mails: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
+    ) -> list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]:
+        """What each received mail becomes, decided here because intake holds the requester's
+        address (one read for the batch). The command keeps its id, so a relay's second
+        delivery of a mail is a duplicate of whatever the first became."""
+        threaded = {command.subject for _, command in mails if not is_new_mail(command.subject)}
+        loaded = await self._store.get_many(list(threaded)) if threaded else {}
+        made = []
+        for record, command in mails:
+            mail = command.data
+            assert isinstance(mail, ReceiveMail)
+            found = loaded.get(command.subject)
+            cmd, subject, outcome = mail_decision(mail, found[0] if found else None)
+            self._metrics.mail_received.labels(outcome).inc()
+            update = {"data": cmd, "type": cmd.command_type, "subject": subject}
+            made.append((record, command.model_copy(update=update)))
+        return made
 
     async def _authorities(
         self, records: Sequence[ConsumerRecord[bytes, bytes]], rejected: list[Rejected]

@@ -39,6 +39,9 @@ class IntakeMetrics:
     number_lookups: Counter
     # follow-up tickets, by outcome (opened, refused)
     follow_ups: Counter
+    # received mail (ReceiveMail commands), by what intake made of it (reply, unverified,
+    # follow_up, new_ticket)
+    mail_received: Counter
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
@@ -126,6 +129,12 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
         follow_ups=Counter(
             "helpstream_intake_follow_ups",
             "Follow-up tickets opened or refused.",
+            ("outcome",),
+            registry=registry,
+        ),
+        mail_received=Counter(
+            "helpstream_intake_mail_received",
+            "Received mail by what it became: reply, unverified, follow_up or new_ticket.",
             ("outcome",),
             registry=registry,
         ),

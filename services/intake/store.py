@@ -90,6 +90,8 @@ def _message_doc(message: Message) -> Document:
     if message.unverified:
         doc["unverified"] = True
         doc["claimed_from"] = message.claimed_from
+    if message.attachments:
+        doc["attachments"] = [a.model_dump(exclude_none=True) for a in message.attachments]
     return doc
 
 
@@ -125,6 +127,7 @@ def from_document(doc: Document) -> Ticket:
                 secret_redacted=m.get("secret_redacted", False),
                 unverified=m.get("unverified", False),
                 claimed_from=m.get("claimed_from"),
+                attachments=tuple(Attachment.model_validate(a) for a in m.get("attachments", ())),
             )
             for m in doc.get("messages", [])
         ],

@@ -40,10 +40,11 @@ class MessageView(BaseModel):
         "another address). Held as an internal note; never the requester's words.",
     )
     claimed_from: str | None = Field(None, description="Who an unverified sender claimed to be.")
+    attachments: list[Attachment] = Field(default_factory=list)
 
     @classmethod
     def of(cls, message: Message) -> MessageView:
-        return cls(**message.__dict__)
+        return cls(**{**message.__dict__, "attachments": list(message.attachments)})
 
 
 class TicketView(BaseModel):
