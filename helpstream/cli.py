@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import random
 import signal
+import smtplib
 import sys
 import time
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -31,6 +35,7 @@ app.add_typer(infra_app, name="infra")
 
 DataDir = Annotated[Path, typer.Option(help="Where logs, data and caught mail go.")]
 KAFKA_PORT, MONGO_PORT, SMTP_PORT, PROMETHEUS_PORT = 19092, 27117, 2525, 9090
+INBOUND_SMTP_PORT = 2526  # the mail gateway: replies by email come in here
 PROMETHEUS_LOCAL_CONFIG = (
     Path(__file__).resolve().parents[1] / "deploy/prometheus/prometheus.local.yml"
 )
@@ -230,11 +235,21 @@ def demo(
     count: Annotated[int, typer.Option(min=1, max=10_000)] = 20,
     rate: Annotated[float, typer.Option(min=0.1, max=500, help="Tickets per second.")] = 2.0,
     seed: int = 7,
+    reply_by_email: Annotated[
+        bool,
+        typer.Option(
+            help="Then answer the last ticket's acknowledgement by email, as its requester "
+            "would, through the mail gateway (the local run's mail catcher folder)."
+        ),
+    ] = True,
+    data_dir: DataDir = Path(".data"),
+    inbound_smtp_port: int = INBOUND_SMTP_PORT,
 ) -> None:
     """Send a stream of realistic crypto-support tickets (zh-CN and en) to intake."""
     from helpstream.demo import demo_ticket
 
-    key = api_key or _local_api_key(Path(".data"))
+    key = api_key or _local_api_key(data_dir)
+    last: dict[str, Any] = {}
 
     async def send() -> None:
         rng = random.Random(seed)
@@ -247,9 +262,40 @@ def demo(
                     f"{response.status_code} {response.json().get('id', response.text)[:60]} "
                     f"{body['subject']}"
                 )
+                if response.status_code == 201:
+                    last.update(ticket=response.json(), body=body)
                 await asyncio.sleep(1 / rate)
 
     asyncio.run(send())
+    if reply_by_email and last:
+        _reply_to_acknowledgement(last["ticket"], data_dir / "mail", inbound_smtp_port)
+
+
+def _reply_to_acknowledgement(ticket: dict[str, Any], folder: Path, port: int) -> None:
+    """Find the ticket's acknowledgement among the caught mail and answer it by email."""
+    from helpstream.demo import DEMO_REPLIES, reply_by_email
+
+    address = ticket["requester"]["email"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for path in sorted(folder.glob("*.eml"), reverse=True):
+            caught = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if isinstance(caught, EmailMessage) and address in str(caught["To"]):
+                text = DEMO_REPLIES.get(ticket["requester"].get("locale", "en"), DEMO_REPLIES["en"])
+                reply = reply_by_email(caught, text, address)
+                try:
+                    with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
+                        smtp.send_message(reply)
+                except OSError as exc:
+                    _say(f"could not reach the mail gateway on 127.0.0.1:{port}: {exc}")
+                    return
+                _say(
+                    f"replied by email as {address} to {reply['To']}; the reply is on ticket "
+                    f"{ticket['id']} (GET /v1/tickets/{ticket['id']}) in a moment"
+                )
+                return
+        time.sleep(0.5)
+    _say(f"no acknowledgement for {address} in {folder} within 30 s; no email reply sent")
 
 
 @app.command("api-key")

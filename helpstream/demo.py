@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -79,3 +81,30 @@ def demo_ticket(seq: int, rng: random.Random) -> dict[str, Any]:
         "email": f"demo{seq}@example.com",
     }
     return {**template, "requester": requester}
+
+
+# What a requester writes back, by language of the ticket.
+DEMO_REPLIES = {
+    "zh-CN": "谢谢，我刚刚又看了一下，还是没有到账。交易哈希在附件截图里。",
+    "en": "Thanks for the quick answer. I checked again and it is still not there.",
+}
+
+
+def reply_by_email(original: EmailMessage, text: str, sender: str) -> EmailMessage:
+    """What a mail client sends when its user presses Reply: their text above the quoted
+    original, addressed to its Reply-To, threaded by In-Reply-To and References."""
+    reply = EmailMessage()
+    reply["From"] = sender
+    reply["To"] = str(original["Reply-To"] or original["From"])
+    reply["Subject"] = f"Re: {original['Subject']}"
+    reply["Message-ID"] = make_msgid(domain="mail.example.com")
+    reply["Date"] = formatdate(localtime=False)
+    if original["Message-ID"]:
+        reply["In-Reply-To"] = str(original["Message-ID"])
+        reply["References"] = str(original["Message-ID"])
+    body = original.get_body(preferencelist=("plain",))
+    quoted_text = str(body.get_content()) if body is not None else ""
+    quoted = "\n".join(f"> {line}" for line in quoted_text.splitlines())
+    wrote = f"On {original['Date'] or 'an earlier day'}, {original['From']} wrote:"
+    reply.set_content(f"{text}\n\n{wrote}\n{quoted}\n")
+    return reply
