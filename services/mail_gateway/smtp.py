@@ -235,8 +235,9 @@ def tls_context(settings: MailGatewaySettings) -> ssl.SSLContext | None:
 
 
 class SmtpServer:
-    """A `shared.runtime.Worker`: `bind()` in setup (so the port is known), then
-    `start()`/`stop()` with the runtime. Stopping lets a message being stored finish."""
+    """A `shared.runtime.Worker` that listens from `bind()` on (in setup, after the Kafka
+    producer and MongoDB client are open; the port is known and accepting once the app
+    has started) and is stopped with the runtime, letting a message being stored finish."""
 
     def __init__(
         self, handler: GatewayHandler, settings: MailGatewaySettings, metrics: GatewayMetrics
@@ -245,7 +246,6 @@ class SmtpServer:
         self._limits = SessionLimits(settings.max_sessions, settings.max_sessions_per_ip)
         self._tls = tls_context(settings)  # a bad certificate stops the start
         self._server: asyncio.Server | None = None
-        self._serving: asyncio.Task[None] | None = None
         self.port: int | None = None
 
     def _protocol(self) -> GatewaySMTP:
@@ -268,14 +268,13 @@ class SmtpServer:
     async def bind(self) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, self._settings.smtp_host, self._settings.smtp_port, start_serving=False
+            self._protocol, self._settings.smtp_host, self._settings.smtp_port
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
     def start(self) -> None:
-        if self._server is not None:
-            self._serving = asyncio.create_task(self._server.start_serving())
+        """Serving since `bind()`."""
 
     async def stop(self, grace_s: float = 5.0) -> None:
         if self._server is None:
