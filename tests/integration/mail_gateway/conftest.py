@@ -76,7 +76,9 @@ class Gateway:
 
     @contextlib.asynccontextmanager
     async def smtp(self) -> AsyncIterator[aiosmtplib.SMTP]:
-        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=self.smtp_port, timeout=30)
+        client = aiosmtplib.SMTP(
+            hostname="127.0.0.1", port=self.smtp_port, timeout=30, start_tls=False
+        )
         await client.connect()
         try:
             yield client

@@ -4,7 +4,9 @@ on the real broker; attachments land in GridFS and are served over HTTP with a k
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -232,3 +234,38 @@ async def test_mail_over_the_size_limit_is_refused_with_552_and_size_is_advertis
                 await client.data(compose(body="x" * 10_000))
         assert refused.value.code == 552
         assert await gateway.no_commands() == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
+async def test_starttls_is_offered_with_a_certificate_and_can_be_required(
+    gateway_settings: Callable[..., MailGatewaySettings],
+    infra: Infra,
+    certificate: tuple[Path, Path],
+) -> None:
+    cert, key = certificate
+    settings = gateway_settings(tls_cert_file=cert, tls_key_file=key, smtp_require_tls=True)
+    async with start(settings, infra) as gateway:
+        async with gateway.smtp() as client:
+            await client.ehlo()
+            assert client.supports_extension("starttls")
+            early = await client.execute_command(b"MAIL", b"FROM:<li.wei@example.com>")
+            await client.starttls(validate_certs=False)
+            await client.ehlo()
+            await client.mail("li.wei@example.com")
+            await client.rcpt(SUPPORT)
+            assert (await client.data(compose())).code == 250
+        assert early.code == 530
+        assert len(await gateway.commands(1)) == 1
