@@ -42,7 +42,7 @@ def create_app(
         app.state.smtp_port = await server.bind()
         app.state.attachments = store
         rt.workers.append(server)
-        log.info("smtp_listening", host=cfg.smtp_host, port=app.state.smtp_port)
+        log.info("smtp_listening", host=cfg.inbound_smtp_host, port=app.state.smtp_port)
 
     app = service_app(
         runtime,

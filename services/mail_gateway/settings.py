@@ -37,9 +37,14 @@ class MailGatewaySettings(ServiceSettings):
     http_port: int = Field(8005, ge=0, le=65535)
 
     # the SMTP server a relay / MX delivers to
-    smtp_host: str = Field("127.0.0.1", description="SMTP bind address (0.0.0.0 behind an MX).")
-    smtp_port: int = Field(2525, ge=0, le=65535, description="SMTP port; 0 = any free port.")
-    smtp_hostname: str = Field(
+    # "inbound_" apart from notifier's outbound HELPSTREAM_SMTP_* (the relay it sends through)
+    inbound_smtp_host: str = Field(
+        "127.0.0.1", description="SMTP bind address (0.0.0.0 behind an MX)."
+    )
+    inbound_smtp_port: int = Field(
+        2526, ge=0, le=65535, description="SMTP port; 0 = any free port."
+    )
+    inbound_smtp_hostname: str = Field(
         "helpstream.local", description="The name in the greeting and EHLO answer."
     )
     inbound_addresses: list[str] = Field(

@@ -256,7 +256,7 @@ class SmtpServer:
             self._metrics,
             data_size_limit=s.max_message_bytes,
             enable_SMTPUTF8=True,
-            hostname=s.smtp_hostname,
+            hostname=s.inbound_smtp_hostname,
             ident="helpstream mail gateway",
             tls_context=self._tls,
             require_starttls=s.smtp_require_tls,
@@ -268,7 +268,7 @@ class SmtpServer:
     async def bind(self) -> int:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._protocol, self._settings.smtp_host, self._settings.smtp_port
+            self._protocol, self._settings.inbound_smtp_host, self._settings.inbound_smtp_port
         )
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port

@@ -138,7 +138,7 @@ def receive_mail(event: CloudEvent[Any]) -> ReceiveMail:
 def gateway_settings(make_settings: Callable[..., Any]) -> Callable[..., MailGatewaySettings]:
     def make(**overrides: Any) -> MailGatewaySettings:
         values: dict[str, Any] = {
-            "smtp_port": 0,
+            "inbound_smtp_port": 0,
             "inbound_addresses": [SUPPORT],
             "own_addresses": [NOTIFY],
             "public_url": "http://gateway.test",
