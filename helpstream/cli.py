@@ -359,5 +359,25 @@ def schemas(out: Path = Path("docs/events")) -> None:
         _say(str(path))
 
 
+topics_app = typer.Typer(help="Kafka topics and DLQs, for clusters where auto-create is off.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("apply")
+def topics_apply(
+    check: Annotated[bool, typer.Option(help="Only report; create and change nothing.")] = False,
+) -> None:
+    """Create every topic and DLQ with the configured partitions, replication and retention
+    (HELPSTREAM_TOPIC_*), or report how an existing one differs; exit 1 on what is left."""
+    from shared.topic_provisioning import TopicSettings, apply_topics
+
+    findings = asyncio.run(apply_topics(TopicSettings(), check_only=check))
+    for finding in findings:
+        _say(finding.line())
+    left = [f for f in findings if f.unresolved]
+    _say(f"{len(findings)} topics, {len(left)} not as configured ({len(findings) - len(left)} are)")
+    raise typer.Exit(1 if left else 0)
+
+
 def main() -> None:
     app()

@@ -29,6 +29,7 @@ from shared.logging import configure_logging
 from shared.metrics import consumer_metrics, http_metrics, outbox_metrics
 from shared.mongo import make_client, mongo_ready, service_database
 from shared.outbox import OutboxRelay, ensure_outbox_index
+from shared.topic_provisioning import require_topics
 from shared.topics import Topics
 
 if TYPE_CHECKING:
@@ -86,6 +87,8 @@ class ServiceRuntime:
         return self.producer
 
     async def open(self) -> None:
+        if self.settings.require_topics:  # before any subscription could auto-create one
+            await require_topics(self.settings, self.service)
         self.client = make_client(self.settings)
         self.producer = make_producer(self.settings, client_id=self.service)
         await self.producer.start()

@@ -31,6 +31,7 @@ again; this one holds without it.
 
 from __future__ import annotations
 
+import asyncio
 import resource
 from collections import OrderedDict
 from typing import TYPE_CHECKING
@@ -41,11 +42,10 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from shared.http import problem
+from shared.topic_provisioning import MissingTopics, require_topics
 from shared.web.ratelimit import limit_metrics_of
 
 if TYPE_CHECKING:
-    import asyncio
-
     from fastapi import FastAPI
     from prometheus_client import Counter
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,6 +57,7 @@ RETRY_AFTER_S = 1
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    refuse_without_topics(app, settings)
     raise_open_files_limit()
     metrics = limit_metrics_of(app)
     uvicorn.run(
@@ -73,6 +74,17 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         ),
         limit_concurrency=None,  # counts idle connections; InFlightLimit replaces it
     )
+
+
+def refuse_without_topics(app: FastAPI, settings: ServiceSettings) -> None:
+    """With HELPSTREAM_REQUIRE_TOPICS, exit with one line naming the missing topics (the
+    runtime checks again at start, where a refusal would come wrapped in a traceback)."""
+    runtime = getattr(app.state, "runtime", None)
+    if settings.require_topics and runtime is not None:
+        try:
+            asyncio.run(require_topics(settings, runtime.service))
+        except MissingTopics as exc:
+            raise SystemExit(str(exc)) from None
 
 
 def raise_open_files_limit() -> int:

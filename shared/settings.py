@@ -60,6 +60,11 @@ class ServiceSettings(BaseSettings):
     kafka_heartbeat_interval_ms: int = Field(3_000, ge=100)
     kafka_max_records: int = Field(500, ge=1, description="Largest batch a consumer takes.")
     topic_prefix: str = Field("", description="Prepended to every topic name (tests, tenants).")
+    require_topics: bool = Field(
+        False,
+        description="Refuse to start, naming them, when this service's topics do not exist "
+        "(true where auto-create is off: compose, Kubernetes; `helpstream topics apply`).",
+    )
     mongo_url: str = Field(
         "mongodb://127.0.0.1:27117/?directConnection=true", description="MongoDB URL."
     )
