@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import importlib.metadata
 import json
 import os
 import random
@@ -24,6 +25,7 @@ from shared.infra import local_secrets
 from shared.infra.embedded import kafka_answers, mongo_answers, mongo_url
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra, start_embedded
+from shared.infra.ports import Port, first_taken, taken_message
 from shared.infra.processes import ManagedProcess, pid_alive, stop_pid
 from shared.infra.prometheus import INSTALL_HINT, prometheus_binary, prometheus_process
 from shared.infra.services import SERVICES, service_process
@@ -46,6 +48,33 @@ def _say(message: str) -> None:
     sys.stdout.flush()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        _say(f"helpstream {importlib.metadata.version('helpstream')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+) -> None:
+    """helpstream: event-driven support backend for crypto exchanges."""
+
+
+def _exit_if_a_port_is_taken(ports: list[Port]) -> None:
+    """One line naming the port, its component and the flag that moves it; never a
+    traceback from deep inside a half-started broker."""
+    taken = first_taken(ports)
+    if taken is not None:
+        typer.echo(taken_message(taken), err=True)
+        raise typer.Exit(1)
+
+
 @app.command()
 def up(
     data_dir: DataDir = Path(".data"),
@@ -57,6 +86,16 @@ def up(
     """Start broker, MongoDB, mail catcher, the four services and Prometheus (when
     installed); Ctrl-C stops them all."""
     settings = ServiceSettings()
+    ports = [Port(smtp_port, "mail catcher", "--smtp-port")]
+    if settings.infra is InfraMode.embedded:
+        ports[:0] = [
+            Port(kafka_port, "Kafka", "--kafka-port"),
+            Port(mongo_port, "MongoDB", "--mongo-port"),
+        ]
+    if prometheus_binary() is not None:
+        ports.append(Port(prometheus_port, "Prometheus", "--prometheus-port"))
+    ports += [Port(port, name, "stop what holds it") for name, port in SERVICES.items()]
+    _exit_if_a_port_is_taken(ports)
     data_dir.mkdir(parents=True, exist_ok=True)
     infra: Infra | None = None
     services: list[ManagedProcess] = []
@@ -344,10 +383,10 @@ def secrets_env(
     if env_file.exists() and not force:
         _say(f"{env_file} exists; keep it (rotating breaks outstanding links) or pass --force")
         raise typer.Exit(1)
-    lines = [f"HELPSTREAM_{k.upper()}={v}" for k, v in local_secrets.generate().items()]
-    env_file.write_text("\n".join(lines) + "\n")
+    values = local_secrets.deployment_env()
+    env_file.write_text(local_secrets.env_file_text(values))
     env_file.chmod(0o600)
-    _say(f"wrote {len(lines)} secrets to {env_file}")
+    _say(f"wrote {len(values)} secrets to {env_file}")
 
 
 @app.command()

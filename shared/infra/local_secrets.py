@@ -28,6 +28,8 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "mail_thread_secret": ("notifier", "mail_gateway"),
     # the API key (tickets:write) the mail gateway signs its commands with
     "mail_gateway_api_key": ("intake", "mail_gateway"),
+    # bearer key of the mail gateway's attachment downloads
+    "attachments_api_key": ("mail_gateway",),
 }
 
 
@@ -74,3 +76,42 @@ def service_env(service: str, values: dict[str, str]) -> dict[str, str]:
         for name, users in USED_BY.items()
         if service in users and name in values
     }
+
+
+# The containers around the services (docker-compose.yml) have secrets of their own: each
+# service's Kafka user (SASL/SCRAM; the ACLs are per user) and the Prometheus and Grafana
+# logins. They are settings of no service, so they are named without HELPSTREAM_.
+KAFKA_USERS: dict[str, str] = {
+    "intake": "helpstream-intake",
+    "sla_monitor": "helpstream-sla-monitor",
+    "feedback": "helpstream-feedback",
+    "notifier": "helpstream-notifier",
+    "mail_gateway": "helpstream-mail-gateway",
+}
+
+
+def kafka_password_variable(service: str) -> str:
+    return f"KAFKA_PASSWORD_{service.upper()}"
+
+
+def deployment_env() -> dict[str, str]:
+    """Everything `helpstream secrets` writes to `.env`: every service secret as
+    `HELPSTREAM_<NAME>`, a Kafka password per service, and the Prometheus (with its bcrypt
+    hash: Prometheus' web config takes only the hash) and Grafana admin passwords."""
+    import bcrypt
+
+    env = {f"HELPSTREAM_{name.upper()}": value for name, value in generate().items()}
+    env.update({kafka_password_variable(s): secrets.token_urlsafe(32) for s in KAFKA_USERS})
+    prometheus = secrets.token_urlsafe(32)
+    env["PROMETHEUS_PASSWORD"] = prometheus
+    env["PROMETHEUS_PASSWORD_BCRYPT"] = bcrypt.hashpw(
+        prometheus.encode(), bcrypt.gensalt()
+    ).decode()
+    env["GRAFANA_ADMIN_PASSWORD"] = secrets.token_urlsafe(32)
+    return env
+
+
+def env_file_text(env: dict[str, str]) -> str:
+    """`NAME=value` lines; a value holding `$` (a bcrypt hash) in single quotes, which docker
+    compose reads literally."""
+    return "".join(f"{k}='{v}'\n" if "$" in v else f"{k}={v}\n" for k, v in env.items())

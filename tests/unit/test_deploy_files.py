@@ -59,7 +59,7 @@ def compose_service(name: str) -> dict[str, Any]:
     return service
 
 
-COMPOSE_SECRETS = {f"{ENV_PREFIX}{k.upper()}": v for k, v in local_secrets.generate().items()}
+COMPOSE_SECRETS = local_secrets.deployment_env()
 REQUIRED_VARIABLE = re.compile(r"^\$\{(\w+):\?[^}]+\}$")
 
 
@@ -281,10 +281,10 @@ def test_kafka_runs_as_a_single_kraft_node_reachable_by_service_name() -> None:
     env = {key: str(value) for key, value in kafka["environment"].items()}
     assert kafka["image"] == "apache/kafka:3.9.1"
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
+    assert "SASL://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@localhost:29093"
     assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "true"
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # kafka-init creates them
     assert "kafka-broker-api-versions.sh" in healthcheck_text(kafka)
 
 
@@ -309,8 +309,7 @@ def test_grafana_datasource_and_dashboard_folder_match_compose() -> None:
     grafana = compose_service("grafana")
     mounts = {target: source for source, target in bind_mounts(grafana)}
     assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
-    assert str(grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"]) == "true"
-    assert grafana["environment"]["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert str(grafana["environment"]["GF_AUTH_ANONYMOUS_ENABLED"]) == "false"
 
     datasources = yaml.safe_load(
         (GRAFANA_PROVISIONING / "datasources" / "prometheus.yml").read_text()
