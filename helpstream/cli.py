@@ -28,7 +28,12 @@ from shared.infra.modes import Infra, start_embedded
 from shared.infra.ports import Port, first_taken, taken_message
 from shared.infra.processes import ManagedProcess, pid_alive, stop_pid
 from shared.infra.prometheus import INSTALL_HINT, prometheus_binary, prometheus_process
-from shared.infra.services import SERVICES, service_process
+from shared.infra.services import (
+    EVERY_SERVICE,
+    INBOUND_MAIL_ADDRESS,
+    inbound_mail_env,
+    service_process,
+)
 from shared.settings import InfraMode, ServiceSettings
 
 app = typer.Typer(help="helpstream: event-driven support backend for crypto exchanges.")
@@ -82,9 +87,10 @@ def up(
     mongo_port: int = MONGO_PORT,
     smtp_port: int = SMTP_PORT,
     prometheus_port: int = PROMETHEUS_PORT,
+    inbound_smtp_port: int = INBOUND_SMTP_PORT,
 ) -> None:
-    """Start broker, MongoDB, mail catcher, the four services and Prometheus (when
-    installed); Ctrl-C stops them all."""
+    """Start broker, MongoDB, mail catcher, the services (the mail gateway among them) and
+    Prometheus (when installed); Ctrl-C stops them all."""
     settings = ServiceSettings()
     ports = [Port(smtp_port, "mail catcher", "--smtp-port")]
     if settings.infra is InfraMode.embedded:
@@ -94,7 +100,8 @@ def up(
         ]
     if prometheus_binary() is not None:
         ports.append(Port(prometheus_port, "Prometheus", "--prometheus-port"))
-    ports += [Port(port, name, "stop what holds it") for name, port in SERVICES.items()]
+    ports += [Port(port, name, "stop what holds it") for name, port in EVERY_SERVICE.items()]
+    ports.append(Port(inbound_smtp_port, "mail gateway (SMTP)", "--inbound-smtp-port"))
     _exit_if_a_port_is_taken(ports)
     data_dir.mkdir(parents=True, exist_ok=True)
     infra: Infra | None = None
@@ -137,13 +144,19 @@ def up(
             ),
             # acknowledgements name the promised first reply time (one user, no flood)
             "HELPSTREAM_ACK_SLA_WAIT_S": os.environ.get("HELPSTREAM_ACK_SLA_WAIT_S", "5"),
+            # mail says "reply to this email", and the mail gateway reads the replies
+            **inbound_mail_env(inbound_smtp_port),
         }
-        for name, port in SERVICES.items():
+        for name, port in EVERY_SERVICE.items():
             _say(f"starting {name} ...")
             process = service_process(name, port, env, data_dir / "logs", secrets=secrets_)
             process.start(timeout=60)
             services.append(process)
             _say(f"  {name:<12} http://127.0.0.1:{port}  (/docs, /metrics, /readyz)")
+        _say(
+            f"  inbound      smtp://127.0.0.1:{inbound_smtp_port}  (replies by email to "
+            f"{INBOUND_MAIL_ADDRESS}; `helpstream demo` sends one)"
+        )
         prometheus = _start_prometheus(data_dir, prometheus_port)
         _say("helpstream is up. Try `helpstream demo` in another terminal; Ctrl-C stops.")
         while not stop["now"]:

@@ -85,7 +85,7 @@ def demo_ticket(seq: int, rng: random.Random) -> dict[str, Any]:
 
 # What a requester writes back, by language of the ticket.
 DEMO_REPLIES = {
-    "zh-CN": "谢谢，我刚刚又看了一下，还是没有到账。交易哈希在附件截图里。",
+    "zh-CN": "谢谢，我刚刚又看了一下，还是没有到账。",
     "en": "Thanks for the quick answer. I checked again and it is still not there.",
 }
 

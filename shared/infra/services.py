@@ -1,4 +1,4 @@
-"""The four services as child processes (the local run and end-to-end tests)."""
+"""The services as child processes (the local run and end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,20 @@ from shared.infra.processes import ManagedProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
+# The four services of the event flow (each consumes Kafka), and every service of a run:
+# those and the mail gateway, which only receives mail and publishes commands.
 SERVICES: dict[str, int] = {"intake": 8001, "sla_monitor": 8002, "feedback": 8003, "notifier": 8004}
+EVERY_SERVICE: dict[str, int] = {**SERVICES, "mail_gateway": 8005}
+INBOUND_MAIL_ADDRESS = "support@helpstream.local"  # the gateway's default; notifier's Reply-To
+
+
+def inbound_mail_env(inbound_smtp_port: int) -> dict[str, str]:
+    """What a local run sets so that notifier's mail says "reply to this email" and the
+    mail gateway reads the replies: one support address, the gateway's SMTP port."""
+    return {
+        "HELPSTREAM_INBOUND_MAIL_ADDRESS": INBOUND_MAIL_ADDRESS,
+        "HELPSTREAM_INBOUND_SMTP_PORT": str(inbound_smtp_port),
+    }
 
 
 def http_ok(url: str) -> bool:
