@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | md5sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
+# checkov (policy scan of deploy/kubernetes) pins packaging<24 and ~80 other packages: it gets
+# a venv of its own inside .venv rather than a place in pyproject's dev extra.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
 
 .PHONY: install run test lint typecheck unit integration e2e faults schemas bench clean
 
@@ -13,6 +17,7 @@ PYTEST_WORKERS ?= 2
 install: $(STAMP)
 	@command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && { [ ! -x /etc/init.d/prometheus ] || /etc/init.d/prometheus stop >/dev/null 2>&1 || true; })
 	@command -v chromium >/dev/null && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei)
+	@[ -e $(CHECKOV_STAMP) ] || ($(PYTHON) -m venv $(VENV)/checkov && $(VENV)/checkov/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION) && touch $(CHECKOV_STAMP))
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
