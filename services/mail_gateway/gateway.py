@@ -8,6 +8,11 @@ The gateway names a ticket only on proof: a reply address or a Message-ID in
 (it is the phishing path), so the sender is passed on for intake to compare with the
 requester; the gateway never looks tickets up. Auto-replies, bounces and our own mail are
 never threaded, so nothing loops; a bounce becomes `MailBounced` per failed address.
+
+Secrets a requester mails (a seed phrase in the text, the subject or a file name; a key in
+a `.txt` attachment) are redacted here, before anything is published or stored: the
+command on Kafka and the attachment store hold placeholders, which intake counts as
+redacted and warns the requester about.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from services.mail_gateway.charsets import decode
 from services.mail_gateway.classify import Kind, Verdict, classify
 from services.mail_gateway.parsing import InboundMail, InvalidMail, parse_mail
 from services.mail_gateway.replies import extract_reply
@@ -24,6 +30,7 @@ from shared.commands import MAX_TEXT, Attachment, ReceiveMail
 from shared.events import MailBounced, normalized_email
 from shared.ids import stable_id
 from shared.mail_threading import ticket_of_address, ticket_of_references
+from shared.redaction import MAX_CHARS, redact
 
 if TYPE_CHECKING:
     from services.mail_gateway import parsing
@@ -182,10 +189,12 @@ def _receive(
     body = text or (ONLY_ATTACHMENTS if attachments else NO_TEXT)
     if len(body) > MAX_TEXT:
         body = body[: MAX_TEXT - 1] + "…"
+    body = redact(body).text
+    name = redact(mail.from_.name[:200]).text if mail.from_ else ""
     command = ReceiveMail(
         sender=sender,
-        sender_name=(mail.from_.name[:200] or None) if mail.from_ else None,
-        subject=mail.subject[:300],
+        sender_name=name or None,
+        subject=redact(mail.subject[:300]).text[:300],
         body=body,
         attachments=attachments,
         message_id=mail.message_id[:998] if mail.message_id else None,
@@ -246,25 +255,50 @@ def _attachments(
     keep: dict[str, Kept] = {}
     for part in parsed.mail.attachments[:MAX_ATTACHMENTS]:
         content = parsed.contents.get(part.sha256, b"")
-        name, ctype = part.filename[:255], part.content_type[:100]
+        name, ctype = redact(part.filename[:255]).text[:255], part.content_type[:100]
         refused: Literal["executable", "too_large"] | None = None
+        sha256, size = part.sha256, part.size
         if is_executable(part.filename, part.content_type, content, rules):
             refused = "executable"
         elif part.size > rules.attachment_max_bytes:
             refused = "too_large"
+        elif (kept := _redacted_text(content, part.filename, ctype)) is None:
+            refused = "too_large"  # a text too long to check for secrets is not kept
         else:
-            keep.setdefault(part.sha256, Kept(part.sha256, content, name, ctype))
+            if kept != content:
+                sha256, size = hashlib.sha256(kept).hexdigest(), len(kept)
+            keep.setdefault(sha256, Kept(sha256, kept, name, ctype))
         recorded.append(
             Attachment(
                 name=name,
                 content_type=ctype,
-                size=part.size,
-                sha256=part.sha256,
+                size=size,
+                sha256=sha256,
                 refused=refused,
-                url=None if refused else f"{rules.public_url}/v1/attachments/{part.sha256}",
+                url=None if refused else f"{rules.public_url}/v1/attachments/{sha256}",
             )
         )
     return recorded, tuple(keep.values())
+
+
+_TEXT_SUFFIXES = (".txt", ".csv", ".json", ".md", ".log", ".text", ".tsv", ".keystore")
+_TEXT_TYPES = ("text/", "application/json")
+
+
+def _redacted_text(content: bytes, filename: str, content_type: str) -> bytes | None:
+    """A text file (users export seed phrases, keys and keystores as `.txt` or `.json`)
+    with its secrets redacted, as UTF-8; other content, or text without secrets, as is.
+    None: a text file too long to check, which is then not kept."""
+    texty = content_type.lower().startswith(_TEXT_TYPES) or filename.lower().endswith(
+        _TEXT_SUFFIXES
+    )
+    if not texty:
+        return content
+    text, _ = decode(content, None)
+    if len(text) > MAX_CHARS:
+        return None
+    result = redact(text)
+    return result.text.encode() if result.redacted else content
 
 
 def content_language(raw: bytes) -> str | None:

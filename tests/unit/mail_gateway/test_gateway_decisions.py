@@ -7,6 +7,7 @@ import base64
 import hashlib
 
 import pytest
+from mnemonic import Mnemonic
 
 from services.mail_gateway.gateway import (
     NO_TEXT,
@@ -295,3 +296,51 @@ def test_a_kept_attachment_is_stored_once_and_named_by_its_digest() -> None:
     ] * 2
     [kept] = decision.keep
     assert (kept.sha256, kept.content, kept.filename) == (digest, png, "a.png")
+
+
+# -- secrets never leave the gateway
+
+PHRASE = Mnemonic("english").to_mnemonic(bytes(range(16)))
+WORDS = PHRASE.split()
+
+
+def test_a_seed_phrase_in_the_text_subject_sender_name_and_file_name_is_never_published() -> None:
+    raw = raw_mail(
+        headers={
+            "Subject": f"wallet {PHRASE}",
+            "From": f"{PHRASE} <li.wei@example.com>",
+        },
+        body=f"My recovery phrase is {PHRASE}, please help",
+        parts=[(f"{PHRASE}.png", "image/png", b"\x89PNG" + bytes(200))],
+    )
+
+    command = received(raw).command
+
+    published = command.model_dump_json()
+    assert " ".join(WORDS[3:6]) not in published
+    assert "[REDACTED:bip39_mnemonic]" in command.body
+    assert "[REDACTED:bip39_mnemonic]" in command.attachments[0].name
+
+
+def test_a_text_attachment_is_kept_with_its_secrets_redacted_under_the_new_digest() -> None:
+    exported = f"backup 2026-11-29\nseed: {PHRASE}\n".encode()
+    decision = received(raw_mail(parts=[("backup.txt", "text/plain", exported)]))
+
+    (kept,) = decision.keep
+    (recorded,) = decision.command.attachments
+    assert " ".join(WORDS[:3]).encode() not in kept.content
+    assert b"[REDACTED:bip39_mnemonic]" in kept.content
+    assert kept.sha256 == recorded.sha256 == hashlib.sha256(kept.content).hexdigest()
+    assert recorded.size == len(kept.content)
+    assert recorded.url is not None
+    assert recorded.url.endswith(kept.sha256)
+
+
+def test_a_text_attachment_without_secrets_and_binary_files_are_kept_as_they_came() -> None:
+    notes = b"withdrawal W-88213, txid 3f2a..., pending since 10:00"
+    image = b"\x89PNG" + bytes(300)
+    decision = received(
+        raw_mail(parts=[("notes.txt", "text/plain", notes), ("a.png", "image/png", image)])
+    )
+
+    assert {k.content for k in decision.keep} == {notes, image}
