@@ -143,7 +143,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     structlog.contextvars.bind_contextvars(service=service)
     install_stdlib_redaction()
     logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
-    # These print protocol traffic (pymongo's command log holds whole documents) at DEBUG
-    # and INFO: they stay at WARNING whatever the service's level.
-    for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
+    # These print protocol traffic (pymongo's command log holds whole documents, aiosmtpd's
+    # `mail.log` every line of a mail, where encodings split secrets past recognition) at
+    # DEBUG and INFO: they stay at WARNING whatever the service's level.
+    for noisy in ("aiokafka", "pymongo", "uvicorn.access", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -2,9 +2,10 @@
 
 A requester (and, by mistake, an agent or a platform) pastes seed phrases and private keys
 into whatever field is at hand: ticket subject and description, the crypto fields,
-attachment names and links, messages, survey comments, ids and headers, and commands on
-Kafka, some of them too big or malformed, so that they end in a dead-letter queue. The four
-services run as real processes, logging at DEBUG. When every consumer has caught up, every
+attachment names and links, messages, survey comments, ids and headers, a reply by email
+(text, subject, sender name, file name, a text file), and commands on Kafka, some of them
+too big or malformed, so that they end in a dead-letter queue. The services run as real
+processes, logging at DEBUG. When every consumer has caught up, every
 collection of every service database, every topic of the run (DLQs included) read from the
 beginning, every service log and every mail sent are scanned: none holds a secret, an
 8-character piece of a key, or 3 consecutive words of a phrase.
@@ -18,10 +19,12 @@ import hmac
 import json
 import re
 import secrets
+import smtplib
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -278,6 +281,25 @@ def kafka_inputs(s: Secrets, topics: Topics, ticket_id: str) -> list[tuple[str, 
     ]
 
 
+def mail_with_secrets(s: Secrets, reply_to: str) -> EmailMessage:
+    """A requester's reply by email: secrets in the subject, the sender's name, the text, a
+    file name and a text file (wallets export phrases and keys as .txt)."""
+    message = EmailMessage()
+    message["From"] = f"{s.wif} <li.wei@example.com>"
+    message["To"] = reply_to
+    message["Subject"] = f"Re: my wallet {s.short}"
+    message.set_content(f"Here is everything:\n{s.all}\n")
+    message.add_attachment(
+        s.all.encode(), maintype="text", subtype="plain", filename=f"backup {s.wif}.txt"
+    )
+    return message
+
+
+def send_mail(port: int, message: EmailMessage) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+        client.send_message(message)
+
+
 # --- waiting and scanning ---------------------------------------------------------------
 
 
@@ -416,7 +438,12 @@ def log_texts(folder: Path) -> dict[str, str]:
     indirect=True,
 )
 async def test_secrets_in_every_input_are_found_in_no_store_topic_log_or_mail(
-    services: dict[str, str], infra: Infra, uid: str, mail: MailCatcher, tmp_path: Path
+    services: dict[str, str],
+    infra: Infra,
+    uid: str,
+    mail: MailCatcher,
+    tmp_path: Path,
+    inbound_smtp_port: int,
 ) -> None:
     s = Secrets()
     needles = s.needles()
@@ -457,6 +484,10 @@ async def test_secrets_in_every_input_are_found_in_no_store_topic_log_or_mail(
 
         inputs = kafka_inputs(s, topics, ticket_id)
         await send(infra.kafka_bootstrap, inputs)
+
+        acknowledgement = next(m for m in mail.wait_for(1, 30) if m.message["Reply-To"])
+        reply_to = str(acknowledgement.message["Reply-To"])
+        await asyncio.to_thread(send_mail, inbound_smtp_port, mail_with_secrets(s, reply_to))
 
         # The zh-CN ticket gets no commands that could reopen it and cancel its survey.
         rated_id = zh.json()["id"]
@@ -504,6 +535,9 @@ async def test_secrets_in_every_input_are_found_in_no_store_topic_log_or_mail(
     assert topic_texts[topics.dlq(topics.commands)]
     assert all(topic_texts[topics.dlq(t)] for t in (topics.tickets, topics.sla, topics.feedback))
     assert mails
+    # and the reply by email: on the ticket, its text file in the gateway's store
+    assert any("Here is everything" in doc for docs in db_texts.values() for doc in docs)
+    assert any(name.endswith("attachments.files") and docs for name, docs in db_texts.items())
 
 
 async def survey_token(bootstrap: str, topics: Topics, ticket_id: str) -> str:
