@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from shared.command_signing import key_id_of
 from shared.secrets import Secret, key_or_explicitly_open
@@ -47,14 +50,14 @@ class MailGatewaySettings(ServiceSettings):
     inbound_smtp_hostname: str = Field(
         "helpstream.local", description="The name in the greeting and EHLO answer."
     )
-    inbound_addresses: list[str] = Field(
+    inbound_addresses: Annotated[list[str], NoDecode] = Field(
         ["support@helpstream.local"],
         min_length=1,
         description="Support mailboxes mail is accepted for (their `+tag` forms too; "
         "notifier's HELPSTREAM_INBOUND_MAIL_ADDRESS is one). Any other recipient is refused: "
         "550 5.7.1 for other domains (never an open relay), 550 5.1.1 for other mailboxes.",
     )
-    own_addresses: list[str] = Field(
+    own_addresses: Annotated[list[str], NoDecode] = Field(
         [],
         description="Addresses helpstream sends from (notifier's mail_from); mail from them, "
         "or from an inbound address, is our own coming back and is dropped.",
@@ -108,11 +111,11 @@ class MailGatewaySettings(ServiceSettings):
         ge=0,
         description="Larger attachments are recorded (name, type, size, sha256) but not kept.",
     )
-    executable_extensions: list[str] = Field(
+    executable_extensions: Annotated[list[str], NoDecode] = Field(
         list(EXECUTABLE_EXTENSIONS),
         description="File name endings refused as executable: recorded, content not kept.",
     )
-    executable_types: list[str] = Field(
+    executable_types: Annotated[list[str], NoDecode] = Field(
         list(EXECUTABLE_TYPES), description="Content types refused as executable."
     )
     attachments_api_key: Secret | None = Field(
@@ -134,7 +137,9 @@ class MailGatewaySettings(ServiceSettings):
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         """`a@x, b@x` in an environment variable, as well as a JSON list."""
-        if isinstance(value, str) and not value.strip().startswith("["):
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
