@@ -13,10 +13,13 @@ CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
 
 # promtool and prometheus come from Debian's `prometheus` package (rule, metrics and e2e
 # tests; `make run`). Where nothing forbids it (no policy-rc.d), the package starts a daemon
-# on :9090: stop exactly that one, right after installing it.
+# on :9090: stop exactly that one, right after installing it. The official AsyncAPI CLI
+# (package.json, pinned in package-lock.json) validates docs/asyncapi.yaml in the tests.
 install: $(STAMP)
 	@command -v promtool >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus && { [ ! -x /etc/init.d/prometheus ] || /etc/init.d/prometheus stop >/dev/null 2>&1 || true; })
 	@command -v chromium >/dev/null && [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei)
+	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm)
+	@[ node_modules/.installed -nt package-lock.json ] || (npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.installed)
 	@[ -e $(CHECKOV_STAMP) ] || ($(PYTHON) -m venv $(VENV)/checkov && $(VENV)/checkov/bin/python -m pip install --quiet checkov==$(CHECKOV_VERSION) && touch $(CHECKOV_STAMP))
 
 $(STAMP): pyproject.toml
@@ -56,6 +59,7 @@ e2e: install
 
 schemas: install
 	$(BIN)/helpstream schemas
+	$(BIN)/helpstream asyncapi
 
 clean:
 	rm -rf .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

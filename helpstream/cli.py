@@ -411,6 +411,14 @@ def schemas(out: Path = Path("docs/events")) -> None:
         _say(str(path))
 
 
+@app.command()
+def asyncapi(out: Path = Path("docs/asyncapi.yaml")) -> None:
+    """Write the AsyncAPI 3.0 document of every channel, message and operation to `out`."""
+    from shared.asyncapi import write_asyncapi
+
+    _say(str(write_asyncapi(out)))
+
+
 topics_app = typer.Typer(help="Kafka topics and DLQs, for clusters where auto-create is off.")
 app.add_typer(topics_app, name="topics")
 

@@ -425,6 +425,16 @@ class CloudEvent(BaseModel, Generic[DataT]):
     datacontenttype: Literal["application/json"] = "application/json"
     dataschemaversion: int = Field(1, ge=1)
     correlationid: str = Field(min_length=1, max_length=128)
+    traceparent: str | None = Field(
+        None,
+        max_length=128,
+        exclude_if=lambda value: value is None,
+        description=(
+            "W3C trace context of the span that produced the event (CloudEvents "
+            "distributed-tracing extension); a malformed value is ignored, never refused."
+        ),
+        examples=["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+    )
     data: DataT
 
     @field_validator("time")
