@@ -379,8 +379,8 @@ def _facts(data: TicketCreated) -> TicketFacts:
 
 
 class CsatGauge(BackgroundTask):
-    """Keeps `helpstream_feedback_csat_ratio{group}` current: after ratings (woken) and at
-    least every `interval_s`. A failed refresh leaves the last values and tries again on
+    """Keeps the CSAT gauges (by group, channel and category) current: after ratings (woken)
+    and at least every `interval_s`. A failed refresh leaves the last values and tries again on
     the next round; it never touches data."""
 
     def __init__(
@@ -399,7 +399,7 @@ class CsatGauge(BackgroundTask):
         self._window = window
         self._interval = interval_s
         self._wake = asyncio.Event()
-        self._groups: set[str] = set()
+        self._shown: dict[GroupBy, set[str]] = {}  # label values set, per dimension
 
     def wake(self) -> None:
         self._wake.set()
@@ -408,16 +408,22 @@ class CsatGauge(BackgroundTask):
 
     async def refresh(self) -> None:
         now = self._clock.now()
-        rows = await self._store.csat(GroupBy.group, now - self._window, now)
-        seen: set[str] = set()
-        for group, counts in rows:
-            if group is None or not counts.responses:
-                continue
-            self._metrics.csat_ratio.labels(group).set(counts.satisfied / counts.responses)
-            seen.add(group)
-        for gone in self._groups - seen:
-            self._metrics.csat_ratio.remove(gone)
-        self._groups = seen
+        gauges = (
+            (GroupBy.group, self._metrics.csat_ratio),
+            (GroupBy.channel, self._metrics.csat_channel_ratio),
+            (GroupBy.category, self._metrics.csat_category_ratio),
+        )
+        for by, gauge in gauges:
+            rows = await self._store.csat(by, now - self._window, now)
+            seen: set[str] = set()
+            for key, counts in rows:
+                if key is None or not counts.responses:
+                    continue
+                gauge.labels(key).set(counts.satisfied / counts.responses)
+                seen.add(key)
+            for gone in self._shown.get(by, set()) - seen:
+                gauge.remove(gone)
+            self._shown[by] = seen
 
     async def run(self) -> None:
         while True:

@@ -34,6 +34,9 @@ class FeedbackMetrics:
     score: Histogram
     # share of 4–5 ratings among responses over the trailing window, by group
     csat_ratio: Gauge
+    # the same share by the ticket's channel and by its category (dashboard: CSAT by channel)
+    csat_channel_ratio: Gauge
+    csat_category_ratio: Gauge
     # input refused, by handler (ticket_events, view, page, page_post, submit) and reason code
     rejected: Counter
 
@@ -107,6 +110,18 @@ def feedback_metrics(registry: CollectorRegistry) -> FeedbackMetrics:
             "helpstream_feedback_csat_ratio",
             "Share of 4-5 ratings among responses, trailing window.",
             ("group",),
+            registry=registry,
+        ),
+        csat_channel_ratio=Gauge(
+            "helpstream_feedback_csat_channel_ratio",
+            "Share of 4-5 ratings among responses by channel, trailing window.",
+            ("channel",),
+            registry=registry,
+        ),
+        csat_category_ratio=Gauge(
+            "helpstream_feedback_csat_category_ratio",
+            "Share of 4-5 ratings among responses by category, trailing window.",
+            ("category",),
             registry=registry,
         ),
         rejected=Counter(

@@ -21,9 +21,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from services.feedback.metrics import feedback_metrics
 from services.intake.metrics import intake_metrics
+from services.mail_gateway.metrics import gateway_metrics
 from services.notifier.metrics import notifier_metrics
 from services.sla_monitor.metrics import sla_metrics
-from shared.infra.services import SERVICES
+from shared.infra.services import EVERY_SERVICE
 from shared.metrics import consumer_metrics, http_metrics, outbox_metrics
 from tests.unit.test_deploy_files import bind_mounts, compose_service, promtool
 
@@ -130,10 +131,11 @@ def defined_metric_names() -> frozenset[str]:
         "sla_monitor": sla_metrics,
         "feedback": feedback_metrics,
         "notifier": notifier_metrics,
+        "mail_gateway": gateway_metrics,
     }
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",)}
     names = {"up"}
-    for service in SERVICES:
+    for service in EVERY_SERVICE:
         registry = CollectorRegistry()  # one per service, as each process has
         consumer_metrics(registry, service)
         outbox_metrics(registry, service)
@@ -204,10 +206,38 @@ def test_every_query_names_only_metrics_the_services_define() -> None:
         "_outbox_pending_documents",
         "_http_requests_total",
         "_http_request_duration_seconds_bucket",
+        "helpstream_sla_monitor_fulfilled_total",
+        "helpstream_sla_monitor_time_to_first_reply_seconds_bucket",
+        "helpstream_intake_open_tickets",
+        "helpstream_feedback_csat_channel_ratio",
+        "helpstream_feedback_csat_category_ratio",
+        "helpstream_mail_gateway_mails_total",
+        "helpstream_mail_gateway_smtp_replies_total",
+        "helpstream_mail_gateway_handling_seconds_bucket",
     ],
 )
 def test_dashboard_shows(metric: str) -> None:
     assert any(metric in expr for expr in exprs())
+
+
+def test_service_level_panels_split_by_what_their_titles_promise() -> None:
+    titled = {p.title: p for p in dashboard().panels}
+    promised = {
+        "SLA compliance % by metric and priority": "by (metric, priority)",
+        "Open tickets by status and group": "by (status, group)",
+        "Time to first reply by priority": "by (priority, le)",
+        "CSAT by channel": "by (channel)",
+        "CSAT by category": "by (category)",
+    }
+    for title, grouping in promised.items():
+        assert all(grouping in t.expr for t in titled[title].targets), title
+
+
+def test_sla_compliance_is_met_over_met_or_breached() -> None:
+    (target,) = next(p for p in dashboard().panels if p.title.startswith("SLA compliance")).targets
+    assert "fulfilled_total" in target.expr
+    assert "breaches_total" in target.expr
+    assert target.expr.startswith("100 * ")
 
 
 def test_by_channel_panels_split_by_channel() -> None:

@@ -25,7 +25,7 @@ from services.intake.settings import IntakeSettings
 from services.notifier.settings import NotifierSettings
 from services.sla_monitor.settings import SlaSettings
 from shared.infra import local_secrets
-from shared.infra.services import SERVICES
+from shared.infra.services import EVERY_SERVICE, SERVICES
 from shared.settings import InfraMode, ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -328,9 +328,9 @@ def test_grafana_datasource_and_dashboard_folder_match_compose() -> None:
 
 
 @pytest.mark.parametrize(("file_name", "host"), sorted(SCRAPE_HOSTS.items()))
-def test_prometheus_scrapes_all_four_services(file_name: str, host: str) -> None:
+def test_prometheus_scrapes_every_service(file_name: str, host: str) -> None:
     targets = scrape_targets(prometheus_config(file_name))
-    expected = {f"{host.format(name=name)}:{port}": name for name, port in SERVICES.items()}
+    expected = {f"{host.format(name=name)}:{port}": name for name, port in EVERY_SERVICE.items()}
     assert targets == expected
 
 
