@@ -17,6 +17,8 @@ from shared.events import (
     Channel,
     CloudEvent,
     CryptoContext,
+    IncidentScope,
+    IncidentText,
     Priority,
     Requester,
     Status,
@@ -147,9 +149,66 @@ class EscalateTicket(Command):
     reason: str | None = Field(None, max_length=2000)
 
 
+class DeclareIncident(Command):
+    """Many tickets about one cause. On Kafka the CloudEvent `subject` is any caller
+    reference; the incident's id derives from the command id, so a redelivery is the same
+    incident."""
+
+    command_type: ClassVar[str] = "helpstream.incident.declare"
+
+    title: IncidentText
+    scope: IncidentScope
+    status_text: IncidentText = Field(description="What requesters are told now.")
+
+    @model_validator(mode="after")
+    def _narrow(self) -> Self:
+        scope = self.scope
+        if not (scope.category or scope.asset or scope.network or scope.keywords):
+            raise ValueError("the scope needs a category, asset, network or keyword")
+        return self
+
+
+class UpdateIncident(Command):
+    """A public update every linked requester hears once. `subject`: the incident id."""
+
+    command_type: ClassVar[str] = "helpstream.incident.update"
+
+    text: IncidentText
+
+
+class ResolveIncident(Command):
+    """Closes the incident; each linked ticket gets `text` as a public system message and
+    becomes `ticket_status`. `subject`: the incident id."""
+
+    command_type: ClassVar[str] = "helpstream.incident.resolve"
+
+    text: IncidentText
+    ticket_status: Literal["solved", "pending"] = Field(
+        "solved", description="pending: the requester is asked to confirm before it is solved."
+    )
+
+
+class LinkTicket(Command):
+    """An agent links (or unlinks) one ticket by hand. `subject`: the incident id."""
+
+    command_type: ClassVar[str] = "helpstream.incident.link_ticket"
+
+    ticket: str = Field(min_length=1, max_length=64, description="Ticket id or number.")
+    unlink: bool = False
+
+
+INCIDENT_COMMANDS = (DeclareIncident, UpdateIncident, ResolveIncident, LinkTicket)
+
 COMMAND_MODELS: dict[str, type[Command]] = {
     model.command_type: model
-    for model in (OpenTicket, AddMessage, UpdateTicket, EscalateTicket, ReceiveMail)
+    for model in (
+        OpenTicket,
+        AddMessage,
+        UpdateTicket,
+        EscalateTicket,
+        ReceiveMail,
+        *INCIDENT_COMMANDS,
+    )
 }
 
 

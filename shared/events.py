@@ -201,6 +201,9 @@ class TicketMessageAdded(Contract):
         description="Claimed to come from the requester by a sender who could not be "
         "verified (mail from another address): held as internal, never the requester's words.",
     )
+    incident_id: str | None = Field(
+        None, description="A system message closing an incident: its resolution text."
+    )
 
 
 class TicketStatusChanged(Contract):
@@ -210,6 +213,7 @@ class TicketStatusChanged(Contract):
     ticket: TicketSummary
     old: Status
     new: Status
+    incident_id: str | None = Field(None, description="Set when resolving an incident did it.")
 
 
 class TicketPriorityChanged(Contract):
@@ -247,6 +251,115 @@ class TicketReopened(Contract):
     ticket_id: str
     ticket: TicketSummary
     reason: str = "requester_reply"
+
+
+# --- incidents (intake) ------------------------------------------------------------
+
+
+class IncidentScope(BaseModel):
+    """Which tickets an incident is about: all given facts must match (keywords: any one).
+    Asset and network compare case-insensitively; the window bounds when a ticket was opened."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: Category | None = Field(None, examples=["withdrawal_delay"])
+    asset: str | None = Field(None, min_length=1, max_length=16, examples=["USDT"])
+    network: str | None = Field(None, min_length=1, max_length=32, examples=["TRC20"])
+    keywords: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Any one found in the subject or description (case-insensitive).",
+        examples=[["stuck", "卡住"]],
+    )
+    opened_from: datetime | None = Field(None, description="Tickets opened at or after this.")
+    opened_until: datetime | None = Field(
+        None, description="Tickets opened before this; empty: while the incident is open."
+    )
+
+    @field_validator("keywords")
+    @classmethod
+    def _short_words(cls, value: list[str]) -> list[str]:
+        if any(not 1 <= len(word.strip()) <= 64 for word in value):
+            raise ValueError("each keyword holds 1 to 64 characters")
+        return [word.strip() for word in value]
+
+
+class IncidentText(BaseModel):
+    """Public text in each requester language (zh-CN and en)."""
+
+    en: str = Field(min_length=1, max_length=4000, examples=["TRC20 withdrawals resume at 14:00 UTC."])
+    zh_cn: str = Field(
+        min_length=1, max_length=4000, alias="zh-CN", examples=["TRC20 提现将于 UTC 14:00 恢复。"]
+    )
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, serialize_by_alias=True
+    )
+
+    def for_locale(self, locale: str) -> str:
+        return self.zh_cn if locale.lower().startswith("zh") else self.en
+
+
+class IncidentDeclared(Contract):
+    """Subject: the incident id (incident events are keyed by incident, ticket events by ticket)."""
+
+    event_type: ClassVar[str] = "helpstream.incident.declared"
+
+    incident_id: str
+    title: IncidentText
+    scope: IncidentScope
+    status_text: IncidentText
+    declared_by: str = Field(max_length=128, description="The API key that declared it.")
+
+
+class IncidentUpdated(Contract):
+    event_type: ClassVar[str] = "helpstream.incident.updated"
+
+    incident_id: str
+    update_id: str
+    text: IncidentText
+    linked: int = Field(ge=0, description="Tickets linked when the update was posted.")
+
+
+class IncidentResolved(Contract):
+    event_type: ClassVar[str] = "helpstream.incident.resolved"
+
+    incident_id: str
+    text: IncidentText
+    ticket_status: Literal["solved", "pending"]
+    linked: int = Field(ge=0)
+
+
+class TicketLinkedToIncident(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.linked_to_incident"
+
+    ticket_id: str
+    ticket: TicketSummary
+    incident_id: str
+    by: Literal["scope", "agent"] = Field(description="Matched the scope, or linked by hand.")
+
+
+class TicketUnlinkedFromIncident(Contract):
+    event_type: ClassVar[str] = "helpstream.ticket.unlinked_from_incident"
+
+    ticket_id: str
+    ticket: TicketSummary
+    incident_id: str
+
+
+class TicketIncidentUpdate(Contract):
+    """One incident update as one linked ticket's requester hears it: in their language.
+    Requesters with several linked tickets get one of these per ticket and hear once
+    (notifier keys the delivery by `update_id` and requester)."""
+
+    event_type: ClassVar[str] = "helpstream.ticket.incident_update"
+
+    ticket_id: str
+    ticket: TicketSummary
+    incident_id: str
+    update_id: str
+    body: str = Field(description="The update in the requester's language; public.")
+    posted_at: datetime
 
 
 # --- SLA (sla_monitor) --------------------------------------------------------------
@@ -390,6 +503,12 @@ EVENT_MODELS: dict[str, type[Contract]] = {
         TicketAssigned,
         TicketEscalated,
         TicketReopened,
+        TicketLinkedToIncident,
+        TicketUnlinkedFromIncident,
+        TicketIncidentUpdate,
+        IncidentDeclared,
+        IncidentUpdated,
+        IncidentResolved,
         SlaApplied,
         SlaPaused,
         SlaResumed,

@@ -20,7 +20,6 @@ from services.intake.auth import (
     Scope,
     required_scope,
 )
-from services.intake.backlog import BacklogGauge
 from services.intake.domain import (
     DomainError,
     EscalationLimit,
@@ -39,6 +38,10 @@ from services.intake.handlers import (
     TicketNotFound,
     TicketService,
 )
+from services.intake.incident_routes import install_incident_routes
+from services.intake.incident_service import IncidentRefresher, IncidentService
+from services.intake.incident_store import IncidentStore
+from services.intake.incidents import IncidentNotFound
 from services.intake.metrics import intake_metrics
 from services.intake.pages import install_pages
 from services.intake.settings import IntakeSettings
@@ -64,6 +67,7 @@ STATUS_OF: dict[type[DomainError], int] = {
     FollowUpNotFound: 422,
     TicketMessageLimit: 409,
     TicketTooLarge: 413,
+    IncidentNotFound: 404,
 }
 
 
@@ -156,8 +160,7 @@ def create_app(
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         store = TicketStore(rt.db)
         await store.ensure_indexes()
-        rt.workers.append(BacklogGauge(store.tickets, metrics.open_tickets, interval_s=60))
-        relay = await rt.add_outbox([store.tickets])
+        relay = await rt.add_outbox([store.tickets, rt.db["incidents"]])
         keys = ApiKeyStore(rt.db, metrics, rt.clock)
         if cfg.bootstrap_api_key is not None:
             try:
@@ -179,7 +182,22 @@ def create_app(
                 )
             except KeyRevoked:
                 log.warning("mail gateway API key revoked; it stays revoked (rotate it)")
+        incident_store = IncidentStore(rt.db)
+        await incident_store.ensure_indexes()
+        incidents = IncidentService(
+            store=incident_store,
+            tickets=store,
+            clock=rt.clock,
+            topics=rt.topics,
+            metrics=metrics,
+            resolve_ticket=lambda reference: parts["service"].resolve(reference),
+            on_events=relay.wake,
+        )
+        refresher = IncidentRefresher(incidents, incident_store, rt.clock)
+        await refresher.refresh()  # no ticket opens before the open incidents are known
+        rt.workers.append(refresher)
         service = TicketService(
+            incidents=incidents,
             store=store,
             clock=rt.clock,
             topics=rt.topics,
@@ -194,7 +212,13 @@ def create_app(
         rt.add_consumer(
             "escalations", [rt.topics.sla, rt.topics.feedback], service.on_escalation_causes
         )
-        parts.update(store=store, keys=keys, service=service)
+        parts.update(
+            store=store,
+            keys=keys,
+            service=service,
+            incidents=incidents,
+            incident_store=incident_store,
+        )
         app.state.api_keys = keys
 
     app = service_app(
@@ -402,6 +426,7 @@ def create_app(
             previous_valid_until=issued.previous_valid_until,
         )
 
+    install_incident_routes(app, parts, caller, metrics)
     install_pages(app, cfg, runtime, parts)
     install_rate_limits(
         app,
@@ -412,6 +437,10 @@ def create_app(
             "POST /v1/tickets/{ticket_id}/messages",
             "PATCH /v1/tickets/{ticket_id}",
             "POST /v1/tickets/{ticket_id}/escalate",
+            "POST /v1/incidents",
+            "POST /v1/incidents/{incident_id}/updates",
+            "POST /v1/incidents/{incident_id}/resolve",
+            "POST /v1/incidents/{incident_id}/tickets",
         ),
     )
     return app

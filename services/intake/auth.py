@@ -34,7 +34,17 @@ from pymongo.errors import DuplicateKeyError
 
 from shared.clock import SystemClock
 from shared.command_signing import SignatureError, check, signing_key
-from shared.commands import AddMessage, EscalateTicket, OpenTicket, ReceiveMail, UpdateTicket
+from shared.commands import (
+    AddMessage,
+    DeclareIncident,
+    EscalateTicket,
+    LinkTicket,
+    OpenTicket,
+    ReceiveMail,
+    ResolveIncident,
+    UpdateIncident,
+    UpdateTicket,
+)
 from shared.events import Author
 
 if TYPE_CHECKING:
@@ -56,6 +66,7 @@ class Scope(StrEnum):
     write = "tickets:write"  # open tickets, add requester messages, ask for escalation
     agent = "tickets:agent"  # agent replies, notes, system notices, status, priority, escalation
     admin = "admin"  # create, revoke and rotate API keys
+    incidents = "incidents:write"  # declare, update and resolve incidents (support and platform)
 
 
 ALL_SCOPES = frozenset(Scope)
@@ -84,8 +95,10 @@ def required_scope(cmd: Command) -> Scope:
         return Scope.agent if cmd.by == "agent" else Scope.write
     if isinstance(cmd, OpenTicket | ReceiveMail):
         return Scope.write  # what mail becomes is intake's to decide, never the sender's
-    if isinstance(cmd, UpdateTicket):
+    if isinstance(cmd, UpdateTicket | LinkTicket):
         return Scope.agent
+    if isinstance(cmd, DeclareIncident | UpdateIncident | ResolveIncident):
+        return Scope.incidents  # speaks to every linked requester at once
     return Scope.admin  # a command type nobody thought about: only the most trusted key
 
 

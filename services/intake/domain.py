@@ -22,12 +22,14 @@ from shared.events import (
     TicketAssigned,
     TicketCreated,
     TicketEscalated,
+    TicketLinkedToIncident,
     TicketMessageAdded,
     TicketPriorityChanged,
     TicketRef,
     TicketReopened,
     TicketStatusChanged,
     TicketSummary,
+    TicketUnlinkedFromIncident,
 )
 
 if TYPE_CHECKING:
@@ -194,6 +196,7 @@ class Ticket:
     escalation_causes: list[str] = field(default_factory=list)
     number: int | None = None  # what people say and type: shown as "#482913"
     follow_up_of: TicketRef | None = None
+    incident_id: str | None = None  # the incident this ticket is one of
     version: int = 0
     pending_events: list[Contract] = field(default_factory=list)
 
@@ -425,6 +428,78 @@ class Ticket:
         )
         if policy.raise_priority and self.priority != Priority.urgent:
             self.change_priority(raise_one(self.priority), now, reason=f"escalated:{reason}")
+        return True
+
+    # --- incidents ----------------------------------------------------------------
+
+    def link_to_incident(
+        self, incident_id: str, now: datetime, by: Literal["scope", "agent"] = "scope"
+    ) -> bool:
+        """False when already linked to it. An agent may move a ticket to another incident."""
+        if self.incident_id == incident_id:
+            return False
+        self._ensure_open_for_changes()
+        if self.incident_id is not None:
+            self.unlink_from_incident(self.incident_id, now)
+        self.incident_id, self.updated_at = incident_id, now
+        self._emit(
+            TicketLinkedToIncident(
+                ticket_id=self.id, ticket=self.summary(), incident_id=incident_id, by=by
+            )
+        )
+        return True
+
+    def unlink_from_incident(self, incident_id: str, now: datetime) -> bool:
+        if self.incident_id != incident_id:
+            return False
+        self.incident_id, self.updated_at = None, now
+        self._emit(
+            TicketUnlinkedFromIncident(
+                ticket_id=self.id, ticket=self.summary(), incident_id=incident_id
+            )
+        )
+        return True
+
+    def resolve_by_incident(
+        self,
+        *,
+        incident_id: str,
+        message_id: str,
+        text: str,
+        outcome: Status,
+        now: datetime,
+    ) -> bool:
+        """The incident's resolution as a public system message, then `outcome` (solved or
+        pending) where the status machine allows it. False when done before, or when the
+        ticket has left the incident or was closed meanwhile."""
+        if self.incident_id != incident_id or self.status == Status.closed:
+            return False
+        if any(m.id == message_id for m in self.messages):
+            return False
+        self.messages.append(Message(message_id, Author.system, None, text, True, now))
+        self.updated_at = now
+        self._emit(
+            TicketMessageAdded(
+                ticket_id=self.id,
+                ticket=self.summary(),
+                message_id=message_id,
+                author=Author.system,
+                public=True,
+                body=text,
+                incident_id=incident_id,
+            )
+        )
+        if outcome != self.status and outcome in TRANSITIONS[self.status]:
+            old, self.status = self.status, outcome
+            self._emit(
+                TicketStatusChanged(
+                    ticket_id=self.id,
+                    ticket=self.summary(),
+                    old=old,
+                    new=outcome,
+                    incident_id=incident_id,
+                )
+            )
         return True
 
     # --- helpers ------------------------------------------------------------------

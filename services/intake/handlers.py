@@ -30,6 +30,7 @@ from services.intake.domain import (
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
 from shared.commands import (
+    INCIDENT_COMMANDS,
     AddMessage,
     Attachment,
     EscalateTicket,
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from services.intake.auth import ApiKey, CommandKeys
+    from services.intake.incident_service import IncidentService
     from services.intake.metrics import IntakeMetrics
     from services.intake.store import TicketStore
     from services.intake.triage import TriageRules
@@ -293,7 +295,9 @@ class TicketService:
         on_events: Callable[[int], None] = lambda _: None,
         limits: TicketLimits = DEFAULT_LIMITS,
         replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
+        incidents: IncidentService | None = None,
     ) -> None:
+        self.incidents = incidents
         self._store = store
         self._keys = keys
         self._replay_window_s = replay_window_s
@@ -360,7 +364,7 @@ class TicketService:
         )
         for kind in kinds:
             self._metrics.secrets_redacted.labels(kind).inc()
-        return Ticket.open(
+        ticket = Ticket.open(
             ticket_id=ticket_id,
             requester=requester,
             channel=cmd.channel,
@@ -377,6 +381,9 @@ class TicketService:
             number=number,
             follow_up_of=follow_up_of,
         )
+        if self.incidents is not None:
+            self.incidents.link_new(ticket)
+        return ticket
 
     @staticmethod
     def _warning(seed: str, locale: str) -> tuple[str, str]:
@@ -606,6 +613,7 @@ class TicketService:
         opens: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         changes: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         mails: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
+        incident_cmds: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command], str]] = []
         for record, signer in await self._authorities(records, rejected):
             try:
                 command = parse_command(record.value or b"")
@@ -621,12 +629,20 @@ class TicketService:
                 opens.append((record, command))
             elif isinstance(command.data, ReceiveMail):
                 mails.append((record, command))
+            elif isinstance(command.data, INCIDENT_COMMANDS):
+                if self.incidents is None:
+                    detail = f"{command.type}: incidents are not handled here"
+                    self._refuse(record, rejected, "unsupported_command", detail, command.type)
+                else:
+                    incident_cmds.append((record, command, signer.id))
             else:
                 changes.append((record, command))
         for record, command in await self._from_mail(mails):
             (opens if isinstance(command.data, OpenTicket) else changes).append((record, command))
         rejected.extend(await self._open_from_commands(opens))
         rejected.extend(await self._change_from_commands(changes))
+        if incident_cmds and self.incidents is not None:  # after the batch's new tickets
+            rejected.extend(await self.incidents.on_commands(incident_cmds))
         return rejected
 
     async def _from_mail(

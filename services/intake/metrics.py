@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram
 
 
 @dataclass(frozen=True)
 class IntakeMetrics:
-    # tickets not closed, by status and group (recounted by services.intake.backlog)
-    open_tickets: Gauge
     # tickets opened, by channel, category and priority after triage
     tickets_created: Counter
     # commands from helpstream.commands, by type and outcome (applied, duplicate, rejected)
@@ -44,16 +42,23 @@ class IntakeMetrics:
     # received mail (ReceiveMail commands), by what intake made of it (reply, unverified,
     # follow_up, new_ticket)
     mail_received: Counter
+    # incidents declared, updated and resolved, by action
+    incidents: Counter
+    # tickets linked to or unlinked from an incident, by how (declared, new_ticket, swept,
+    # agent, unlinked)
+    incident_links: Counter
+    # tickets linked to one incident when it is resolved
+    incident_tickets: Histogram
+    # incident updates handed to linked tickets (one per ticket; notifier tells each requester once)
+    incident_update_fanout: Counter
+    # seconds to apply one incident action (declare with its sweep, update, resolve), by action
+    incident_seconds: Histogram
+    # incident requests refused, by reason code (incident_not_found, incident_resolved, ...)
+    incident_refused: Counter
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
     return IntakeMetrics(
-        open_tickets=Gauge(
-            "helpstream_intake_open_tickets",
-            "Tickets not closed, by status and group.",
-            ("status", "group"),
-            registry=registry,
-        ),
         tickets_created=Counter(
             "helpstream_intake_tickets_created",
             "Tickets opened.",
@@ -144,6 +149,42 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_mail_received",
             "Received mail by what it became: reply, unverified, follow_up or new_ticket.",
             ("outcome",),
+            registry=registry,
+        ),
+        incidents=Counter(
+            "helpstream_intake_incidents",
+            "Incidents declared, updated and resolved.",
+            ("action",),
+            registry=registry,
+        ),
+        incident_links=Counter(
+            "helpstream_intake_incident_links",
+            "Tickets linked to or unlinked from an incident, by how.",
+            ("how",),
+            registry=registry,
+        ),
+        incident_tickets=Histogram(
+            "helpstream_intake_incident_tickets",
+            "Tickets linked to an incident when it was resolved.",
+            buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000, 10000, 20000, 50000),
+            registry=registry,
+        ),
+        incident_update_fanout=Counter(
+            "helpstream_intake_incident_update_fanout",
+            "Incident updates handed to linked tickets (one event per ticket).",
+            registry=registry,
+        ),
+        incident_seconds=Histogram(
+            "helpstream_intake_incident_seconds",
+            "Time to apply one incident action, linked tickets included.",
+            ("action",),
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=registry,
+        ),
+        incident_refused=Counter(
+            "helpstream_intake_incident_refused",
+            "Incident requests refused, by reason.",
+            ("reason",),
             registry=registry,
         ),
     )

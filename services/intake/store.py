@@ -74,6 +74,7 @@ def to_document(ticket: Ticket) -> Document:
         doc["number"] = ticket.number
     if ticket.follow_up_of is not None:
         doc["follow_up_of"] = ticket.follow_up_of.model_dump()
+    doc["incident_id"] = ticket.incident_id  # null once unlinked: a `$set` must clear it
     return doc
 
 
@@ -135,6 +136,7 @@ def from_document(doc: Document) -> Ticket:
         follow_up_of=(
             TicketRef.model_validate(doc["follow_up_of"]) if doc.get("follow_up_of") else None
         ),
+        incident_id=doc.get("incident_id"),
         version=doc.get("version", 0),
     )
 
@@ -153,6 +155,7 @@ class TicketStore:
         await self._ensure_counter()
         await self.tickets.create_index([("requester.id", ASCENDING), ("_id", DESCENDING)])
         await self.tickets.create_index([("status", ASCENDING), ("_id", DESCENDING)])
+        await self.tickets.create_index([("incident_id", ASCENDING), ("_id", ASCENDING)])
 
     async def insert(
         self,

@@ -23,6 +23,7 @@ from shared.events import (
     SlaWarning,
     TicketCreated,
     TicketEscalated,
+    TicketIncidentUpdate,
     TicketMessageAdded,
     TicketStatusChanged,
 )
@@ -188,6 +189,14 @@ def delivery_key(event_id: str, channel: str, address: str) -> str:
     return stable_id(event_id, channel, address)
 
 
+def once_per(event: Incoming) -> str:
+    """What a delivery happens once for: the event, or for an incident update the update,
+    so a requester with several linked tickets hears it once."""
+    if isinstance(event.data, TicketIncidentUpdate):
+        return f"incident-update:{event.data.update_id}"
+    return event.id
+
+
 def language(locale: str, languages: Sequence[str], fallback: str) -> str:
     """Exact locale, else the first language with the same primary subtag, else the fallback."""
     wanted = locale.replace("_", "-").lower()
@@ -220,10 +229,13 @@ def facts_of(data: Contract) -> dict[str, Any]:
         facts["secret_redacted"] = data.secret_redacted
     elif isinstance(data, TicketMessageAdded):
         facts.update(
-            author=data.author.value, public=data.public, secret_redacted=data.secret_redacted
+            author=data.author.value,
+            public=data.public,
+            secret_redacted=data.secret_redacted,
+            incident=data.incident_id is not None,
         )
     elif isinstance(data, TicketStatusChanged):
-        facts.update(old=data.old.value, new=data.new.value)
+        facts.update(old=data.old.value, new=data.new.value, incident=data.incident_id is not None)
     elif isinstance(data, TicketEscalated):
         facts.update(level=data.level, reason=data.reason)
     elif isinstance(data, SlaClockData):
@@ -261,6 +273,8 @@ def values_of(data: Contract, ticket: TicketFacts) -> dict[str, Any]:
         values["body"] = data.body if data.public else None
     elif isinstance(data, TicketStatusChanged):
         values.update(old=data.old.value, new=data.new.value)
+    elif isinstance(data, TicketIncidentUpdate):
+        values.update(body=data.body, posted_at=data.posted_at)
     elif isinstance(data, TicketEscalated):
         values.update(level=data.level, reason=data.reason)
     elif isinstance(data, SlaClockData):
@@ -363,7 +377,7 @@ def plan(
             if slot in out:
                 continue
             out[slot] = Delivery(
-                key=delivery_key(event.id, recipient.channel, recipient.address),
+                key=delivery_key(once_per(event), recipient.channel, recipient.address),
                 event_id=event.id,
                 event_type=event.type,
                 event_time=event.time,

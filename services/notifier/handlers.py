@@ -59,6 +59,9 @@ from services.notifier.threads import ThreadHeaders
 from shared.errors import Invalid, Retryable
 from shared.events import (
     FeedbackRequested,
+    IncidentDeclared,
+    IncidentResolved,
+    IncidentUpdated,
     MailBounced,
     NotificationDelivered,
     NotificationFailed,
@@ -91,6 +94,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 SOURCE = "/helpstream/notifier"
+INCIDENT_UPDATE_TEMPLATE = "incident_update"
+# Incident-level events name no ticket: the per-ticket events they cause are what is told.
+INCIDENT_EVENTS = (IncidentDeclared, IncidentUpdated, IncidentResolved)
 
 
 class Notifications:
@@ -139,7 +145,11 @@ class Notifications:
         accepted, rejected = decode_events(records)
         now = self._clock.now()
         bounces = [item.value for item in accepted if isinstance(item.value.data, MailBounced)]
-        accepted = [item for item in accepted if not isinstance(item.value.data, MailBounced)]
+        accepted = [
+            item
+            for item in accepted
+            if not isinstance(item.value.data, (MailBounced, *INCIDENT_EVENTS))
+        ]
         await self._note_bounces(bounces, now)
         events = [item.value for item in accepted]
         if not events:
@@ -519,6 +529,11 @@ class Notifications:
         channel, template, event_time = _meta(d)
         self._metrics.sent.labels(channel, template).inc()
         self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
+        if template == INCIDENT_UPDATE_TEMPLATE:  # its event time is the update's posting
+            self._metrics.incident_updates_sent.labels(channel).inc()
+            self._metrics.incident_update_seconds.labels(channel).observe(
+                max(0.0, (now - event_time).total_seconds())
+            )
 
     def _count_promise(self, waits: bool, values: Mapping[str, Any], channel: str) -> None:
         """An acknowledgement that goes out without the promised first reply time."""

@@ -44,6 +44,11 @@ class NotifierMetrics:
     bouncing: Gauge
     # bounce reports taken from the mail gateway, by reason (hard, soft, complaint, unknown)
     bounces: Counter
+    # incident updates a requester was told (one per update, requester and channel), by channel
+    incident_updates_sent: Counter
+    # an incident update's posting to a requester's channel accepting it (the slowest of an
+    # update's observations is the last requester told), by channel
+    incident_update_seconds: Histogram
 
 
 def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
@@ -116,5 +121,18 @@ def notifier_metrics(registry: CollectorRegistry) -> NotifierMetrics:
         ),
         bounces=Counter(
             f"{p}_bounces", "Bounce reports received, by reason.", ("reason",), registry=registry
+        ),
+        incident_updates_sent=Counter(
+            f"{p}_incident_updates_sent",
+            "Incident updates told to a requester, once per update, requester and channel.",
+            ("channel",),
+            registry=registry,
+        ),
+        incident_update_seconds=Histogram(
+            f"{p}_incident_update_seconds",
+            "From an incident update's posting to a requester's channel accepting it.",
+            ("channel",),
+            buckets=DELIVERY_BUCKETS,
+            registry=registry,
         ),
     )

@@ -190,6 +190,31 @@ class TicketSla:
                     SlaMetric.periodic_update, policy, policies, at, cycle=periodic.cycle + 1
                 )
 
+    def on_incident_update(self, at: datetime, policies: PolicySet) -> None:
+        """A public update of the ticket's incident answers what the policy lets it
+        (`incident_updates_satisfy`: by default next_reply and periodic_update), as an
+        agent's reply would: the clocks are fulfilled, a periodic update starts again."""
+        self._seen(at)
+        policy = policies.policy(self.policy_name)
+        if policy is None or self.status in (Status.solved, Status.closed):
+            return
+        satisfied = set(policy.incident_updates_satisfy)
+        for metric in (SlaMetric.first_reply, SlaMetric.next_reply):
+            clock = self.clocks.get(metric)
+            if metric in satisfied and clock is not None and clock.state is not ClockState.stopped:
+                self._stop(clock, at, policies, fulfilled=True)
+        periodic = self.clocks.get(SlaMetric.periodic_update)
+        if (
+            SlaMetric.periodic_update in satisfied
+            and periodic is not None
+            and periodic.state is not ClockState.stopped
+        ):
+            self._stop(periodic, at, policies, fulfilled=True)
+            if SlaMetric.periodic_update in policy.targets:
+                self._start_clock(
+                    SlaMetric.periodic_update, policy, policies, at, cycle=periodic.cycle + 1
+                )
+
     def on_requester_message(self, at: datetime, policies: PolicySet) -> None:
         """Starts a next_reply cycle unless one is already waiting for an answer."""
         self._seen(at)

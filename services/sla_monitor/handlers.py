@@ -22,6 +22,7 @@ from shared.events import (
     SlaFulfilled,
     SlaMetric,
     SlaWarning,
+    TicketIncidentUpdate,
     TicketMessageAdded,
     TicketStatusChanged,
     make_event,
@@ -83,6 +84,8 @@ class SlaService:
         accepted, rejected = decode_events(records)
         by_ticket: dict[str, list[tuple[int, CloudEvent[Contract]]]] = defaultdict(list)
         for item in accepted:
+            if getattr(item.value.data, "ticket", None) is None:
+                continue  # an incident's own events: its tickets' events move their clocks
             by_ticket[item.value.subject].append((item.record.partition, item.value))
         if not by_ticket:
             return rejected
@@ -143,6 +146,8 @@ class SlaService:
                 sla.on_requester_message(at, pinned)
         elif isinstance(data, TicketStatusChanged):
             sla.on_status(data.old, data.new, at, pinned)
+        elif isinstance(data, TicketIncidentUpdate):
+            sla.on_incident_update(at, pinned)
         if (summary.priority, summary.category) != (sla.priority, sla.category):
             sla.reapply(
                 priority=summary.priority,

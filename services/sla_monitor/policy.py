@@ -86,6 +86,17 @@ class PolicySpec(_Model):
     match: Match = Match()
     targets: dict[SlaMetric, TargetSpec] = Field(min_length=1)
     pause_resolution_on_hold: bool = True
+    incident_updates_satisfy: list[SlaMetric] = Field(
+        default_factory=lambda: [SlaMetric.next_reply, SlaMetric.periodic_update],
+        description="Clocks a public update of the ticket's incident answers, as a reply would.",
+    )
+
+    @field_validator("incident_updates_satisfy")
+    @classmethod
+    def _answerable(cls, value: list[SlaMetric]) -> list[SlaMetric]:
+        if SlaMetric.resolution in value:
+            raise ValueError("an update cannot satisfy resolution: resolving the incident does")
+        return value
 
 
 class PolicyFile(_Model):

@@ -1,0 +1,180 @@
+"""Incidents in MongoDB (one document each, its events in the same document) and the
+queries over tickets that incidents need: the open tickets a scope may link, and the
+tickets linked to an incident, page by page."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from services.intake.incidents import LINKABLE, Incident, IncidentStatus, IncidentUpdate
+from services.intake.store import HIDDEN
+from services.intake.store import from_document as ticket_from_document
+from shared.events import IncidentScope, IncidentText
+from shared.outbox import new_document_outbox, outbox_update
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Sequence
+    from datetime import datetime
+
+    from pymongo.asynchronous.collection import AsyncCollection
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from services.intake.domain import Ticket
+    from shared.mongo import Document
+
+PAGE = 500  # tickets read and written per round trip when linking, updating, resolving
+
+
+def _text(text: IncidentText) -> Document:
+    return text.model_dump(by_alias=True)
+
+
+def _text_or_none(raw: Document | None) -> IncidentText | None:
+    return IncidentText.model_validate(raw) if raw else None
+
+
+def to_document(incident: Incident) -> Document:
+    return {
+        "_id": incident.id,
+        "title": _text(incident.title),
+        "scope": incident.scope.model_dump(mode="python"),
+        "status_text": _text(incident.status_text),
+        "declared_at": incident.declared_at,
+        "declared_by": incident.declared_by,
+        "status": incident.status.value,
+        "updates": [
+            {"id": u.id, "text": _text(u.text), "posted_at": u.posted_at} for u in incident.updates
+        ],
+        "resolution": _text(incident.resolution) if incident.resolution else None,
+        "ticket_outcome": incident.ticket_outcome,
+        "resolved_at": incident.resolved_at,
+        "version": incident.version,
+    }
+
+
+def from_document(doc: Document) -> Incident:
+    return Incident(
+        id=doc["_id"],
+        title=IncidentText.model_validate(doc["title"]),
+        scope=IncidentScope.model_validate(doc["scope"]),
+        status_text=IncidentText.model_validate(doc["status_text"]),
+        declared_at=doc["declared_at"],
+        declared_by=doc["declared_by"],
+        status=IncidentStatus(doc["status"]),
+        updates=[
+            IncidentUpdate(u["id"], IncidentText.model_validate(u["text"]), u["posted_at"])
+            for u in doc.get("updates", [])
+        ],
+        resolution=_text_or_none(doc.get("resolution")),
+        ticket_outcome=doc.get("ticket_outcome", "solved"),
+        resolved_at=doc.get("resolved_at"),
+        version=doc.get("version", 0),
+    )
+
+
+class IncidentStore:
+    """The incidents collection, plus the ticket queries incidents make."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.incidents: AsyncCollection[Document] = db["incidents"]
+        self.tickets: AsyncCollection[Document] = db["tickets"]
+
+    async def ensure_indexes(self) -> None:
+        await self.incidents.create_index([("status", ASCENDING)])
+
+    async def insert(self, incident: Incident, outbox: Sequence[Document], now: datetime) -> bool:
+        """False when an incident with this id exists (a redelivered declaration)."""
+        doc = {**to_document(incident), "swept": False, **new_document_outbox(outbox, now)}
+        try:
+            await self.incidents.insert_one(doc)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def get(self, incident_id: str) -> Incident | None:
+        doc = await self.incidents.find_one({"_id": incident_id}, HIDDEN)
+        return from_document(doc) if doc is not None else None
+
+    async def save(self, incident: Incident, outbox: Sequence[Document], now: datetime) -> bool:
+        """False when someone changed the incident since it was read."""
+        doc = to_document(incident)
+        doc.pop("_id")
+        doc["version"] = incident.version + 1
+        update: dict[str, Any] = {"$set": doc}
+        if outbox:
+            update.update(outbox_update(outbox, now))
+        result = await self.incidents.update_one(
+            {"_id": incident.id, "version": incident.version}, update
+        )
+        if result.matched_count == 1:
+            incident.version += 1
+            return True
+        return False
+
+    async def open_incidents(self) -> list[tuple[Incident, bool]]:
+        """Every open incident, and whether its late sweep has run."""
+        docs = await self.incidents.find({"status": IncidentStatus.open.value}, HIDDEN).to_list()
+        return [(from_document(d), bool(d.get("swept"))) for d in docs]
+
+    async def mark_swept(self, incident_id: str) -> None:
+        await self.incidents.update_one({"_id": incident_id}, {"$set": {"swept": True}})
+
+    async def recent(self, limit: int) -> list[Incident]:
+        docs = await self.incidents.find({}, HIDDEN).sort("declared_at", -1).limit(limit).to_list()
+        return [from_document(d) for d in docs]
+
+    # --- tickets ----------------------------------------------------------------------
+
+    async def linkable_tickets(self, incident: Incident) -> AsyncIterator[list[Ticket]]:
+        """Pages of unlinked open tickets the scope's stored facts may match (the domain
+        decides; the query only narrows what is read)."""
+        query: Document = {
+            "status": {"$in": sorted(s.value for s in LINKABLE)},
+            "incident_id": None,
+        }
+        scope = incident.scope
+        if scope.category is not None:
+            query["category"] = scope.category.value
+        window: Document = {}
+        if scope.opened_from is not None:
+            window["$gte"] = scope.opened_from
+        if scope.opened_until is not None:
+            window["$lt"] = scope.opened_until
+        if window:
+            query["created_at"] = window
+        async for page in self._pages(query):
+            yield page
+
+    async def linked_tickets(self, incident_id: str) -> AsyncIterator[list[Ticket]]:
+        async for page in self._pages({"incident_id": incident_id}):
+            yield page
+
+    async def linked_count(self, incident_id: str) -> int:
+        return await self.tickets.count_documents({"incident_id": incident_id})
+
+    async def _pages(self, query: Document) -> AsyncIterator[list[Ticket]]:
+        """`_id` order, a page at a time: what was changed on one page never moves the next."""
+        after: str | None = None
+        while True:
+            where = {**query, "_id": {"$gt": after}} if after is not None else query
+            docs = (
+                await self.tickets.find(where, HIDDEN).sort("_id", ASCENDING).limit(PAGE).to_list()
+            )
+            if not docs:
+                return
+            after = docs[-1]["_id"]
+            yield [ticket_from_document(d) for d in docs]
+            if len(docs) < PAGE:
+                return
+
+    def events_op(self, ticket_id: str, outbox: Sequence[Document], now: datetime) -> UpdateOne:
+        """Events for a ticket whose state does not change (an incident update): appended
+        to its outbox without touching its version, so no ticket change is lost to it."""
+        return UpdateOne({"_id": ticket_id}, outbox_update(outbox, now))
+
+    async def write_events(self, ops: Sequence[UpdateOne]) -> None:
+        if ops:
+            await self.tickets.bulk_write(list(ops), ordered=False)
