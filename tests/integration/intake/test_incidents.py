@@ -15,9 +15,7 @@ from tests.integration.intake.conftest import Intake
 from tests.integration.intake.test_commands import produce_signed
 from tests.support import Tap, eventually
 
-SEED = (
-    "abandon ability able about above absent absorb abstract absurd abuse access accident"
-)
+SEED = "abandon ability able about above absent absorb abstract absurd abuse access accident"
 
 STUCK = {
     "category": "withdrawal_delay",
@@ -184,7 +182,9 @@ async def test_a_key_without_the_incidents_scope_cannot_declare_or_update(
     intake: Intake,
 ) -> None:
     agent = await intake.key_with("tickets:agent", "tickets:read")
-    refused = await intake.http.post("/v1/incidents", json=declaration(), headers=intake.auth(agent))
+    refused = await intake.http.post(
+        "/v1/incidents", json=declaration(), headers=intake.auth(agent)
+    )
     assert refused.status_code == 403
     assert "incidents:write" in refused.json()["detail"]
     missing = await intake.http.post(
@@ -217,7 +217,7 @@ async def test_incident_commands_declare_once_and_unsigned_or_unscoped_ones_are_
 
         async def declared() -> list[dict[str, Any]]:
             found = events_of(await tap.collect(1, timeout=0.5), "incident.declared")
-            linked = events_of(tap.records and tap.records or [], "ticket.linked_to_incident")
+            linked = events_of(tap.records, "ticket.linked_to_incident")
             return found if found and linked else []
 
         found = await eventually(declared)
