@@ -149,6 +149,20 @@ class EscalateTicket(Command):
     reason: str | None = Field(None, max_length=2000)
 
 
+class SolveByArticle(Command):
+    """The requester says a help article solved their problem (the status page's "this
+    solved my problem", or an app's help widget)."""
+
+    command_type: ClassVar[str] = "helpstream.ticket.solve_by_article"
+
+    article_id: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+        examples=["usdt-trc20-withdrawal-pending-en"],
+    )
+
+
 class DeclareIncident(Command):
     """Many tickets about one cause. On Kafka the CloudEvent `subject` is any caller
     reference; the incident's id derives from the command id, so a redelivery is the same
@@ -207,6 +221,7 @@ COMMAND_MODELS: dict[str, type[Command]] = {
         UpdateTicket,
         EscalateTicket,
         ReceiveMail,
+        SolveByArticle,
         *INCIDENT_COMMANDS,
     )
 }

@@ -170,6 +170,21 @@ class TicketSummary(BaseModel):
     created_at: datetime
 
 
+class ArticleSuggestion(BaseModel):
+    """A help article that may answer the ticket, as the requester is shown it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[a-z0-9]+(?:-[a-z0-9]+)*$",
+        examples=["usdt-trc20-withdrawal-pending-en"],
+    )
+    title: str = Field(max_length=200)
+    language: str = Field(max_length=16, examples=["zh-CN", "en"])
+
+
 class TicketCreated(Contract):
     event_type: ClassVar[str] = "helpstream.ticket.created"
 
@@ -183,6 +198,12 @@ class TicketCreated(Contract):
         None,
         description="The earlier ticket of the same requester this one follows up "
         "(a reply to a closed ticket opens one).",
+    )
+    suggested_articles: list[ArticleSuggestion] = Field(
+        default_factory=list,
+        max_length=3,
+        description="Help articles that may answer the ticket, best first (shown in the "
+        "acknowledgement and on the status page; public page /help/articles/{id} at intake).",
     )
 
 
@@ -251,6 +272,19 @@ class TicketReopened(Contract):
     ticket_id: str
     ticket: TicketSummary
     reason: str = "requester_reply"
+
+
+class TicketSolvedByArticle(Contract):
+    """The requester said a help article solved their problem (deflection). The ticket's
+    `ticket.status_changed` to solved follows it."""
+
+    event_type: ClassVar[str] = "helpstream.ticket.solved_by_article"
+
+    ticket_id: str
+    ticket: TicketSummary
+    article_id: str = Field(max_length=100, examples=["usdt-trc20-withdrawal-pending-en"])
+    language: str = Field(max_length=16, examples=["zh-CN", "en"])
+    old: Status = Field(description="The status the ticket had before.")
 
 
 # --- incidents (intake) ------------------------------------------------------------
@@ -503,6 +537,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
         TicketAssigned,
         TicketEscalated,
         TicketReopened,
+        TicketSolvedByArticle,
         TicketLinkedToIncident,
         TicketUnlinkedFromIncident,
         TicketIncidentUpdate,

@@ -21,6 +21,7 @@ from services.intake.auth import (
     required_scope,
 )
 from services.intake.domain import (
+    AlreadySolved,
     DomainError,
     EscalationLimit,
     IllegalTransition,
@@ -30,6 +31,7 @@ from services.intake.domain import (
     TicketMessageLimit,
     TicketTooLarge,
 )
+from services.intake.faq import load_index
 from services.intake.handlers import (
     Changed,
     ConcurrentChange,
@@ -37,12 +39,15 @@ from services.intake.handlers import (
     IdempotencyMismatch,
     TicketNotFound,
     TicketService,
+    UnknownArticle,
 )
+from services.intake.help_pages import ARTICLE_ROUTE, install_help_pages
 from services.intake.incident_routes import install_incident_routes
 from services.intake.incident_service import IncidentRefresher, IncidentService
 from services.intake.incident_store import IncidentStore
 from services.intake.incidents import IncidentNotFound
-from services.intake.metrics import intake_metrics
+from services.intake.metrics import intake_metrics, self_service_metrics
+from services.intake.pages import TEMPLATES as PAGE_TEMPLATES
 from services.intake.pages import install_pages
 from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
@@ -67,6 +72,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     FollowUpNotFound: 422,
     TicketMessageLimit: 409,
     TicketTooLarge: 413,
+    AlreadySolved: 409,
+    UnknownArticle: 422,
     IncidentNotFound: 404,
 }
 
@@ -155,7 +162,11 @@ def create_app(
     runtime = runtime or ServiceRuntime(SERVICE, cfg)
     metrics = intake_metrics(runtime.registry)
     rules = load_rules(cfg.triage_rules)  # a bad rules file stops the start, not a request
-    parts: dict[str, Any] = {}
+    answers = load_index(cfg.help_articles)  # so does a bad help article
+    parts: dict[str, Any] = {
+        "answers": answers,
+        "self_service": self_service_metrics(runtime.registry),
+    }
 
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         store = TicketStore(rt.db)
@@ -206,6 +217,7 @@ def create_app(
             keys=keys,
             on_events=relay.wake,
             replay_window_s=cfg.command_replay_window_s,
+            answers=answers,
             limits=TicketLimits(cfg.max_messages_per_ticket, cfg.max_ticket_text_bytes),
         )
         rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
@@ -428,9 +440,16 @@ def create_app(
 
     install_incident_routes(app, parts, caller, metrics)
     install_pages(app, cfg, runtime, parts)
+    install_help_pages(app, answers, parts["self_service"], PAGE_TEMPLATES)
     install_rate_limits(
         app,
-        page_limits(cfg, "GET /t/{token}", "POST /t/{token}/reply")
+        page_limits(
+            cfg,
+            "GET /t/{token}",
+            "POST /t/{token}/reply",
+            "POST /t/{token}/solved",
+            f"GET {ARTICLE_ROUTE}",
+        )
         + write_limits(
             cfg,
             "POST /v1/tickets",

@@ -42,6 +42,7 @@ from shared.commands import (
     OpenTicket,
     ReceiveMail,
     ResolveIncident,
+    SolveByArticle,
     UpdateIncident,
     UpdateTicket,
 )
@@ -93,7 +94,7 @@ def required_scope(cmd: Command) -> Scope:
         return Scope.write if by_requester and (cmd.public or not cmd.verified) else Scope.agent
     if isinstance(cmd, EscalateTicket):
         return Scope.agent if cmd.by == "agent" else Scope.write
-    if isinstance(cmd, OpenTicket | ReceiveMail):
+    if isinstance(cmd, OpenTicket | ReceiveMail | SolveByArticle):
         return Scope.write  # what mail becomes is intake's to decide, never the sender's
     if isinstance(cmd, UpdateTicket | LinkTicket):
         return Scope.agent

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from shared.events import (
+    ArticleSuggestion,
     Author,
     Category,
     Channel,
@@ -27,6 +28,7 @@ from shared.events import (
     TicketPriorityChanged,
     TicketRef,
     TicketReopened,
+    TicketSolvedByArticle,
     TicketStatusChanged,
     TicketSummary,
     TicketUnlinkedFromIncident,
@@ -72,6 +74,15 @@ class TicketClosed(DomainError):
 
     def __init__(self, ticket_id: str) -> None:
         super().__init__(f"ticket {ticket_id} is closed; open a new ticket instead")
+
+
+class AlreadySolved(DomainError):
+    """An article can solve a ticket that is still waiting for an answer, once."""
+
+    code = "already_solved"
+
+    def __init__(self, ticket_id: str) -> None:
+        super().__init__(f"ticket {ticket_id} is already solved")
 
 
 class EscalationLimit(DomainError):
@@ -219,6 +230,7 @@ class Ticket:
         warning: tuple[str, str] | None = None,
         number: int | None = None,
         follow_up_of: TicketRef | None = None,
+        suggested_articles: Sequence[ArticleSuggestion] = (),
     ) -> Ticket:
         """`warning` is (message id, text) of the security notice owed after a redaction."""
         ticket = cls(
@@ -247,6 +259,7 @@ class Ticket:
                 crypto=crypto,
                 secret_redacted=secret_redacted,
                 follow_up_of=follow_up_of,
+                suggested_articles=list(suggested_articles),
             )
         )
         if warning is not None:
@@ -501,6 +514,27 @@ class Ticket:
                 )
             )
         return True
+
+    def solve_by_article(self, article_id: str, language: str, now: datetime) -> None:
+        """The requester says a help article answered them: solved, as a deflection."""
+        if self.status == Status.closed:
+            raise TicketClosed(self.id)
+        if self.status == Status.solved:
+            raise AlreadySolved(self.id)
+        old = self.status
+        self.status, self.updated_at = Status.solved, now
+        self._emit(
+            TicketSolvedByArticle(
+                ticket_id=self.id,
+                ticket=self.summary(),
+                article_id=article_id,
+                language=language,
+                old=old,
+            )
+        )
+        self._emit(
+            TicketStatusChanged(ticket_id=self.id, ticket=self.summary(), old=old, new=self.status)
+        )
 
     # --- helpers ------------------------------------------------------------------
 

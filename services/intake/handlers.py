@@ -36,6 +36,7 @@ from shared.commands import (
     EscalateTicket,
     OpenTicket,
     ReceiveMail,
+    SolveByArticle,
     UpdateTicket,
     parse_command,
 )
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
 
     from services.intake.auth import ApiKey, CommandKeys
+    from services.intake.faq import ArticleIndex
     from services.intake.incident_service import IncidentService
     from services.intake.metrics import IntakeMetrics
     from services.intake.store import TicketStore
@@ -102,6 +104,13 @@ class FollowUpNotFound(DomainError):
     def __init__(self, reference: str) -> None:
         # Echoed into problem bodies and DLQ headers: a caller's text, so kept secret-free.
         super().__init__(f"no ticket {safe_reference(reference)!r} of this requester to follow up")
+
+
+class UnknownArticle(DomainError):
+    code = "unknown_article"
+
+    def __init__(self, article_id: str) -> None:
+        super().__init__(f"no help article {article_id!r}")
 
 
 class ConcurrentChange(DomainError):
@@ -295,12 +304,14 @@ class TicketService:
         on_events: Callable[[int], None] = lambda _: None,
         limits: TicketLimits = DEFAULT_LIMITS,
         replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
+        answers: ArticleIndex | None = None,
         incidents: IncidentService | None = None,
     ) -> None:
         self.incidents = incidents
         self._store = store
         self._keys = keys
         self._replay_window_s = replay_window_s
+        self._answers = answers
         self._clock = clock
         self._topics = topics
         self._rules = rules
@@ -380,6 +391,16 @@ class TicketService:
             warning=self._warning(ticket_id, cmd.requester.locale) if kinds else None,
             number=number,
             follow_up_of=follow_up_of,
+            suggested_articles=self._answers.suggest(
+                subject=subject.text,
+                description=description.text,
+                locale=requester.locale,
+                category=Category(decided.category),
+                asset=crypto.asset if crypto else None,
+                network=crypto.network if crypto else None,
+            )
+            if self._answers is not None
+            else (),
         )
         if self.incidents is not None:
             self.incidents.link_new(ticket)
@@ -526,6 +547,12 @@ class TicketService:
             reason: EscalationReason = "requester_request" if cmd.by == "requester" else "agent"
             ticket.escalate(reason=reason, now=now, policy=self._escalations.policy)
             self._metrics.escalations.labels(reason).inc()
+            return None
+        if isinstance(cmd, SolveByArticle):
+            article = self._answers.get(cmd.article_id) if self._answers else None
+            if article is None:
+                raise UnknownArticle(cmd.article_id)
+            ticket.solve_by_article(article.id, article.language, now)
             return None
         raise Invalid("unsupported_command", type(cmd).__name__)
 

@@ -188,3 +188,48 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             registry=registry,
         ),
     )
+
+
+@dataclass(frozen=True)
+class SelfServiceMetrics:
+    """Help articles and deflection (tickets requesters solved with an article)."""
+
+    # tickets solved by the requester with a help article, by category and channel
+    tickets_deflected: Counter
+    # help article pages shown, by the article's language
+    article_views: Counter
+    # help article views and "this solved my problem" forms refused, by route and reason
+    # (not_found, csrf, foreign_ticket, unknown_article, closed, already_solved, busy)
+    self_service_refused: Counter
+    # seconds to answer an article page or a "this solved my problem" form, by route
+    self_service_seconds: Histogram
+
+
+def self_service_metrics(registry: CollectorRegistry) -> SelfServiceMetrics:
+    return SelfServiceMetrics(
+        tickets_deflected=Counter(
+            "helpstream_intake_tickets_deflected",
+            "Tickets the requester solved with a help article.",
+            ("category", "channel"),
+            registry=registry,
+        ),
+        article_views=Counter(
+            "helpstream_intake_article_views",
+            "Help article pages shown.",
+            ("language",),
+            registry=registry,
+        ),
+        self_service_refused=Counter(
+            "helpstream_intake_self_service_refused",
+            "Article pages and solve forms refused, by route and reason.",
+            ("route", "reason"),
+            registry=registry,
+        ),
+        self_service_seconds=Histogram(
+            "helpstream_intake_self_service_seconds",
+            "Time to answer an article page or a solve form.",
+            ("route",),
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=registry,
+        ),
+    )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,13 +33,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.intake.domain import (
+    AlreadySolved,
     TicketClosed,
     TicketLimitExceeded,
     TicketTooLarge,
     show_number,
 )
-from services.intake.handlers import ConcurrentChange, TicketNotFound
-from shared.commands import MAX_TEXT, AddMessage
+from services.intake.handlers import ConcurrentChange, TicketNotFound, UnknownArticle
+from services.intake.help_pages import SELF_SERVICE_TEXTS, suggestions_for
+from shared.commands import MAX_TEXT, AddMessage, SolveByArticle
 from shared.events import Author, Status
 from shared.ids import new_id
 from shared.redaction import REDACTION_WARNING
@@ -230,7 +233,7 @@ def install_pages(
 ) -> None:
     """Add the status page routes (not in the OpenAPI schema: they answer HTML)."""
     secret = SigningKeys.of(cfg.requester_link_secret, cfg.requester_link_previous_secret)
-    pages = Pages(TEMPLATES, Catalogue(COMMON).extend(TEXTS))
+    pages = Pages(TEMPLATES, Catalogue(COMMON).extend(TEXTS).extend(SELF_SERVICE_TEXTS))
     csrf = Csrf(secret.current)
 
     def language(request: Request, link: TicketLink | None) -> str:
@@ -302,6 +305,9 @@ def install_pages(
                 else None,
                 "follow_ups": [n for f in follow_ups if (n := show_number(f.number))],
                 "request_id": new_id(),
+                "articles": suggestions_for(parts["answers"], ticket),
+                "can_solve": ticket.status not in (Status.solved, Status.closed),
+                "solved_by_article": request.query_params.get("solved") == "1",
             },
         )
         csrf.set_cookie(request, response, nonce)
@@ -358,3 +364,67 @@ def install_pages(
         if request.query_params.get("lang") in LANGUAGES:
             query["lang"] = request.query_params["lang"]
         return RedirectResponse(f"/t/{token}?{urlencode(query)}", status_code=303)
+
+    @app.post("/t/{token}/solved", include_in_schema=False, response_class=HTMLResponse)
+    async def solved_by_article(request: Request, token: str) -> Response:
+        """ "This solved my problem": the link's ticket only, with a valid form and an
+        article of the index; solved once (a closed or solved ticket refuses)."""
+        started = time.perf_counter()
+        refused = parts["self_service"].self_service_refused
+        try:
+            form = await read_form(request)
+            found = await opened(request, token)
+            if isinstance(found, HTMLResponse):
+                refused.labels("solve", "not_found").inc()
+                return found
+            link, ticket = found
+            lang = language(request, link)
+            if form is None or not csrf.valid(request, token, form.get(FIELD)):
+                refused.labels("solve", "csrf").inc()
+                return pages.error(request, lang=lang, status=403, kind="forbidden")
+            if form.get("ticket_id") != link.ticket_id:
+                refused.labels("solve", "foreign_ticket").inc()
+                return pages.error(request, lang=lang, status=403, kind="not_found")
+            article_id = form.get("article_id") or ""
+            if parts["answers"].get(article_id) is None:
+                refused.labels("solve", "unknown_article").inc()
+                return await page(
+                    request, token, link, ticket, status=422, problem="unknown_article"
+                )
+            request_id = form.get("request_id") or ""
+            once = (
+                f"page:{request_id}:solve:{article_id}"
+                if _REQUEST_ID.fullmatch(request_id)
+                else None
+            )
+            service: TicketService = parts["service"]
+            try:
+                changed = await service.change(
+                    link.ticket_id,
+                    SolveByArticle(article_id=article_id),
+                    correlation_id=new_id(),
+                    idempotency_key=once,
+                )
+            except (TicketClosed, AlreadySolved, ConcurrentChange, UnknownArticle) as exc:
+                reason = {TicketClosed: "closed", AlreadySolved: "already_solved"}.get(
+                    type(exc), "busy" if isinstance(exc, ConcurrentChange) else "unknown_article"
+                )
+                refused.labels("solve", reason).inc()
+                status = 422 if reason == "unknown_article" else 409
+                return await page(request, token, link, ticket, status=status, problem=reason)
+            except TicketNotFound:
+                refused.labels("solve", "not_found").inc()
+                return pages.error(request, lang=lang, status=404, kind="not_found")
+            if not changed.replayed:
+                solved = changed.ticket
+                parts["self_service"].tickets_deflected.labels(
+                    solved.category.value, solved.channel.value
+                ).inc()
+            query = {"solved": "1"}
+            if request.query_params.get("lang") in LANGUAGES:
+                query["lang"] = request.query_params["lang"]
+            return RedirectResponse(f"/t/{token}?{urlencode(query)}", status_code=303)
+        finally:
+            parts["self_service"].self_service_seconds.labels("solve").observe(
+                time.perf_counter() - started
+            )

@@ -23,6 +23,11 @@ class IntakeSettings(ServiceSettings):
     triage_rules: Path | None = Field(
         None, description="Triage rules YAML; the packaged rules when empty."
     )
+    help_articles: Path | None = Field(
+        None,
+        description="Folder of help articles (Markdown with front matter) suggested to "
+        "requesters; the packaged articles when empty. A bad article stops the start.",
+    )
     command_replay_window_s: float = Field(
         300.0,
         ge=30,

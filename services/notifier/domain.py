@@ -269,6 +269,7 @@ def values_of(data: Contract, ticket: TicketFacts) -> dict[str, Any]:
         )
     if isinstance(data, TicketCreated):
         values["subject"] = data.subject
+        values["suggested_articles"] = [a.model_dump() for a in data.suggested_articles]
     elif isinstance(data, TicketMessageAdded):
         values["body"] = data.body if data.public else None
     elif isinstance(data, TicketStatusChanged):

@@ -20,6 +20,7 @@ score chosen; only the page's POST records it).
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,13 +89,25 @@ def survey_page_url(survey_url: str) -> str | None:
     return f"{head}{SURVEY_PAGE_PATH}{token}"
 
 
+ARTICLE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
 def link_values(
     cfg: NotifierSettings, recipient: Recipient, values: Mapping[str, Any], now: datetime
 ) -> dict[str, Any]:
-    """`status_url` and `survey_page_url` for a requester's message (None otherwise)."""
-    links: dict[str, Any] = {"status_url": None, "survey_page_url": None}
+    """`status_url`, `survey_page_url` and `articles` (suggested help articles: title and
+    public page) for a requester's message (None and [] otherwise)."""
+    links: dict[str, Any] = {"status_url": None, "survey_page_url": None, "articles": []}
     if recipient.kind != "requester" or recipient.user_id is None:
         return links
+    suggested = values.get("suggested_articles") or []
+    if cfg.status_page_base_url and isinstance(suggested, list):
+        base = cfg.status_page_base_url.rstrip("/")
+        links["articles"] = [
+            {"title": a["title"], "url": f"{base}/help/articles/{a['id']}"}
+            for a in suggested
+            if isinstance(a, dict) and ARTICLE_ID.fullmatch(str(a.get("id", "")))
+        ]
     survey_url = values.get("survey_url")
     if isinstance(survey_url, str):
         links["survey_page_url"] = survey_page_url(survey_url)
