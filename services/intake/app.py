@@ -20,6 +20,7 @@ from services.intake.auth import (
     Scope,
     required_scope,
 )
+from services.intake.backlog import BacklogGauge
 from services.intake.domain import (
     AlreadySolved,
     DomainError,
@@ -171,6 +172,7 @@ def create_app(
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         store = TicketStore(rt.db)
         await store.ensure_indexes()
+        rt.workers.append(BacklogGauge(store.tickets, metrics.open_tickets, interval_s=60))
         relay = await rt.add_outbox([store.tickets, rt.db["incidents"]])
         keys = ApiKeyStore(rt.db, metrics, rt.clock)
         if cfg.bootstrap_api_key is not None:

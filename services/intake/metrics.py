@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(frozen=True)
 class IntakeMetrics:
+    # tickets not closed, by status and group (recounted by services.intake.backlog)
+    open_tickets: Gauge
     # tickets opened, by channel, category and priority after triage
     tickets_created: Counter
     # commands from helpstream.commands, by type and outcome (applied, duplicate, rejected)
@@ -59,6 +61,12 @@ class IntakeMetrics:
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
     return IntakeMetrics(
+        open_tickets=Gauge(
+            "helpstream_intake_open_tickets",
+            "Tickets not closed, by status and group.",
+            ("status", "group"),
+            registry=registry,
+        ),
         tickets_created=Counter(
             "helpstream_intake_tickets_created",
             "Tickets opened.",
