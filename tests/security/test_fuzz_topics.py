@@ -364,6 +364,22 @@ def plans(topics: Topics) -> list[TopicPlan]:
         "helpstream.ticket.add_message": {"author": "agent", "body": "hello", "public": True},
         "helpstream.ticket.update": {"status": "pending", "priority": "high"},
         "helpstream.ticket.escalate": {"by": "requester", "reason": "slow"},
+        "helpstream.ticket.receive_mail": {
+            "sender": "li.wei@example.com",
+            "subject": "Re: x",
+            "body": "hi",
+        },
+        "helpstream.ticket.solve_by_article": {"article_id": "deposit-not-credited-en"},
+        "helpstream.incident.declare": {
+            "title": {"en": "TRC20 withdrawals delayed", "zh_cn": "TRC20 提现延迟"},
+            "scope": {"asset": "USDT", "network": "TRC20"},
+            "status_text": {"en": "We are on it.", "zh_cn": "正在处理。"},
+        },
+        "helpstream.incident.update": {
+            "text": {"en": "Resuming at 14:00 UTC", "zh_cn": "14:00 恢复"}
+        },
+        "helpstream.incident.resolve": {"text": {"en": "Resolved", "zh_cn": "已恢复"}},
+        "helpstream.incident.link_ticket": {"ticket": "T-t"},
     }
     assert set(command_types) == set(COMMAND_MODELS)
     assert all(kind in EVENT_MODELS for kind in [*ticket_types, *sla_types, *feedback_types])
