@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from shared.errors import Invalid
 from shared.ids import new_id
+from shared.tracing import parse_traceparent, traceparent_for
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -591,6 +592,12 @@ class CloudEvent(BaseModel, Generic[DataT]):
     )
     data: DataT
 
+    @field_validator("traceparent", mode="before")
+    @classmethod
+    def _drop_malformed_traceparent(cls, value: object) -> object:
+        """A bad trace context loses the trace, never the event."""
+        return value if isinstance(value, str) and parse_traceparent(value) else None
+
     @field_validator("time")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
@@ -622,6 +629,7 @@ def make_event(
         time=time,
         dataschemaversion=data.schema_version,
         correlationid=correlationid,
+        traceparent=traceparent_for(correlationid),  # None unless tracing is on
         data=data,
     )
 

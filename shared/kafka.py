@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from shared import tracing
 from shared.clock import Clock, SystemClock
 from shared.dlq_payload import Scrubbed, redact_text, scrub
 from shared.errors import Invalid, Retryable
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from aiokafka.structs import ConsumerRecord
+    from opentelemetry.trace import Span
 
     from shared.metrics import ConsumerMetrics
     from shared.settings import ServiceSettings
@@ -89,9 +91,23 @@ def make_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer
 
 
 async def publish_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent[Any]) -> None:
-    await producer.send_and_wait(
-        topic, event.to_bytes(), key=event.subject.encode(), headers=EVENT_HEADERS
-    )
+    span = tracing.start_publish(topic, event.traceparent, event.subject)
+    try:
+        await producer.send_and_wait(
+            topic, event.to_bytes(), key=event.subject.encode(), headers=event_headers(span)
+        )
+    except BaseException as exc:
+        tracing.end_spans([span], exc)
+        raise
+    tracing.end_spans([span])
+
+
+def event_headers(span: Span | None) -> list[tuple[str, bytes]]:
+    """The headers of an event record: its content type, and its publish span's trace
+    context when tracing is on."""
+    if span is None:
+        return EVENT_HEADERS
+    return [*EVENT_HEADERS, *tracing.headers_for(span.get_span_context())]
 
 
 def appended_at(record: ConsumerRecord[bytes, bytes]) -> datetime | None:
@@ -154,8 +170,18 @@ class DeadLetters:
             return
         failed_at = datetime.now(UTC).isoformat()
         futures = []
+        spans = []
         for item in rejected:
             record = item.record
+            # the record's own trace headers stay; the span continues its trace
+            parent = tracing.context_from_headers(record.headers) if tracing.enabled() else None
+            spans.append(
+                tracing.start_publish(
+                    Topics.dlq(record.topic),
+                    tracing.format_traceparent(parent) if parent is not None else None,
+                    str(record.key),
+                )
+            )
             scrubbed = await _scrubbed(record.value)
             headers = [
                 *(record.headers or ()),
@@ -173,7 +199,12 @@ class DeadLetters:
                     Topics.dlq(record.topic), scrubbed.value, key=record.key, headers=headers
                 )
             )
-        await asyncio.gather(*futures)
+        try:
+            await asyncio.gather(*futures)
+        except BaseException as exc:
+            tracing.end_spans(spans, exc)
+            raise
+        tracing.end_spans(spans)
 
 
 async def _scrubbed(value: bytes | None) -> Scrubbed:
@@ -352,7 +383,8 @@ class BatchConsumer:
         then the batch is split until the records the handler still fails on stand alone,
         and those are dead-lettered while the rest is applied."""
         try:
-            return list(await self._handle(records))
+            with tracing.consuming(self.name, records):
+                return list(await self._handle(records))
         except asyncio.CancelledError:
             raise
         except Exception as exc:

@@ -18,8 +18,9 @@ import structlog
 from pymongo import ASCENDING, UpdateMany, UpdateOne
 from pymongo.errors import OperationFailure
 
+from shared import tracing
 from shared.ids import new_id
-from shared.kafka import EVENT_HEADERS
+from shared.kafka import event_headers
 from shared.tasks import BackgroundTask
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
         "time": event.time,
         "type": event.type,
         "correlationid": event.correlationid,
+        # the context the event was made in: the relay's publish span continues it
+        **({"traceparent": event.traceparent} if event.traceparent else {}),
     }
 
 
@@ -252,18 +255,28 @@ class OutboxRelay(BackgroundTask):
         started = time.perf_counter()
         futures = []
         entries: list[Document] = []
+        spans = []
         for doc in docs:
             for entry in doc.get(OUTBOX) or []:
+                span = tracing.start_publish(
+                    entry["topic"], entry.get("traceparent"), str(entry["key"])
+                )
+                spans.append(span)
                 futures.append(
                     await self._producer.send(
                         entry["topic"],
                         bytes(entry["value"]),
                         key=str(entry["key"]).encode(),
-                        headers=EVENT_HEADERS,
+                        headers=event_headers(span),
                     )
                 )
                 entries.append(entry)
-        await asyncio.gather(*futures)
+        try:
+            await asyncio.gather(*futures)
+        except BaseException as exc:
+            tracing.end_spans(spans, exc)
+            raise
+        tracing.end_spans(spans)
         await self._clear(collection, claim, bound, docs)
         now = self._clock.now()
         per_topic: dict[str, int] = {}

@@ -31,6 +31,9 @@ from shared.mongo import make_client, mongo_ready, service_database
 from shared.outbox import OutboxRelay, ensure_outbox_index
 from shared.topic_provisioning import require_topics
 from shared.topics import Topics
+from shared.tracing import configure as configure_tracing
+from shared.tracing import flush as flush_traces
+from shared.tracing import instrument_app
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -196,7 +199,9 @@ def service_app(
             yield
         finally:
             await runtime.close()
+            flush_traces()
 
+    configure_tracing(runtime.service)  # before any MongoDB client exists
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no `_created` twins
     app = FastAPI(
         title=title,
@@ -214,4 +219,5 @@ def service_app(
     install_problem_handlers(app)
     install_red_metrics(app, http_metrics(runtime.registry, runtime.service))
     install_operational_routes(app, runtime.registry, runtime.ready)
+    instrument_app(app)
     return app

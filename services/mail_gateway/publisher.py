@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from shared import tracing
 from shared.command_signing import sign_headers
 from shared.commands import ReceiveMail
 from shared.events import CloudEvent, make_event
-from shared.kafka import EVENT_HEADERS, publish_event
+from shared.kafka import event_headers, publish_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -46,12 +47,18 @@ class KafkaPublisher:
             data=receive.command,
         )
         value = event.to_bytes()
-        await self._producer.send_and_wait(
-            self._topics.commands,
-            value,
-            key=receive.subject.encode(),
-            headers=[*EVENT_HEADERS, *sign_headers(self._api_key, value, now)],
-        )
+        span = tracing.start_publish(self._topics.commands, None, receive.subject)
+        try:
+            await self._producer.send_and_wait(
+                self._topics.commands,
+                value,
+                key=receive.subject.encode(),
+                headers=[*event_headers(span), *sign_headers(self._api_key, value, now)],
+            )
+        except BaseException as exc:
+            tracing.end_spans([span], exc)
+            raise
+        tracing.end_spans([span])
 
     async def bounces(self, reports: Sequence[BounceReport]) -> None:
         now = self._clock.now()

@@ -71,6 +71,7 @@ from shared.events import (
 from shared.ids import stable_id
 from shared.kafka import Rejected, decode_events, handler_error, is_transient
 from shared.outbox import outbox_entry
+from shared.tracing import send_span
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -395,18 +396,19 @@ class Notifications:
         channel = d.recipient.channel
         rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
         self._count_promise(d.wait_for_sla, d.values, channel)
-        return await self._send(
-            d.recipient,
-            d.key,
-            d.ticket_id,
-            rendered,
-            {
-                "template": d.template,
-                "cause_event_id": d.event_id,
-                "cause_event_type": d.event_type,
-                "occurred_at": d.event_time.isoformat(),
-            },
-        )
+        with send_span(channel, d.correlation_id):
+            return await self._send(
+                d.recipient,
+                d.key,
+                d.ticket_id,
+                rendered,
+                {
+                    "template": d.template,
+                    "cause_event_id": d.event_id,
+                    "cause_event_type": d.event_type,
+                    "occurred_at": d.event_time.isoformat(),
+                },
+            )
 
     # --- channels ------------------------------------------------------------------------------
 
@@ -636,19 +638,20 @@ class Notifications:
                 return 0
             try:
                 rendered = self._render_digest(recipient, live)
-                item = await self._send(
-                    recipient,
-                    message_key,
-                    doc["ticket_id"],
-                    rendered,
-                    {
-                        "template": live[0]["template"] if len(live) == 1 else DIGEST_TEMPLATE,
-                        "cause_event_id": live[0]["event_id"],
-                        "cause_event_type": live[0]["event_type"],
-                        "occurred_at": live[0]["time"].isoformat(),
-                        "digest_of": [i["event_id"] for i in live],
-                    },
-                )
+                with send_span(recipient.channel, live[-1].get("correlation_id")):
+                    item = await self._send(
+                        recipient,
+                        message_key,
+                        doc["ticket_id"],
+                        rendered,
+                        {
+                            "template": live[0]["template"] if len(live) == 1 else DIGEST_TEMPLATE,
+                            "cause_event_id": live[0]["event_id"],
+                            "cause_event_type": live[0]["event_type"],
+                            "occurred_at": live[0]["time"].isoformat(),
+                            "digest_of": [i["event_id"] for i in live],
+                        },
+                    )
                 if item is not None:
                     await self._store.add_inbox([item])
                     self._hub.notify(item["requester_id"])

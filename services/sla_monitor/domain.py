@@ -106,6 +106,10 @@ class TicketSla:
     clocks: dict[SlaMetric, Clock] = field(default_factory=dict)
     agent_replied_at: datetime | None = None
     version: int = 0
+    # What a timer's events keep from the last event seen: the request's correlation id,
+    # and the trace context they link to (their own trace starts when they fire).
+    correlation_id: str | None = None
+    traceparent: str | None = None
     pending: list[Contract] = field(default_factory=list)
 
     # --- lifecycle ------------------------------------------------------------------

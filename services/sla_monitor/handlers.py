@@ -30,6 +30,7 @@ from shared.events import (
 from shared.kafka import decode_events
 from shared.outbox import outbox_entry
 from shared.tasks import BackgroundTask
+from shared.tracing import new_trace, traceparent_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -105,6 +106,8 @@ class SlaService:
                 seen.add(event.id)
                 new_ids.append(event.id)
                 sla = self._apply(sla, partition, event)
+                sla.correlation_id = event.correlationid
+                sla.traceparent = traceparent_for(event.correlationid) or event.traceparent
                 outbox.extend(self._outbox(sla, event.correlationid, now, cause=event.id))
             if sla is None or not new_ids:
                 continue
@@ -225,7 +228,9 @@ class SlaService:
                 policies = self.policies_for(sla)
                 due_at = sla.next_due(policies)
                 sla.fire(horizon, policies)
-                events = self._outbox(sla, sla.ticket_id, now)
+                # a new trace, linked to the ticket's; the request's correlation id stays
+                with new_trace("sla timer fire", sla.traceparent, {"ticket.id": sla.ticket_id}):
+                    events = self._outbox(sla, sla.correlation_id or sla.ticket_id, now)
                 if due_at is not None and events:
                     self._metrics.fire_lag.observe(max(0.0, (now - due_at).total_seconds()))
                 fired += len(events)

@@ -87,6 +87,8 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         ),
         "next_due": next_due,
         "version": sla.version,
+        "correlation_id": sla.correlation_id,
+        "traceparent": sla.traceparent,
     }
 
 
@@ -105,6 +107,8 @@ def from_document(doc: Document) -> TicketSla:
         clocks={SlaMetric(m): _clock(c) for m, c in doc.get("clocks", {}).items()},
         agent_replied_at=doc.get("agent_replied_at"),
         version=doc.get("version", 0),
+        correlation_id=doc.get("correlation_id"),
+        traceparent=doc.get("traceparent"),
     )
 
 
