@@ -189,6 +189,7 @@ class CsatCounts:
     score_sum: int = 0
     dimension_sums: tuple[int, int, int] = (0, 0, 0)  # attitude, speed, clarity
     dimension_counts: tuple[int, int, int] = (0, 0, 0)
+    deflected: int = 0  # of which solved by the requester with a help article
 
     def __add__(self, other: CsatCounts) -> CsatCounts:
         return CsatCounts(
@@ -198,6 +199,7 @@ class CsatCounts:
             score_sum=self.score_sum + other.score_sum,
             dimension_sums=_add3(self.dimension_sums, other.dimension_sums),
             dimension_counts=_add3(self.dimension_counts, other.dimension_counts),
+            deflected=self.deflected + other.deflected,
         )
 
     @classmethod
@@ -228,6 +230,8 @@ class CsatFigures:
     csat_pct: float | None  # satisfied / responses × 100; None without responses
     response_rate_pct: float | None  # responses / surveys × 100; None without surveys
     averages: dict[str, float | None] = field(default_factory=dict)  # overall + dimensions
+    deflected: int = 0  # solves by a help article
+    deflection_pct: float | None = None  # deflected / surveys × 100; None without surveys
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -251,6 +255,8 @@ def figures(counts: CsatCounts) -> CsatFigures:
         csat_pct=_pct(counts.satisfied, counts.responses),
         response_rate_pct=_pct(counts.responses, counts.surveys),
         averages=averages,
+        deflected=counts.deflected,
+        deflection_pct=_pct(counts.deflected, counts.surveys),
     )
 
 

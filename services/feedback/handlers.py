@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -39,6 +40,7 @@ from shared.events import (
     Status,
     TicketCreated,
     TicketReopened,
+    TicketSolvedByArticle,
     TicketStatusChanged,
     make_event,
 )
@@ -50,7 +52,6 @@ from shared.tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from datetime import datetime, timedelta
 
     from aiokafka.structs import ConsumerRecord
     from pymongo import UpdateOne
@@ -144,23 +145,31 @@ class FeedbackService:
         created: dict[str, TicketFacts] = {}
         solved: set[str] = set()
         reopened: set[str] = set()
+        by_article: dict[str, tuple[str, datetime]] = {}
         for event in events:
             data = event.data
             if isinstance(data, TicketCreated):
                 created[data.ticket_id] = _facts(data)
+            elif isinstance(data, TicketSolvedByArticle):
+                by_article[event.subject] = (data.article_id, event.time)
             elif is_solve(data):
                 solved.add(event.subject)
             elif is_reopen(data):
                 reopened.add(event.subject)
-        if not (created or solved or reopened):
+        if not (created or solved or reopened or by_article):
             return rejected
         facts = await self._store.facts(solved - created.keys())
         facts.update(created)
+        for ticket_id, solve in by_article.items():
+            facts[ticket_id] = replace(
+                facts.get(ticket_id) or TicketFacts(ticket_id), solved_by_article=solve
+            )
         open_surveys: dict[str, dict[str, datetime]] = {}
         for survey in await self._store.open_surveys(reopened):
             open_surveys.setdefault(survey.ticket_id, {})[survey.id] = survey.solved_at
         surveys, groups, cancels = self._fold(events, facts, open_surveys)
         await self._store.save_facts(created.values())
+        await self._store.save_solved_by_article(by_article)
         written = await self._store.write_surveys(surveys, cancels)
         for index in written.inserted:
             self._metrics.surveys_requested.labels(groups[index]).inc()
@@ -230,6 +239,7 @@ class FeedbackService:
             "group": ticket.group,
             "category": ticket.category.value,
             "channel": ticket.channel.value,
+            "article_id": _solving_article(facts, event.time),
             "revision": 0,
         }
         requested = FeedbackRequested(
@@ -367,6 +377,17 @@ def _same_rating(
         and list(survey.reasons) == reasons
         and survey.comment == comment
     )
+
+
+def _solving_article(facts: TicketFacts | None, solved_at: datetime) -> str | None:
+    """The help article this solve came with: intake sends `ticket.solved_by_article` and
+    its `ticket.status_changed` together, with one time (MongoDB keeps milliseconds)."""
+    if facts is None or facts.solved_by_article is None:
+        return None
+    article_id, at = facts.solved_by_article
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return article_id if abs(at - solved_at) < timedelta(milliseconds=1) else None
 
 
 def _facts(data: TicketCreated) -> TicketFacts:

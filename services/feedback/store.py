@@ -1,9 +1,11 @@
 """feedback in MongoDB: per-ticket facts, and one survey document per solve.
 
-`tickets` keeps what only `ticket.created` carries (locale, time zone, subject), keyed by
-ticket id. `surveys` holds one document per solve, keyed by an id derived from the solve
-event, with its last rating and its pending events (outbox) in the same document: a
-survey and the event announcing it, or a rating and `feedback.submitted`, are one write.
+`tickets` keeps what only `ticket.created` carries (locale, time zone, subject), and the
+last `ticket.solved_by_article`, keyed by ticket id. `surveys` holds one document per
+solve, keyed by an id derived from the solve event (with the help article that solved
+it, if one did), with its last rating and its pending events (outbox) in the same
+document: a survey and the event announcing it, or a rating and `feedback.submitted`,
+are one write.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from shared.mongo import find_in, insert_new
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
@@ -43,6 +45,8 @@ class TicketFacts:
     locale: str = "en"
     timezone: str = "UTC"
     subject: str | None = None
+    # the last `ticket.solved_by_article`: the article and the solve it came with
+    solved_by_article: tuple[str, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,7 @@ def csat_pipeline(group_by: GroupBy, start: datetime, end: datetime) -> list[Doc
         "responses": {"$sum": {"$cond": [answered, 1, 0]}},
         "satisfied": {"$sum": {"$cond": [{"$gte": ["$rating.score", SATISFIED_MIN]}, 1, 0]}},
         "score_sum": {"$sum": "$rating.score"},
+        "deflected": {"$sum": {"$cond": [{"$ifNull": ["$article_id", False]}, 1, 0]}},
     }
     for name in DIMENSIONS:
         group[f"{name}_sum"] = {"$sum": f"$rating.{name}"}
@@ -138,6 +143,7 @@ def counts_from_row(row: Document) -> CsatCounts:
         responses=int(row["responses"]),
         satisfied=int(row["satisfied"]),
         score_sum=int(row.get("score_sum") or 0),
+        deflected=int(row.get("deflected") or 0),
         dimension_sums=tuple(int(row.get(f"{d}_sum") or 0) for d in DIMENSIONS),  # type: ignore[arg-type]
         dimension_counts=tuple(int(row.get(f"{d}_n") or 0) for d in DIMENSIONS),  # type: ignore[arg-type]
     )
@@ -167,6 +173,19 @@ class FeedbackStore:
         if ops:
             await self.tickets.bulk_write(ops, ordered=False)
 
+    async def save_solved_by_article(self, solves: Mapping[str, tuple[str, datetime]]) -> None:
+        """Kept with the ticket's facts: the solve that follows may come in a later batch."""
+        ops = [
+            UpdateOne(
+                {"_id": ticket_id},
+                {"$set": {"solved_by_article": {"article_id": article_id, "at": at}}},
+                upsert=True,
+            )
+            for ticket_id, (article_id, at) in solves.items()
+        ]
+        if ops:
+            await self.tickets.bulk_write(ops, ordered=False)
+
     async def facts(self, ticket_ids: Iterable[str]) -> dict[str, TicketFacts]:
         ids = list(ticket_ids)
         if not ids:
@@ -174,7 +193,11 @@ class FeedbackStore:
         docs = await find_in(self.tickets, "_id", ids)
         return {
             d["_id"]: TicketFacts(
-                d["_id"], d.get("locale", "en"), d.get("timezone", "UTC"), d.get("subject")
+                d["_id"],
+                d.get("locale", "en"),
+                d.get("timezone", "UTC"),
+                d.get("subject"),
+                (by["article_id"], by["at"]) if (by := d.get("solved_by_article")) else None,
             )
             for d in docs
         }

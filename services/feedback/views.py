@@ -165,6 +165,10 @@ class CsatRow(BaseModel):
     csat_pct: float | None = Field(description="satisfied / responses × 100.")
     response_rate_pct: float | None = Field(description="responses / surveys × 100.")
     averages: Averages
+    deflected: int = Field(
+        description="Solves where the requester said a help article solved the problem."
+    )
+    deflection_pct: float | None = Field(description="deflected / surveys × 100.")
 
     @classmethod
     def of(cls, key: str | None, figures: CsatFigures) -> CsatRow:
@@ -176,6 +180,8 @@ class CsatRow(BaseModel):
             csat_pct=figures.csat_pct,
             response_rate_pct=figures.response_rate_pct,
             averages=Averages.model_validate(figures.averages),
+            deflected=figures.deflected,
+            deflection_pct=figures.deflection_pct,
         )
 
 
