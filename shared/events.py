@@ -420,9 +420,17 @@ class SlaApplied(SlaClockData):
 class SlaPaused(SlaClockData):
     event_type: ClassVar[str] = "helpstream.sla.paused"
 
+    incident_id: str | None = Field(
+        None, description="Set when linking the ticket to this incident paused the clock."
+    )
+
 
 class SlaResumed(SlaClockData):
     event_type: ClassVar[str] = "helpstream.sla.resumed"
+
+    incident_id: str | None = Field(
+        None, description="Set when the link to this incident ended (unlinked or resolved)."
+    )
 
 
 class SlaWarning(SlaClockData):

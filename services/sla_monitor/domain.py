@@ -110,6 +110,8 @@ class TicketSla:
     # and the trace context they link to (their own trace starts when they fire).
     correlation_id: str | None = None
     traceparent: str | None = None
+    # The open incident the ticket is linked to: resolution follows it (see `_pauses`).
+    incident_id: str | None = None
     pending: list[Contract] = field(default_factory=list)
 
     # --- lifecycle ------------------------------------------------------------------
@@ -172,7 +174,48 @@ class TicketSla:
         paused = set(PAUSED_BY.get(self.status, ()))
         if self.status == Status.on_hold and (policy is None or policy.pause_resolution_on_hold):
             paused.add(SlaMetric.resolution)
+        if self.incident_id is not None and (policy is None or policy.pause_resolution_in_incident):
+            paused.add(SlaMetric.resolution)  # the incident's resolution solves the ticket
         return metric in paused
+
+    def _sync_pauses(
+        self, at: datetime, policy: PolicySpec | None, policies: PolicySet, **why: object
+    ) -> None:
+        """Pause what the status or incident now pauses and resume what neither does."""
+        for clock in self.clocks.values():
+            if clock.state is ClockState.stopped:
+                continue
+            extra = why if clock.metric == SlaMetric.resolution else {}
+            should_pause = self._pauses(clock.metric, policy)
+            if should_pause and clock.state is ClockState.running:
+                clock.elapsed_before = clock.elapsed(policies, at)
+                clock.running_since = None
+                clock.state = ClockState.paused
+                self._emit(SlaPaused, clock, policies, at, **extra)
+            elif not should_pause and clock.state is ClockState.paused:
+                clock.running_since = at
+                clock.state = ClockState.running
+                self._emit(SlaResumed, clock, policies, at, **extra)
+
+    # --- incidents ------------------------------------------------------------------
+
+    def on_incident_linked(self, incident_id: str, at: datetime, policies: PolicySet) -> None:
+        """While linked to an open incident, resolution pauses if the policy says so
+        (`pause_resolution_in_incident`): the incident decides when the ticket is solved."""
+        self._seen(at)
+        if self.status in (Status.solved, Status.closed) or self.incident_id == incident_id:
+            return
+        self.incident_id = incident_id
+        self._sync_pauses(at, policies.policy(self.policy_name), policies, incident_id=incident_id)
+
+    def on_incident_unlinked(self, incident_id: str, at: datetime, policies: PolicySet) -> None:
+        """Unlinked (by an agent, or by the incident's resolution): resolution runs again
+        unless the ticket's status pauses it."""
+        self._seen(at)
+        if self.incident_id != incident_id:
+            return
+        self.incident_id = None
+        self._sync_pauses(at, policies.policy(self.policy_name), policies, incident_id=incident_id)
 
     # --- ticket events --------------------------------------------------------------
 
@@ -233,9 +276,20 @@ class TicketSla:
         cycle = current.cycle + 1 if current is not None else 1
         self._start_clock(SlaMetric.next_reply, policy, policies, at, cycle=cycle)
 
-    def on_status(self, old: Status, new: Status, at: datetime, policies: PolicySet) -> None:
+    def on_status(
+        self,
+        old: Status,
+        new: Status,
+        at: datetime,
+        policies: PolicySet,
+        incident_id: str | None = None,
+    ) -> None:
+        """`incident_id`: the incident whose resolution made this change, which ends the link."""
         self._seen(at)
         self.status = new
+        released = incident_id is not None and incident_id == self.incident_id
+        if released:
+            self.incident_id = None
         policy = policies.policy(self.policy_name)
         if new == Status.solved:
             for clock in self.clocks.values():
@@ -250,19 +304,9 @@ class TicketSla:
             return
         if old == Status.solved and policy is not None:
             self._reopen(at, policy, policies)
-        for clock in self.clocks.values():
-            if clock.state is ClockState.stopped:
-                continue
-            should_pause = self._pauses(clock.metric, policy)
-            if should_pause and clock.state is ClockState.running:
-                clock.elapsed_before = clock.elapsed(policies, at)
-                clock.running_since = None
-                clock.state = ClockState.paused
-                self._emit(SlaPaused, clock, policies, at)
-            elif not should_pause and clock.state is ClockState.paused:
-                clock.running_since = at
-                clock.state = ClockState.running
-                self._emit(SlaResumed, clock, policies, at)
+        self._sync_pauses(
+            at, policy, policies, **({"incident_id": incident_id} if released else {})
+        )
 
     def _reopen(self, at: datetime, policy: PolicySpec, policies: PolicySet) -> None:
         """Resolution continues from the time already spent; periodic updates start again."""
@@ -314,6 +358,7 @@ class TicketSla:
         for metric in (SlaMetric.first_reply, SlaMetric.resolution, SlaMetric.periodic_update):
             if metric in policy.targets and metric not in self.clocks and self._still_owed(metric):
                 self._start_clock(metric, policy, policies, at, cycle=1)
+        self._sync_pauses(at, policy, policies)  # the new policy may treat incidents otherwise
 
     def _still_owed(self, metric: SlaMetric) -> bool:
         return self.status not in (Status.solved, Status.closed) and not (

@@ -23,8 +23,10 @@ from shared.events import (
     SlaMetric,
     SlaWarning,
     TicketIncidentUpdate,
+    TicketLinkedToIncident,
     TicketMessageAdded,
     TicketStatusChanged,
+    TicketUnlinkedFromIncident,
     make_event,
 )
 from shared.kafka import decode_events
@@ -148,9 +150,13 @@ class SlaService:
             elif data.author == Author.requester:
                 sla.on_requester_message(at, pinned)
         elif isinstance(data, TicketStatusChanged):
-            sla.on_status(data.old, data.new, at, pinned)
+            sla.on_status(data.old, data.new, at, pinned, incident_id=data.incident_id)
         elif isinstance(data, TicketIncidentUpdate):
             sla.on_incident_update(at, pinned)
+        elif isinstance(data, TicketLinkedToIncident):
+            sla.on_incident_linked(data.incident_id, at, pinned)
+        elif isinstance(data, TicketUnlinkedFromIncident):
+            sla.on_incident_unlinked(data.incident_id, at, pinned)
         if (summary.priority, summary.category) != (sla.priority, sla.category):
             sla.reapply(
                 priority=summary.priority,

@@ -86,6 +86,11 @@ class PolicySpec(_Model):
     match: Match = Match()
     targets: dict[SlaMetric, TargetSpec] = Field(min_length=1)
     pause_resolution_on_hold: bool = True
+    pause_resolution_in_incident: bool = Field(
+        True,
+        description="While the ticket is linked to an open incident its resolution clock "
+        "pauses; resolving the incident solves it (or unlinking resumes the clock).",
+    )
     incident_updates_satisfy: list[SlaMetric] = Field(
         default_factory=lambda: [SlaMetric.next_reply, SlaMetric.periodic_update],
         description="Clocks a public update of the ticket's incident answers, as a reply would.",

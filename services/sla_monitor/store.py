@@ -89,6 +89,7 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         "version": sla.version,
         "correlation_id": sla.correlation_id,
         "traceparent": sla.traceparent,
+        "incident_id": sla.incident_id,
     }
 
 
@@ -109,6 +110,7 @@ def from_document(doc: Document) -> TicketSla:
         version=doc.get("version", 0),
         correlation_id=doc.get("correlation_id"),
         traceparent=doc.get("traceparent"),
+        incident_id=doc.get("incident_id"),
     )
 
 
