@@ -306,8 +306,10 @@ class TicketService:
         replay_window_s: float = DEFAULT_REPLAY_WINDOW_S,
         answers: ArticleIndex | None = None,
         incidents: IncidentService | None = None,
+        on_deflected: Callable[[Ticket], None] = lambda _: None,
     ) -> None:
         self.incidents = incidents
+        self._on_deflected = on_deflected  # a ticket solved by an article over Kafka
         self._store = store
         self._keys = keys
         self._replay_window_s = replay_window_s
@@ -790,6 +792,7 @@ class TicketService:
         rejected: list[Rejected] = []
         loaded = await self._store.get_many(list(changes))
         ops = []
+        deflected: list[Ticket] = []
         for ticket_id, items in changes.items():
             if ticket_id not in loaded:
                 for record, command in items:
@@ -817,12 +820,16 @@ class TicketService:
                 applied_ids.append(command_id)
                 outbox.extend(self._outbox(ticket, command.correlationid))
                 self._metrics.commands.labels(command.type, "applied").inc()
+                if isinstance(data, SolveByArticle):
+                    deflected.append(ticket)
             if applied_ids:
                 ops.append(self._store.change_op(ticket, outbox, self._clock.now(), applied_ids))
         if await self._store.save_many(ops) < len(ops):
             raise Retryable("a ticket changed while commands were applied; retrying the batch")
         if ops:
             self._on_events(len(ops))
+        for ticket in deflected:  # counted once written (a retried batch finds them seen)
+            self._on_deflected(ticket)
         return rejected
 
     # --- Kafka: escalation causes (helpstream.sla, helpstream.feedback) -----------------

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from services.intake.domain import Ticket
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,8 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
 class SelfServiceMetrics:
     """Help articles and deflection (tickets requesters solved with an article)."""
 
-    # tickets solved by the requester with a help article, by category and channel
+    # tickets solved by the requester with a help article (status page form or the
+    # helpstream.ticket.solve_by_article command), by category and channel
     tickets_deflected: Counter
     # help article pages shown, by the article's language
     article_views: Counter
@@ -211,6 +216,9 @@ class SelfServiceMetrics:
     self_service_refused: Counter
     # seconds to answer an article page or a "this solved my problem" form, by route
     self_service_seconds: Histogram
+
+    def count_deflection(self, ticket: Ticket) -> None:
+        self.tickets_deflected.labels(ticket.category.value, ticket.channel.value).inc()
 
 
 def self_service_metrics(registry: CollectorRegistry) -> SelfServiceMetrics:

@@ -416,10 +416,7 @@ def install_pages(
                 refused.labels("solve", "not_found").inc()
                 return pages.error(request, lang=lang, status=404, kind="not_found")
             if not changed.replayed:
-                solved = changed.ticket
-                parts["self_service"].tickets_deflected.labels(
-                    solved.category.value, solved.channel.value
-                ).inc()
+                parts["self_service"].count_deflection(changed.ticket)
             query = {"solved": "1"}
             if request.query_params.get("lang") in LANGUAGES:
                 query["lang"] = request.query_params["lang"]
