@@ -3,7 +3,8 @@
 - `GET /t/{token}`: the ticket's progress (received → agent replied → waiting for you /
   waiting on the blockchain or a partner → solved), its public timeline (internal notes
   never), the promised next reply time from sla_monitor in the requester's time zone,
-  and a reply box.
+  the incident it is linked to (public status text and updates, newest first, in the
+  requester's language), the suggested help articles, and a reply box.
 - `POST /t/{token}/reply`: the reply box. It goes through `TicketService.change` with
   `AddMessage(author=requester)`, exactly like the API: secrets are redacted, the ticket
   gets the security notice, and the page shows the warning.
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 
     from services.intake.domain import Ticket
     from services.intake.handlers import TicketService
+    from services.intake.incident_store import IncidentStore
+    from services.intake.incidents import Incident
     from services.intake.settings import IntakeSettings
     from services.intake.store import TicketStore
     from shared.runtime import ServiceRuntime
@@ -110,6 +113,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "mention this one's number.",
         "follow_up_of": "Follows up request",
         "follow_ups": "Followed up in request",
+        "incident_heading": "A known issue affects your request",
+        "incident_resolved": "This issue is resolved",
+        "incident_updates": "Updates",
     },
     "zh-CN": {
         "title": "您的工单",
@@ -145,6 +151,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "full": "此工单已无法继续留言，请新建工单并注明本工单编号。",
         "follow_up_of": "续接工单",
         "follow_ups": "后续工单",
+        "incident_heading": "您的工单涉及一个已知问题",
+        "incident_resolved": "该问题已解决",
+        "incident_updates": "进展更新",
     },
 }
 
@@ -156,6 +165,28 @@ class Entry:
     kind: str  # received | agent | requester | system
     at: datetime
     body: str
+
+
+@dataclass(frozen=True)
+class IncidentNotice:
+    """The incident a ticket is linked to, as its requester reads it: their language only."""
+
+    title: str
+    status_text: str
+    resolved: bool
+    updates: list[tuple[datetime, str]]  # newest first
+
+
+def incident_notice(incident: Incident | None, lang: str) -> IncidentNotice | None:
+    if incident is None:
+        return None
+    updates = incident.updates[::-1]  # posted in order: the last one first
+    return IncidentNotice(
+        title=incident.title.for_locale(lang),
+        status_text=incident.status_text.for_locale(lang),
+        resolved=not incident.is_open,
+        updates=[(u.posted_at, u.text.for_locale(lang)) for u in updates],
+    )
 
 
 @dataclass(frozen=True)
@@ -279,6 +310,8 @@ def install_pages(
         store: TicketStore = parts["store"]
         follow_ups = (await store.follow_ups([ticket.id])).get(ticket.id, [])
         redacted = request.query_params.get("redacted") == "1"
+        incidents: IncidentStore = parts["incident_store"]
+        incident = await incidents.get(ticket.incident_id) if ticket.incident_id else None
         response = pages.render(
             request,
             "status.html",
@@ -308,6 +341,7 @@ def install_pages(
                 "articles": suggestions_for(parts["answers"], ticket),
                 "can_solve": ticket.status not in (Status.solved, Status.closed),
                 "solved_by_article": request.query_params.get("solved") == "1",
+                "incident": incident_notice(incident, lang),
             },
         )
         csrf.set_cookie(request, response, nonce)
