@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -35,6 +37,8 @@ async def test_a_ticket_opened_over_http_gets_an_acknowledgement_email_and_a_clo
         assert ticket_id in mails[0].text()  # beside the short number (`#482913`)
         assert "我们已收到您的请求" in mails[0].text()
         assert "预计首次回复时间" in mails[0].text()  # sla_monitor's promise, waited for
+        # three suggested help articles, each linked to its public page on intake
+        assert len(re.findall(r"/help/articles/[a-z0-9-]+-zh\b", mails[0].text())) == 3
 
         async def clock_started() -> bool:
             url = f"{services['sla_monitor']}/v1/tickets/{ticket_id}/sla"
