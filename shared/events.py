@@ -536,6 +536,59 @@ class MailBounced(Contract):
     )
 
 
+# --- requester data (privacy) --------------------------------------------------------
+
+
+MAX_ERASURE_TICKETS = 5000
+
+
+class RequesterErasureRequested(Contract):
+    """Every service erases or anonymizes what it holds about `requester_id` and confirms
+    with its own `*.requester_erased` event. Keyed (CloudEvent `subject`) by the requester.
+    Carries the requester's ticket ids so services that keep data per ticket need no index
+    on requester ids; no contact details, no texts."""
+
+    event_type: ClassVar[str] = "helpstream.requester.erasure_requested"
+
+    erasure_id: str = Field(min_length=1, max_length=64)
+    requester_id: str = Field(min_length=1, max_length=128, examples=["u-10086"])
+    pseudonym: str = Field(
+        min_length=1,
+        max_length=64,
+        description="What replaces the requester id wherever a record is kept (ratings).",
+        examples=["erased-3f9a1c7e2b4d5a6b"],
+    )
+    ticket_ids: list[str] = Field(default_factory=list, max_length=MAX_ERASURE_TICKETS)
+
+
+class RequesterErasedData(Contract):
+    """One service's confirmation: what it erased (`counts` per kind of record)."""
+
+    erasure_id: str = Field(min_length=1, max_length=64)
+    requester_id: str = Field(min_length=1, max_length=128)
+    service: str = Field(min_length=1, max_length=32, examples=["notifier"])
+    counts: dict[str, int] = Field(default_factory=dict, examples=[{"inbox_items": 3}])
+
+
+class SlaRequesterErased(RequesterErasedData):
+    event_type: ClassVar[str] = "helpstream.sla.requester_erased"
+
+
+class FeedbackRequesterErased(RequesterErasedData):
+    event_type: ClassVar[str] = "helpstream.feedback.requester_erased"
+
+
+class NotificationRequesterErased(RequesterErasedData):
+    event_type: ClassVar[str] = "helpstream.notification.requester_erased"
+
+
+ERASURE_CONFIRMATIONS: tuple[type[RequesterErasedData], ...] = (
+    SlaRequesterErased,
+    FeedbackRequesterErased,
+    NotificationRequesterErased,
+)
+
+
 EVENT_MODELS: dict[str, type[Contract]] = {
     model.event_type: model
     for model in (
@@ -562,6 +615,10 @@ EVENT_MODELS: dict[str, type[Contract]] = {
         FeedbackRequested,
         FeedbackSubmitted,
         FeedbackCancelled,
+        RequesterErasureRequested,
+        SlaRequesterErased,
+        FeedbackRequesterErased,
+        NotificationRequesterErased,
         NotificationDelivered,
         NotificationFailed,
         MailBounced,

@@ -184,3 +184,36 @@ def limit_metrics(registry: CollectorRegistry, service: str) -> LimitMetrics:
             registry=registry,
         ),
     )
+
+
+@dataclass(frozen=True)
+class PrivacyMetrics:
+    """What a service did with requester erasure requests (and intake with confirmations)."""
+
+    # erasure requests applied (outcome: erased) or refused as poison (outcome: rejected)
+    erasures: Counter
+    # records erased or anonymized, by kind (inbox_items, surveys, tickets, ...)
+    erased_records: Counter
+    # wall time of erasing one batch of requests, confirmations written included
+    erasure_seconds: Histogram
+
+
+def privacy_metrics(registry: CollectorRegistry, service: str) -> PrivacyMetrics:
+    prefix = f"helpstream_{service}_privacy"
+    return PrivacyMetrics(
+        erasures=Counter(
+            f"{prefix}_erasures", "Erasure requests handled.", ("outcome",), registry=registry
+        ),
+        erased_records=Counter(
+            f"{prefix}_erased_records",
+            "Records erased or anonymized.",
+            ("kind",),
+            registry=registry,
+        ),
+        erasure_seconds=Histogram(
+            f"{prefix}_erasure_seconds",
+            "Time to erase one batch of requests.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+    )

@@ -59,7 +59,7 @@ class Access:
 # Who reads and writes what: the README's ACL table, the KafkaUsers' ACLs, and the topics
 # each service checks for at start.
 ACCESS: dict[str, Access] = {
-    "intake": Access(reads=(COMMANDS, SLA, FEEDBACK), writes=(TICKETS,)),
+    "intake": Access(reads=(COMMANDS, SLA, FEEDBACK, NOTIFICATIONS), writes=(TICKETS,)),
     "sla_monitor": Access(reads=(TICKETS,), writes=(SLA,)),
     "feedback": Access(reads=(TICKETS,), writes=(FEEDBACK,)),
     "notifier": Access(reads=(TICKETS, SLA, FEEDBACK, MAIL), writes=(NOTIFICATIONS,)),

@@ -12,7 +12,11 @@ from shared.topics import COMMANDS, FEEDBACK, MAIL, NOTIFICATIONS, SLA, TICKETS
 # service -> consumer name -> topics it reads (unprefixed). The group id is
 # `<prefix>helpstream-<service>-<consumer>` (shared.runtime).
 CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
-    "intake": {"commands": (COMMANDS,), "escalations": (SLA, FEEDBACK)},
+    "intake": {
+        "commands": (COMMANDS,),
+        "escalations": (SLA, FEEDBACK),
+        "erasures": (SLA, FEEDBACK, NOTIFICATIONS),  # services confirming an erasure
+    },
     "sla_monitor": {"tickets": (TICKETS,)},
     "feedback": {"tickets": (TICKETS,)},
     "notifier": {"events": (TICKETS, SLA, FEEDBACK, MAIL)},
@@ -22,6 +26,7 @@ CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
 EVENT_TOPIC_OF_ENTITY: dict[str, str] = {
     "ticket": TICKETS,
     "incident": TICKETS,  # intake's too, keyed by incident id
+    "requester": TICKETS,  # intake's erasure requests, keyed by requester id
     "sla": SLA,
     "feedback": FEEDBACK,
     "notification": NOTIFICATIONS,

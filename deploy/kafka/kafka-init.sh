@@ -45,8 +45,9 @@ groups() {  # user service: the consumer groups helpstream-<service>-*
 
 user helpstream-intake "$KAFKA_PASSWORD_INTAKE"
 allow helpstream-intake Write helpstream.tickets \
-  helpstream.commands.dlq helpstream.sla.dlq helpstream.feedback.dlq
-allow helpstream-intake Read helpstream.commands helpstream.sla helpstream.feedback
+  helpstream.commands.dlq helpstream.sla.dlq helpstream.feedback.dlq helpstream.notifications.dlq
+allow helpstream-intake Read helpstream.commands helpstream.sla helpstream.feedback \
+  helpstream.notifications
 groups helpstream-intake intake
 
 user helpstream-sla-monitor "$KAFKA_PASSWORD_SLA_MONITOR"

@@ -12,11 +12,14 @@ from services.feedback.domain import GroupBy, SurveyRefused, figures, total
 from services.feedback.handlers import CsatGauge, FeedbackService, Submission, SurveyConfig
 from services.feedback.metrics import feedback_metrics
 from services.feedback.pages import install_pages
+from services.feedback.privacy import FeedbackEraser
 from services.feedback.settings import FeedbackSettings
 from services.feedback.store import FeedbackStore
 from services.feedback.views import CsatReport, CsatRow, RatingAccepted, RatingIn, SurveyView
 from shared.clock import as_utc
+from shared.events import FeedbackRequesterErased
 from shared.http import ProblemError, problem, require_bearer
+from shared.privacy import COLLECTION, confirm_erasures, with_erasures
 from shared.runtime import ServiceRuntime, service_app
 from shared.tokens import SigningKeys
 from shared.web.ratelimit import install_rate_limits, page_limits
@@ -50,7 +53,7 @@ def create_app(
             )
         store = FeedbackStore(rt.db)
         await store.ensure_indexes()
-        relay = await rt.add_outbox([store.surveys])
+        relay = await rt.add_outbox([store.surveys, rt.db[COLLECTION]])
         gauge = CsatGauge(
             store,
             rt.clock,
@@ -72,7 +75,14 @@ def create_app(
             on_events=relay.wake,
             on_rating=gauge.wake,
         )
-        rt.add_consumer("tickets", [rt.topics.tickets], service.on_ticket_events)
+        eraser = FeedbackEraser(rt.db)
+        await eraser.ensure_indexes()
+        erasures = confirm_erasures(
+            rt, eraser, FeedbackRequesterErased, rt.topics.feedback, relay.wake
+        )
+        rt.add_consumer(
+            "tickets", [rt.topics.tickets], with_erasures(service.on_ticket_events, erasures)
+        )
         rt.workers.append(gauge)  # stopped before the runtime closes the database
         parts.update(service=service, gauge=gauge)
 

@@ -50,6 +50,8 @@ from services.intake.incidents import IncidentNotFound
 from services.intake.metrics import intake_metrics, self_service_metrics
 from services.intake.pages import TEMPLATES as PAGE_TEMPLATES
 from services.intake.pages import install_pages
+from services.intake.privacy import PrivacyService
+from services.intake.privacy_routes import install_privacy_routes
 from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
 from services.intake.triage import load_rules
@@ -58,6 +60,9 @@ from shared.commands import AddMessage, Command, EscalateTicket, OpenTicket, Upd
 from shared.events import Status
 from shared.http import ProblemError, problem
 from shared.ids import new_id
+from shared.kafka import Rejected
+from shared.metrics import privacy_metrics
+from shared.privacy import with_erasures
 from shared.runtime import ServiceRuntime, service_app
 from shared.web.ratelimit import install_rate_limits, page_limits, write_limits
 
@@ -173,7 +178,7 @@ def create_app(
         store = TicketStore(rt.db)
         await store.ensure_indexes()
         rt.workers.append(BacklogGauge(store.tickets, metrics.open_tickets, interval_s=60))
-        relay = await rt.add_outbox([store.tickets, rt.db["incidents"]])
+        relay = await rt.add_outbox([store.tickets, rt.db["incidents"], rt.db["erasures"]])
         keys = ApiKeyStore(rt.db, metrics, rt.clock)
         if cfg.bootstrap_api_key is not None:
             try:
@@ -227,7 +232,21 @@ def create_app(
         rt.add_consumer(
             "escalations", [rt.topics.sla, rt.topics.feedback], service.on_escalation_causes
         )
+        privacy = PrivacyService(
+            rt.db,
+            clock=rt.clock,
+            topics=rt.topics,
+            metrics=privacy_metrics(rt.registry, SERVICE),
+            on_events=relay.wake,
+        )
+        await privacy.ensure_indexes()
+        rt.add_consumer(
+            "erasures",
+            [rt.topics.sla, rt.topics.feedback, rt.topics.notifications],
+            with_erasures(_nothing_else, privacy.on_confirmations),
+        )
         parts.update(
+            privacy=privacy,
             store=store,
             keys=keys,
             service=service,
@@ -442,6 +461,7 @@ def create_app(
         )
 
     install_incident_routes(app, parts, caller, metrics)
+    install_privacy_routes(app, parts, caller, metrics)
     install_pages(app, cfg, runtime, parts)
     install_help_pages(app, answers, parts["self_service"], PAGE_TEMPLATES)
     install_rate_limits(
@@ -463,9 +483,15 @@ def create_app(
             "POST /v1/incidents/{incident_id}/updates",
             "POST /v1/incidents/{incident_id}/resolve",
             "POST /v1/incidents/{incident_id}/tickets",
+            "POST /v1/requesters/{requester_id}/erasure",
         ),
     )
     return app
+
+
+async def _nothing_else(_: object) -> list[Rejected]:
+    """The erasures consumer reads other services' topics for their confirmations only."""
+    return []
 
 
 def _decode(cursor: str | None) -> str | None:

@@ -68,6 +68,7 @@ class Scope(StrEnum):
     agent = "tickets:agent"  # agent replies, notes, system notices, status, priority, escalation
     admin = "admin"  # create, revoke and rotate API keys
     incidents = "incidents:write"  # declare, update and resolve incidents (support and platform)
+    privacy = "privacy:admin"  # erase requesters, place and lift legal holds
 
 
 ALL_SCOPES = frozenset(Scope)

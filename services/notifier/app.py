@@ -19,12 +19,15 @@ from services.notifier.inbox import InboxHub, item_view, resume_point, stream
 from services.notifier.mail import SmtpSender
 from services.notifier.metrics import notifier_metrics
 from services.notifier.pages import install_pages
+from services.notifier.privacy import NotifierEraser
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 from services.notifier.templates import Templates
 from services.notifier.webhook import WebhookSender
 from shared.errors import ConfigError
+from shared.events import NotificationRequesterErased
 from shared.http import ProblemError
+from shared.privacy import COLLECTION, confirm_erasures, with_erasures
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
 from shared.tokens import TokenError, verify
@@ -123,7 +126,7 @@ def create_app(
     async def setup(rt: ServiceRuntime, app: FastAPI) -> None:
         store = NotifierStore(rt.db)
         await store.ensure_indexes()
-        relay = await rt.add_outbox([store.deliveries])
+        relay = await rt.add_outbox([store.deliveries, rt.db[COLLECTION]])
         client = httpx.AsyncClient(follow_redirects=False)
         webhook = (
             WebhookSender(
@@ -152,7 +155,16 @@ def create_app(
         rt.add_consumer(
             "events",
             [rt.topics.tickets, rt.topics.sla, rt.topics.feedback, rt.topics.mail],
-            notifications.on_events,
+            with_erasures(
+                notifications.on_events,
+                confirm_erasures(
+                    rt,
+                    NotifierEraser(store),
+                    NotificationRequesterErased,
+                    rt.topics.notifications,
+                    relay.wake,
+                ),
+            ),
         )
         app.state.notifications = notifications
 

@@ -13,11 +13,14 @@ from fastapi import FastAPI, Header
 from services.sla_monitor.handlers import SlaService, Timer
 from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import load_policies
+from services.sla_monitor.privacy import SlaEraser
 from services.sla_monitor.settings import SlaSettings
 from services.sla_monitor.store import SlaStore
 from services.sla_monitor.views import TicketSlaView
+from shared.events import SlaRequesterErased
 from shared.http import ProblemError, require_bearer
 from shared.ids import new_id
+from shared.privacy import COLLECTION, confirm_erasures, with_erasures
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
 
@@ -72,7 +75,7 @@ def create_app(
         store = SlaStore(rt.db)
         await store.ensure_indexes()
         known = await store.register(current)
-        relay = await rt.add_outbox([store.tickets])
+        relay = await rt.add_outbox([store.tickets, rt.db[COLLECTION]])
         service = SlaService(
             store=store,
             clock=rt.clock,
@@ -82,7 +85,10 @@ def create_app(
             metrics=metrics,
             on_events=relay.wake,
         )
-        consumer = rt.add_consumer("tickets", [rt.topics.tickets], service.on_ticket_events)
+        erasures = confirm_erasures(rt, SlaEraser(), SlaRequesterErased, rt.topics.sla, relay.wake)
+        consumer = rt.add_consumer(
+            "tickets", [rt.topics.tickets], with_erasures(service.on_ticket_events, erasures)
+        )
         timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)

@@ -53,6 +53,7 @@ CONSUMER_NAMES = {  # the `name` each service gives shared.runtime's add_consume
     "intake": {
         "commands": ("helpstream.commands",),
         "escalations": ("helpstream.sla", "helpstream.feedback"),
+        "erasures": ("helpstream.sla", "helpstream.feedback", "helpstream.notifications"),
     },
     "sla_monitor": {"tickets": ("helpstream.tickets",)},
     "feedback": {"tickets": ("helpstream.tickets",)},
@@ -156,7 +157,7 @@ def test_every_overlay_renders_the_whole_system(overlay: str) -> None:
     kinds = sorted(doc["kind"] for doc in docs)
     for kind, count in {
         "Deployment": 5, "Service": 5, "PodDisruptionBudget": 5, "ServiceAccount": 5,
-        "KafkaTopic": 11, "KafkaUser": 5, "ScaledObject": 4, "TriggerAuthentication": 4,
+        "KafkaTopic": 12, "KafkaUser": 5, "ScaledObject": 4, "TriggerAuthentication": 4,
         "PodMonitor": 1, "ConfigMap": 1, "Namespace": 1,
     }.items():  # fmt: skip
         assert kinds.count(kind) == count, kind

@@ -1,0 +1,44 @@
+"""Requester erasure in notifier: the requester's contact and ticket facts, inbox items,
+preferences, pending digests and bounce records go; delivery records stay (they guard
+against sending twice) without their error texts, which may quote an address."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from services.notifier.store import NotifierStore
+    from shared.events import RequesterErasureRequested
+
+
+class NotifierEraser:
+    def __init__(self, store: NotifierStore) -> None:
+        self._store = store
+
+    async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
+        s = self._store
+        tickets = {"_id": {"$in": request.ticket_ids}}
+        emails = {
+            str(doc["requester"]["email"]).lower()
+            async for doc in s.tickets.find(tickets, {"requester.email": 1})
+            if isinstance(doc.get("requester"), dict) and doc["requester"].get("email")
+        }
+        facts = await s.tickets.delete_many(tickets)
+        inbox = await s.inbox.delete_many({"requester_id": request.requester_id})
+        preferences = await s.preferences.delete_many({"_id": request.requester_id})
+        digests = await s.digests.delete_many({"ticket_id": {"$in": request.ticket_ids}})
+        bouncing = await s.bouncing.delete_many({"_id": {"$in": sorted(emails)}})
+        deliveries = await s.deliveries.update_many(
+            {"ticket_id": {"$in": request.ticket_ids}, "error": {"$ne": None}},
+            {"$set": {"error": None}},
+        )
+        return {
+            "ticket_facts": facts.deleted_count,
+            "inbox_items": inbox.deleted_count,
+            "preferences": preferences.deleted_count,
+            "digests": digests.deleted_count,
+            "bounce_records": bouncing.deleted_count,
+            "delivery_errors": deliveries.modified_count,
+        }
