@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from aiokafka.structs import ConsumerRecord
+    from prometheus_client import Gauge
     from pymongo import UpdateOne
 
     from services.feedback.domain import CsatCounts, ReasonCode
@@ -420,7 +421,7 @@ class CsatGauge(BackgroundTask):
         self._window = window
         self._interval = interval_s
         self._wake = asyncio.Event()
-        self._shown: dict[GroupBy, set[str]] = {}  # label values set, per dimension
+        self._shown: dict[tuple[GroupBy, str], set[str]] = {}  # label values set, per gauge
 
     def wake(self) -> None:
         self._wake.set()
@@ -429,22 +430,36 @@ class CsatGauge(BackgroundTask):
 
     async def refresh(self) -> None:
         now = self._clock.now()
+        m = self._metrics
         gauges = (
-            (GroupBy.group, self._metrics.csat_ratio),
-            (GroupBy.channel, self._metrics.csat_channel_ratio),
-            (GroupBy.category, self._metrics.csat_category_ratio),
+            (GroupBy.group, m.csat_ratio, None),
+            (GroupBy.channel, m.csat_channel_ratio, m.deflection_channel_ratio),
+            (GroupBy.category, m.csat_category_ratio, m.deflection_category_ratio),
         )
-        for by, gauge in gauges:
+        for by, csat, deflection in gauges:
             rows = await self._store.csat(by, now - self._window, now)
-            seen: set[str] = set()
-            for key, counts in rows:
-                if key is None or not counts.responses:
-                    continue
-                gauge.labels(key).set(counts.satisfied / counts.responses)
-                seen.add(key)
-            for gone in self._shown.get(by, set()) - seen:
-                gauge.remove(gone)
-            self._shown[by] = seen
+            self._show((by, "csat"), csat, rows, lambda c: (c.satisfied, c.responses))
+            if deflection is not None:
+                self._show((by, "deflection"), deflection, rows, lambda c: (c.deflected, c.surveys))
+
+    def _show(
+        self,
+        name: tuple[GroupBy, str],
+        gauge: Gauge,
+        rows: Sequence[tuple[str | None, CsatCounts]],
+        ratio: Callable[[CsatCounts], tuple[int, int]],
+    ) -> None:
+        """Each key's ratio where it has a denominator; keys gone from the window removed."""
+        seen: set[str] = set()
+        for key, counts in rows:
+            part, whole = ratio(counts)
+            if key is None or not whole:
+                continue
+            gauge.labels(key).set(part / whole)
+            seen.add(key)
+        for gone in self._shown.get(name, set()) - seen:
+            gauge.remove(gone)
+        self._shown[name] = seen
 
     async def run(self) -> None:
         while True:

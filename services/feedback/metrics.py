@@ -37,6 +37,10 @@ class FeedbackMetrics:
     # the same share by the ticket's channel and by its category (dashboard: CSAT by channel)
     csat_channel_ratio: Gauge
     csat_category_ratio: Gauge
+    # share of solves the requester made with a help article (deflection) over the
+    # trailing window, by the ticket's channel and by its category
+    deflection_channel_ratio: Gauge
+    deflection_category_ratio: Gauge
     # input refused, by handler (ticket_events, view, page, page_post, submit) and reason code
     rejected: Counter
 
@@ -121,6 +125,18 @@ def feedback_metrics(registry: CollectorRegistry) -> FeedbackMetrics:
         csat_category_ratio=Gauge(
             "helpstream_feedback_csat_category_ratio",
             "Share of 4-5 ratings among responses by category, trailing window.",
+            ("category",),
+            registry=registry,
+        ),
+        deflection_channel_ratio=Gauge(
+            "helpstream_feedback_deflection_channel_ratio",
+            "Share of solves made with a help article by channel, trailing window.",
+            ("channel",),
+            registry=registry,
+        ),
+        deflection_category_ratio=Gauge(
+            "helpstream_feedback_deflection_category_ratio",
+            "Share of solves made with a help article by category, trailing window.",
             ("category",),
             registry=registry,
         ),

@@ -14,6 +14,7 @@ from tests.integration.feedback.conftest import (
     reopened,
     solved,
     summary,
+    token_of,
 )
 from tests.support import eventually
 
@@ -21,6 +22,7 @@ WINDOW = {
     "from": (START - timedelta(days=1)).isoformat(),
     "to": (START + timedelta(days=1)).isoformat(),
 }
+DEFLECTION = "helpstream_feedback_deflection_{}_ratio"
 
 
 def by_article(ticket_id: str, at: Any, article: str, **ticket: Any) -> CloudEvent[Contract]:
@@ -86,6 +88,31 @@ async def test_csat_report_counts_solves_by_article_per_category_and_channel(
     }
     by_channel = deflection(await report(feedback, "channel"))
     assert by_channel == {"app": (2, 1, 50.0), "web": (2, 2, 100.0), None: (4, 3, 75.0)}
+
+
+async def test_deflection_gauges_show_the_share_per_channel_and_category(
+    feedback: Feedback, uid: str
+) -> None:
+    """Over the trailing window, so the solves are an hour before the service's clock."""
+    at = feedback.clock.now() - timedelta(hours=1)
+    chat = {"category": "deposit_missing", "channel": "chat"}
+    async with feedback.feedback_events() as tap:
+        await feedback.send(
+            by_article(f"{uid}-1", at, "deposit-not-credited-en", **chat),
+            solved(f"{uid}-1", at, **chat),
+            solved(f"{uid}-2", at, **chat),
+        )
+        requested = await feedback.requested(tap, 2)
+    # a rating refreshes the gauges at once (else within csat_gauge_interval_s)
+    rated = await feedback.rate(token_of(requested[f"{uid}-2"]), score=5)
+    assert rated.status_code == 200, rated.text
+
+    async def shown() -> bool:
+        channel = feedback.metric(DEFLECTION.format("channel"), channel="chat")
+        category = feedback.metric(DEFLECTION.format("category"), category="deposit_missing")
+        return channel == category == 0.5
+
+    await eventually(shown)
 
 
 async def test_a_later_solve_by_an_agent_is_not_a_deflection(feedback: Feedback, uid: str) -> None:
