@@ -18,6 +18,7 @@ import structlog
 
 from services.intake.domain import DomainError, Ticket
 from services.intake.handlers import TicketNotFound
+from services.intake.incident_store import WRITE_CHUNK
 from services.intake.incidents import (
     Incident,
     IncidentNotFound,
@@ -202,7 +203,7 @@ class IncidentService:
             raise IncidentConflict(incident_id)
         self.open.put(incident)
         told = 0
-        async for page in self._store.linked_tickets(incident_id):
+        async for page in self._store.linked_tickets(incident_id, untold=update.id):
             now = self._clock.now()
             ops = []
             for ticket in page:
@@ -221,7 +222,7 @@ class IncidentService:
                     event_id=stable_id(update.id, ticket.id),
                 )
                 entry = outbox_entry(self._topics.tickets, event)
-                ops.append(self._store.events_op(ticket.id, [entry], now))
+                ops.append(self._store.told_op(ticket.id, update.id, [entry], now))
             await self._store.write_events(ops)
             told += len(ops)
             self._on_events(len(ops))
@@ -357,9 +358,21 @@ class IncidentService:
     async def _change_page(
         self, page: Sequence[Ticket], change: Callable[[Ticket], bool], correlation_id: str
     ) -> int:
-        """Applies `change` to each ticket of a page and writes the changed ones in one
-        round trip; tickets that changed meanwhile are read again and retried."""
-        pending = list(page)
+        """Applies `change` to each ticket of a page and writes the changed ones, a chunk per
+        round trip (each durable, so a retried command resumes where it stopped: linked or
+        resolved tickets no longer change); tickets that changed meanwhile are re-read and
+        retried."""
+        done = 0
+        for start in range(0, len(page), WRITE_CHUNK):
+            done += await self._change_chunk(
+                page[start : start + WRITE_CHUNK], change, correlation_id
+            )
+        return done
+
+    async def _change_chunk(
+        self, chunk: Sequence[Ticket], change: Callable[[Ticket], bool], correlation_id: str
+    ) -> int:
+        pending = list(chunk)
         done = 0
         for _ in range(SAVE_ATTEMPTS):
             now = self._clock.now()

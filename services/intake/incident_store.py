@@ -25,7 +25,14 @@ if TYPE_CHECKING:
     from services.intake.domain import Ticket
     from shared.mongo import Document
 
-PAGE = 500  # tickets read and written per round trip when linking, updating, resolving
+PAGE = 500  # tickets read per round trip when linking, updating, resolving
+# Tickets written per round trip. Each write must finish within the driver's timeout
+# (`mongo_timeout_ms`, 5 s) even on a loaded database: 500 versioned ticket writes did not
+# on SecantusDB during a 2,000-ticket storm, and a timed-out round starts over.
+WRITE_CHUNK = 100
+# The last incident update a ticket was handed (kept beside the ticket's own fields), so
+# a fan-out that is retried resumes with the tickets not yet told.
+TOLD = "incident_update_told"
 
 
 def _text(text: IncidentText) -> Document:
@@ -148,8 +155,14 @@ class IncidentStore:
         async for page in self._pages(query):
             yield page
 
-    async def linked_tickets(self, incident_id: str) -> AsyncIterator[list[Ticket]]:
-        async for page in self._pages({"incident_id": incident_id}):
+    async def linked_tickets(
+        self, incident_id: str, untold: str | None = None
+    ) -> AsyncIterator[list[Ticket]]:
+        """Every linked ticket, or (`untold`: an update id) those not yet handed it."""
+        query: Document = {"incident_id": incident_id}
+        if untold is not None:
+            query[TOLD] = {"$ne": untold}
+        async for page in self._pages(query):
             yield page
 
     async def linked_count(self, incident_id: str) -> int:
@@ -170,11 +183,18 @@ class IncidentStore:
             if len(docs) < PAGE:
                 return
 
-    def events_op(self, ticket_id: str, outbox: Sequence[Document], now: datetime) -> UpdateOne:
-        """Events for a ticket whose state does not change (an incident update): appended
-        to its outbox without touching its version, so no ticket change is lost to it."""
-        return UpdateOne({"_id": ticket_id}, outbox_update(outbox, now))
+    def told_op(
+        self, ticket_id: str, update_id: str, outbox: Sequence[Document], now: datetime
+    ) -> UpdateOne:
+        """An incident update's event for a ticket whose state does not change: appended to
+        its outbox without touching its version (so no ticket change is lost to it), with
+        the mark that it was handed this update."""
+        return UpdateOne(
+            {"_id": ticket_id, TOLD: {"$ne": update_id}},
+            {**outbox_update(outbox, now), "$set": {TOLD: update_id}},
+        )
 
     async def write_events(self, ops: Sequence[UpdateOne]) -> None:
-        if ops:
-            await self.tickets.bulk_write(list(ops), ordered=False)
+        """In chunks: each one durable on its own, so a retry redoes only what is left."""
+        for start in range(0, len(ops), WRITE_CHUNK):
+            await self.tickets.bulk_write(list(ops[start : start + WRITE_CHUNK]), ordered=False)

@@ -222,3 +222,45 @@ async def test_incident_commands_declare_once_and_unsigned_or_unscoped_ones_are_
 
         found = await eventually(declared)
     assert len({e["subject"] for e in found}) == 1
+
+
+async def test_a_redelivered_update_command_hands_no_ticket_the_update_twice(
+    intake: Intake, infra: Infra
+) -> None:
+    first = await intake.open(**STUCK, requester={"id": "u-again-1", "locale": "en"})
+    second = await intake.open(**STUCK, requester={"id": "u-again-2", "locale": "zh-CN"})
+    declared = (
+        await intake.http.post("/v1/incidents", json=declaration(), headers=intake.auth())
+    ).json()
+    update = incident_command(
+        "update", declared["id"], {"text": text("Resuming at 14:00 UTC.", "14:00 恢复。")}
+    )
+    topics = intake.runtime.topics
+    async with Tap(infra.kafka_bootstrap, topics.tickets) as tap:
+        await produce_signed(infra.kafka_bootstrap, topics.commands, [(b"w", update)])
+
+        async def told() -> list[dict[str, Any]]:
+            records = await tap.collect(len(tap.records) + 1, timeout=0.5)
+            found = events_of(records, "ticket.incident_update")
+            return found if len(found) >= 2 else []
+
+        await eventually(told)
+        await produce_signed(infra.kafka_bootstrap, topics.commands, [(b"w", update)])
+        await eventually(lambda: _updated_twice(intake, declared["id"]), timeout=20)
+        records = await tap.settle(2.0)
+
+    handed = events_of(records, "ticket.incident_update")
+    assert sorted(e["subject"] for e in handed) == sorted([first["id"], second["id"]])
+
+
+async def _updated_twice(intake: Intake, incident_id: str) -> bool:
+    """Both deliveries were consumed (applied, or recognised as a duplicate)."""
+    metrics = (await intake.http.get("/metrics")).text
+    consumed = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("helpstream_intake_commands_total")
+        and "helpstream.incident.update" in line
+        and 'outcome="rejected"' not in line
+    )
+    return consumed >= 2
