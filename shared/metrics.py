@@ -196,6 +196,8 @@ class PrivacyMetrics:
     erased_records: Counter
     # wall time of erasing one batch of requests, confirmations written included
     erasure_seconds: Histogram
+    # requester data exports served (intake), by outcome (exported, failed)
+    exports: Counter
 
 
 def privacy_metrics(registry: CollectorRegistry, service: str) -> PrivacyMetrics:
@@ -215,5 +217,8 @@ def privacy_metrics(registry: CollectorRegistry, service: str) -> PrivacyMetrics
             "Time to erase one batch of requests.",
             buckets=LATENCY_BUCKETS,
             registry=registry,
+        ),
+        exports=Counter(
+            f"{prefix}_exports", "Requester data exports.", ("outcome",), registry=registry
         ),
     )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
 DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
 TOPIC_ALREADY_EXISTS = 36  # Kafka error code: another apply (or a service) was first
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # producers send up to 4 MiB (shared.kafka)
 DLQ_MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # the original plus the reason headers
@@ -120,11 +121,19 @@ class TopicSettings(ServiceSettings):
     topic_partitions: int | None = Field(
         None, ge=1, description="One partition count for every topic instead of the defaults."
     )
+    # Bounded (no -1, "keep forever"): events and dead letters carry requester data, which
+    # must be gone some time after an erasure (README, Privacy).
     topic_retention_ms: int | None = Field(
-        None, ge=-1, description="Retention of the event topics (default 7 days)."
+        None,
+        ge=HOUR_MS,
+        le=90 * DAY_MS,
+        description="Retention of the event topics (default 7 days; 1 hour to 90 days).",
     )
     dlq_retention_ms: int | None = Field(
-        None, ge=-1, description="Retention of the dead-letter topics (default 30 days)."
+        None,
+        ge=HOUR_MS,
+        le=90 * DAY_MS,
+        description="Retention of the dead-letter topics (default 30 days; 1 hour to 90 days).",
     )
 
 

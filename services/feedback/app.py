@@ -20,6 +20,7 @@ from shared.clock import as_utc
 from shared.events import FeedbackRequesterErased
 from shared.http import ProblemError, problem, require_bearer
 from shared.privacy import COLLECTION, confirm_erasures, with_erasures
+from shared.privacy_export import install_export_route
 from shared.runtime import ServiceRuntime, service_app
 from shared.tokens import SigningKeys
 from shared.web.ratelimit import install_rate_limits, page_limits
@@ -187,6 +188,9 @@ def create_app(
         )
 
     install_pages(app, cfg, parts, metrics)
+    install_export_route(
+        app, cfg.privacy_api_key, lambda rid: FeedbackEraser(runtime.db).export(rid)
+    )
     install_rate_limits(
         app,
         page_limits(

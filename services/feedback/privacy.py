@@ -1,12 +1,14 @@
-"""Requester erasure in feedback: surveys keep their scores (CSAT stays true) but lose
-who gave them (a pseudonym instead of the requester id), the rating's comment and the subject;
-the ticket facts lose the subject."""
+"""Requester data in feedback: export and erasure. Erased surveys keep their scores (CSAT
+stays true) but lose who gave them (a pseudonym instead of the requester id), the rating's
+comment and the subject; the ticket facts lose the subject."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING
+
+from shared.privacy_export import MAX_RECORDS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -24,6 +26,10 @@ class FeedbackEraser:
 
     async def ensure_indexes(self) -> None:
         await self._surveys.create_index([("requester_id", ASCENDING)])
+
+    async def export(self, requester_id: str) -> dict[str, list[Document]]:
+        surveys = self._surveys.find({"requester_id": requester_id}).limit(MAX_RECORDS)
+        return {"surveys": await surveys.to_list()}
 
     async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
         mine = {"requester_id": request.requester_id}

@@ -14,6 +14,10 @@ class FeedbackSettings(ServiceSettings):
     survey_secret: Secret = Field(
         description="HMAC key of survey links (required, at least 32 bytes).",
     )
+    privacy_api_key: Secret = Field(
+        description="Bearer key of requester data exports: intake sends it, feedback and "
+        "notifier check it (the same value in all three; required, at least 32 bytes).",
+    )
     survey_previous_secret: Secret | None = Field(
         None,
         description="The survey secret before the last rotation: its links keep working.",

@@ -11,6 +11,7 @@ import structlog
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from services.intake.audit import AuditTrail, install_audit
 from services.intake.auth import (
     ALL_SCOPES,
     MAX_OVERLAP,
@@ -102,6 +103,7 @@ async def caller(
             "Unauthenticated",
             "Send a valid API key as `Authorization: Bearer <key>` or `X-API-Key`.",
         )
+    request.state.api_key_id = key.id  # for the audit trail
     return key
 
 
@@ -245,7 +247,10 @@ def create_app(
             [rt.topics.sla, rt.topics.feedback, rt.topics.notifications],
             with_erasures(_nothing_else, privacy.on_confirmations),
         )
+        audit = AuditTrail(rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve)
+        await audit.ensure_indexes()
         parts.update(
+            audit=audit,
             privacy=privacy,
             store=store,
             keys=keys,
@@ -461,7 +466,8 @@ def create_app(
         )
 
     install_incident_routes(app, parts, caller, metrics)
-    install_privacy_routes(app, parts, caller, metrics)
+    install_privacy_routes(app, parts, caller, metrics, cfg)
+    install_audit(app, lambda: parts["audit"])
     install_pages(app, cfg, runtime, parts)
     install_help_pages(app, answers, parts["self_service"], PAGE_TEMPLATES)
     install_rate_limits(

@@ -21,6 +21,7 @@ from shared.events import make_event as _make_event
 from shared.ids import new_id
 from shared.outbox import new_document_outbox, outbox_entry
 from shared.privacy import ERASED
+from shared.privacy_export import MAX_RECORDS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -116,7 +117,7 @@ class PrivacyService:
         self._tickets = db["tickets"]
         self._clock = clock
         self._topics = topics
-        self._metrics = metrics
+        self._metrics = self.metrics = metrics
         self._on_events = on_events
 
     async def ensure_indexes(self) -> None:
@@ -141,6 +142,17 @@ class PrivacyService:
         if doc is None:
             return None
         return Hold(requester_id, doc["reason"], doc["placed_by"], doc["placed_at"])
+
+    # --- export ---------------------------------------------------------------------------
+
+    async def export(self, requester_id: str) -> dict[str, list[Document]]:
+        """What intake holds about the requester: tickets, the erasure and hold records."""
+        tickets = self._tickets.find({"requester.id": requester_id}).limit(MAX_RECORDS)
+        return {
+            "tickets": await tickets.to_list(),
+            "erasures": await self.erasures.find({"_id": requester_id}).to_list(),
+            "legal_holds": await self.holds.find({"_id": requester_id}).to_list(),
+        }
 
     # --- erasure --------------------------------------------------------------------------
 

@@ -7,14 +7,19 @@ FastAPI reads the dependency types the installer builds.)
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Path, Response
+import httpx
+from fastapi import Depends, FastAPI, Header, Path, Query, Response
+from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, Field
 
+from services.intake.audit import MAX_PAGE, AuditTrail
 from services.intake.auth import ApiKey, Scope
 from services.intake.metrics import IntakeMetrics
 from services.intake.privacy import CONFIRMING, SERVICE, Erasure, LegalHold, PrivacyService
+from services.intake.settings import IntakeSettings
 from shared.http import ProblemError
 from shared.ids import new_id
+from shared.privacy_export import exported, fetch_export
 
 RequesterPath = Annotated[
     str, Path(min_length=1, max_length=128, description="The requester's id.", examples=["u-1"])
@@ -75,7 +80,7 @@ class HoldView(BaseModel):
 
 
 def install_privacy_routes(
-    app: FastAPI, parts: dict[str, Any], caller: Any, metrics: IntakeMetrics
+    app: FastAPI, parts: dict[str, Any], caller: Any, metrics: IntakeMetrics, cfg: IntakeSettings
 ) -> None:
     """`caller` is the app's API key dependency; `parts["privacy"]` the service."""
     Caller = Annotated[ApiKey, Depends(caller)]
@@ -133,6 +138,51 @@ def install_privacy_routes(
                 404, "Not found", f"No erasure of requester {requester_id}.", code="no_erasure"
             )
         return ErasureView.of(erasure)
+
+    @app.get("/v1/audit", tags=["privacy"], summary="Who read or changed a ticket, and when")
+    async def audit_trail(
+        key: Caller,
+        ticket: Annotated[str | None, Query(max_length=64, description="A ticket id")] = None,
+        api_key: Annotated[
+            str | None, Query(alias="key", max_length=64, description="An API key id")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+    ) -> list[dict[str, Any]]:
+        """Newest first; one of `ticket` or `key`. Needs the `admin` scope."""
+        if Scope.admin not in key.scopes:
+            metrics.auth_refused.labels("forbidden").inc()
+            raise ProblemError(403, "Forbidden", "This API key lacks the admin scope.")
+        if (ticket is None) == (api_key is None):
+            raise ProblemError(422, "Bad query", "Give exactly one of `ticket` or `key`.")
+        trail: AuditTrail = parts["audit"]
+        actor = f"key:{api_key}" if api_key is not None else None
+        return jsonable_encoder(await trail.query(ticket=ticket, actor=actor, limit=limit))  # type: ignore[no-any-return]
+
+    @app.get("/v1/requesters/{requester_id}/export", tags=["privacy"])
+    async def export_requester(requester_id: RequesterPath, key: Caller) -> dict[str, Any]:
+        """Everything held about the requester, from every service that keeps requester
+        data, as one document (intake asks feedback and notifier with the privacy API key;
+        503 if one does not answer). sla_monitor and the mail gateway keep none by requester."""
+        need(key)
+        own = await service().export(requester_id)
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                others = {
+                    name: await fetch_export(client, name, url, cfg.privacy_api_key, requester_id)
+                    for name, url in (
+                        ("feedback", cfg.feedback_url),
+                        ("notifier", cfg.notifier_url),
+                    )
+                }
+        except ProblemError:
+            service().metrics.exports.labels("failed").inc()
+            raise
+        service().metrics.exports.labels("exported").inc()
+        return {
+            "requester_id": requester_id,
+            "intake": jsonable_encoder({k: [exported(d) for d in v] for k, v in own.items()}),
+            **others,
+        }
 
     @app.put("/v1/requesters/{requester_id}/legal-hold", response_model=HoldView, tags=["privacy"])
     async def place_legal_hold(

@@ -48,6 +48,19 @@ class IntakeSettings(ServiceSettings):
         description="Sent to sla_monitor to read a ticket's SLA for the status page (the same"
         " value as sla_monitor's); without it the page is shown without the promised time.",
     )
+    privacy_api_key: Secret = Field(
+        description="Bearer key of requester data exports: intake sends it, feedback and "
+        "notifier check it (the same value in all three; required, at least 32 bytes).",
+    )
+    audit_retention_days: int = Field(
+        365, ge=1, le=3650, description="How long the audit trail keeps an entry (TTL index)."
+    )
+    feedback_url: str = Field(
+        "http://127.0.0.1:8003", description="feedback's API: requester data exports read it."
+    )
+    notifier_url: str = Field(
+        "http://127.0.0.1:8004", description="notifier's API: requester data exports read it."
+    )
     sla_monitor_url: str = Field(
         "http://127.0.0.1:8002",
         description="sla_monitor's API; the status page shows the promised next reply time "

@@ -28,6 +28,7 @@ from shared.errors import ConfigError
 from shared.events import NotificationRequesterErased
 from shared.http import ProblemError
 from shared.privacy import COLLECTION, confirm_erasures, with_erasures
+from shared.privacy_export import install_export_route
 from shared.runtime import ServiceRuntime, service_app
 from shared.tasks import LoopWorker
 from shared.tokens import TokenError, verify
@@ -283,6 +284,9 @@ def create_app(
         return await get_preferences(requester_id, caller)
 
     install_pages(app, cfg, runtime, parts)
+    install_export_route(
+        app, cfg.privacy_api_key, lambda rid: NotifierEraser(parts["store"]).export(rid)
+    )
     install_rate_limits(
         app,
         page_limits(

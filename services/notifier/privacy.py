@@ -1,21 +1,31 @@
-"""Requester erasure in notifier: the requester's contact and ticket facts, inbox items,
-preferences, pending digests and bounce records go; delivery records stay (they guard
-against sending twice) without their error texts, which may quote an address."""
+"""Requester data in notifier: export (inbox items, preferences) and erasure. Erasure
+deletes the requester's contact and ticket facts, inbox items, preferences, pending digests
+and bounce records; delivery records stay (they guard against sending twice) without their
+error texts, which may quote an address."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from shared.privacy_export import MAX_RECORDS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from services.notifier.store import NotifierStore
     from shared.events import RequesterErasureRequested
+    from shared.mongo import Document
 
 
 class NotifierEraser:
     def __init__(self, store: NotifierStore) -> None:
         self._store = store
+
+    async def export(self, requester_id: str) -> dict[str, list[Document]]:
+        s = self._store
+        inbox = s.inbox.find({"requester_id": requester_id}).limit(MAX_RECORDS)
+        preferences = s.preferences.find({"_id": requester_id})
+        return {"inbox": await inbox.to_list(), "preferences": await preferences.to_list()}
 
     async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
         s = self._store

@@ -101,6 +101,10 @@ class NotifierSettings(ServiceSettings):
     digest_poll_s: float = Field(1.0, gt=0, description="How often due digests are flushed.")
     digest_max_attempts: int = Field(10, ge=1, description="Flush attempts before giving up.")
 
+    privacy_api_key: Secret = Field(
+        description="Bearer key of requester data exports: intake sends it, feedback and "
+        "notifier check it (the same value in all three; required, at least 32 bytes).",
+    )
     # requester pages: the "check your ticket" link in requester emails (intake serves it)
     requester_link_secret: Secret = Field(
         description="HMAC key of ticket status links; the same value as intake's (required,"

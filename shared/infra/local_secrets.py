@@ -30,6 +30,8 @@ USED_BY: dict[str, tuple[str, ...]] = {
     "mail_gateway_api_key": ("intake", "mail_gateway"),
     # bearer key of the mail gateway's attachment downloads
     "attachments_api_key": ("mail_gateway",),
+    # bearer key intake sends to feedback and notifier to gather a requester's data export
+    "privacy_api_key": ("intake", "feedback", "notifier"),
 }
 
 

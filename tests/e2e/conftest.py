@@ -51,6 +51,8 @@ def services(
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(mail.port),
         "HELPSTREAM_STATUS_PAGE_BASE_URL": f"http://127.0.0.1:{ports['intake']}",
+        "HELPSTREAM_FEEDBACK_URL": f"http://127.0.0.1:{ports['feedback']}",  # exports
+        "HELPSTREAM_NOTIFIER_URL": f"http://127.0.0.1:{ports['notifier']}",
         **inbound_mail_env(inbound_smtp_port),
         **extra_env,
     }

@@ -57,8 +57,8 @@ async def open_ticket(http: httpx.AsyncClient, intake: str, who: Requester, stat
     )
     assert response.status_code == 201, response.text
     ticket_id: str = response.json()["id"]
-    reply = {"body": who.text("Agent: we are checking"), "author": "agent", "author_id": "a-1"}
     if status != "new":
+        reply = {"body": who.text("Agent: checking"), "author": "agent", "author_id": "a-1"}
         added = await http.post(f"{intake}/v1/tickets/{ticket_id}/messages", json=reply)
         assert added.status_code == 201, added.text
     for step in STEPS[status]:
@@ -117,6 +117,7 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
             await eventually(inbox_filled, timeout=60)
             before = await scan(client, uid)
             assert all(text in before for text in (target.email, target.texts[0]))
+            await check_export(http, services, target, tickets)
 
             erasure_url = f"{intake}/v1/requesters/{target.id}/erasure"
             started = await http.post(erasure_url)
@@ -157,6 +158,37 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
         assert statuses == set(STATES)  # the shape and history stay; the person does not
         listed = await http.get(f"{intake}/v1/tickets", params={"requester_id": target.id})
         assert listed.json()["items"] == []
+        export = (await http.get(f"{intake}/v1/requesters/{target.id}/export")).json()
+        assert export["intake"]["tickets"] == []
+        assert export["feedback"]["surveys"] == []
+        assert export["notifier"]["inbox"] == []
+        assert export["intake"]["erasures"][0]["completed_at"] is not None
+
+
+async def check_export(
+    http: httpx.AsyncClient, services: dict[str, str], who: Requester, tickets: list[str]
+) -> None:
+    """The export holds what was created: every ticket with its texts, both ratings with
+    their comments, the inbox items; nothing of another requester."""
+    url = f"{services['intake']}/v1/requesters/{who.id}/export"
+    response = await http.get(url)
+    assert response.status_code == 200, response.text
+    export = response.json()
+    assert export["requester_id"] == who.id
+    assert sorted(t["_id"] for t in export["intake"]["tickets"]) == sorted(tickets)
+    assert {t["requester"]["email"] for t in export["intake"]["tickets"]} == {who.email}
+    texts = repr(export)
+    assert all(text in texts for text in who.texts)
+    comments = sorted(s["rating"]["comment"] for s in export["feedback"]["surveys"])
+    assert comments == sorted(t for t in who.texts if t.startswith("Slow"))
+    assert len(export["notifier"]["inbox"]) > 0
+    assert {i["requester_id"] for i in export["notifier"]["inbox"]} == {who.id}
+    assert "stays-" not in texts
+    unauthorised = await http.get(
+        f"{services['feedback']}/v1/requesters/{who.id}/export",
+        headers={"Authorization": "Bearer wrong"},
+    )
+    assert unauthorised.status_code == 401
 
 
 async def test_a_requester_under_legal_hold_is_not_erased_until_the_hold_is_lifted(
