@@ -559,6 +559,11 @@ class RequesterErasureRequested(Contract):
         examples=["erased-3f9a1c7e2b4d5a6b"],
     )
     ticket_ids: list[str] = Field(default_factory=list, max_length=MAX_ERASURE_TICKETS)
+    tickets_only: bool = Field(
+        False,
+        description="Retention, not a requester's erasure: erase only the copies of these "
+        "(long closed) tickets and keep the requester's other data.",
+    )
 
 
 class RequesterErasedData(Contract):

@@ -32,7 +32,11 @@ class FeedbackEraser:
         return {"surveys": await surveys.to_list()}
 
     async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
-        mine = {"requester_id": request.requester_id}
+        mine: Document = (
+            {"ticket_id": {"$in": request.ticket_ids}}
+            if request.tickets_only
+            else {"requester_id": request.requester_id}
+        )
         await self._surveys.update_many(
             {**mine, "rating": {"$type": "object"}}, {"$set": {"rating.comment": None}}
         )

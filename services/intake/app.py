@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import structlog
+from aiokafka.structs import ConsumerRecord
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -53,6 +55,7 @@ from services.intake.pages import TEMPLATES as PAGE_TEMPLATES
 from services.intake.pages import install_pages
 from services.intake.privacy import PrivacyService
 from services.intake.privacy_routes import install_privacy_routes
+from services.intake.retention import RUNS, Retention
 from services.intake.settings import IntakeSettings
 from services.intake.store import TicketStore
 from services.intake.triage import load_rules
@@ -61,7 +64,7 @@ from shared.commands import AddMessage, Command, EscalateTicket, OpenTicket, Upd
 from shared.events import Status
 from shared.http import ProblemError, problem
 from shared.ids import new_id
-from shared.kafka import Rejected
+from shared.kafka import Rejected, decode_events
 from shared.metrics import privacy_metrics
 from shared.privacy import with_erasures
 from shared.runtime import ServiceRuntime, service_app
@@ -180,7 +183,9 @@ def create_app(
         store = TicketStore(rt.db)
         await store.ensure_indexes()
         rt.workers.append(BacklogGauge(store.tickets, metrics.open_tickets, interval_s=60))
-        relay = await rt.add_outbox([store.tickets, rt.db["incidents"], rt.db["erasures"]])
+        relay = await rt.add_outbox(
+            [store.tickets, rt.db["incidents"], rt.db["erasures"], rt.db[RUNS]]
+        )
         keys = ApiKeyStore(rt.db, metrics, rt.clock)
         if cfg.bootstrap_api_key is not None:
             try:
@@ -242,10 +247,21 @@ def create_app(
             on_events=relay.wake,
         )
         await privacy.ensure_indexes()
+        retention = Retention(
+            rt.db,
+            clock=rt.clock,
+            topics=rt.topics,
+            metrics=privacy.metrics,
+            keep=timedelta(days=cfg.closed_ticket_retention_days),
+            interval_s=cfg.retention_interval_s,
+            on_events=relay.wake,
+        )
+        await retention.ensure_indexes()
+        rt.workers.append(retention)
         rt.add_consumer(
             "erasures",
             [rt.topics.sla, rt.topics.feedback, rt.topics.notifications],
-            with_erasures(_nothing_else, privacy.on_confirmations),
+            with_erasures(_poison_only, privacy.on_confirmations),
         )
         audit = AuditTrail(rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve)
         await audit.ensure_indexes()
@@ -495,9 +511,10 @@ def create_app(
     return app
 
 
-async def _nothing_else(_: object) -> list[Rejected]:
-    """The erasures consumer reads other services' topics for their confirmations only."""
-    return []
+async def _poison_only(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Rejected]:
+    """The erasures consumer reads other services' topics for their confirmations only; like
+    every consumer, it dead-letters what it cannot read."""
+    return decode_events(records)[1]
 
 
 def _decode(cursor: str | None) -> str | None:

@@ -52,6 +52,16 @@ class IntakeSettings(ServiceSettings):
         description="Bearer key of requester data exports: intake sends it, feedback and "
         "notifier check it (the same value in all three; required, at least 32 bytes).",
     )
+    closed_ticket_retention_days: int = Field(
+        730,
+        ge=1,
+        le=3650,
+        description="A ticket closed (and unchanged) this long is anonymized, with every copy "
+        "in the other services (README, Privacy).",
+    )
+    retention_interval_s: float = Field(
+        3600.0, gt=0, description="How often the retention job looks for such tickets."
+    )
     audit_retention_days: int = Field(
         365, ge=1, le=3650, description="How long the audit trail keeps an entry (TTL index)."
     )

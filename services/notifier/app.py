@@ -153,6 +153,8 @@ def create_app(
             topics=rt.topics,
             on_outbox=relay.wake,
         )
+        eraser = NotifierEraser(store)
+        await eraser.ensure_indexes()
         rt.add_consumer(
             "events",
             [rt.topics.tickets, rt.topics.sla, rt.topics.feedback, rt.topics.mail],
@@ -160,7 +162,7 @@ def create_app(
                 notifications.on_events,
                 confirm_erasures(
                     rt,
-                    NotifierEraser(store),
+                    eraser,
                     NotificationRequesterErased,
                     rt.topics.notifications,
                     relay.wake,

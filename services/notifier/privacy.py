@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pymongo import ASCENDING
+
 from shared.privacy_export import MAX_RECORDS
 
 if TYPE_CHECKING:
@@ -21,6 +23,9 @@ class NotifierEraser:
     def __init__(self, store: NotifierStore) -> None:
         self._store = store
 
+    async def ensure_indexes(self) -> None:
+        await self._store.inbox.create_index([("ticket_id", ASCENDING)])  # retention
+
     async def export(self, requester_id: str) -> dict[str, list[Document]]:
         s = self._store
         inbox = s.inbox.find({"requester_id": requester_id}).limit(MAX_RECORDS)
@@ -30,14 +35,24 @@ class NotifierEraser:
     async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
         s = self._store
         tickets = {"_id": {"$in": request.ticket_ids}}
-        emails = {
-            str(doc["requester"]["email"]).lower()
-            async for doc in s.tickets.find(tickets, {"requester.email": 1})
-            if isinstance(doc.get("requester"), dict) and doc["requester"].get("email")
-        }
+        emails = (
+            set()
+            if request.tickets_only
+            else {  # a bounce is the address's, not a ticket's
+                str(doc["requester"]["email"]).lower()
+                async for doc in s.tickets.find(tickets, {"requester.email": 1})
+                if isinstance(doc.get("requester"), dict) and doc["requester"].get("email")
+            }
+        )
         facts = await s.tickets.delete_many(tickets)
-        inbox = await s.inbox.delete_many({"requester_id": request.requester_id})
-        preferences = await s.preferences.delete_many({"_id": request.requester_id})
+        if request.tickets_only:  # retention: these tickets' items, not the person's settings
+            inbox = await s.inbox.delete_many({"ticket_id": {"$in": request.ticket_ids}})
+            preferences = 0
+        else:
+            inbox = await s.inbox.delete_many({"requester_id": request.requester_id})
+            preferences = (
+                await s.preferences.delete_many({"_id": request.requester_id})
+            ).deleted_count
         digests = await s.digests.delete_many({"ticket_id": {"$in": request.ticket_ids}})
         bouncing = await s.bouncing.delete_many({"_id": {"$in": sorted(emails)}})
         deliveries = await s.deliveries.update_many(
@@ -47,7 +62,7 @@ class NotifierEraser:
         return {
             "ticket_facts": facts.deleted_count,
             "inbox_items": inbox.deleted_count,
-            "preferences": preferences.deleted_count,
+            "preferences": preferences,
             "digests": digests.deleted_count,
             "bounce_records": bouncing.deleted_count,
             "delivery_errors": deliveries.modified_count,
