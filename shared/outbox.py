@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from pymongo import ASCENDING, UpdateMany, UpdateOne
-from pymongo.errors import OperationFailure
+from pymongo.errors import OperationFailure, PyMongoError
 
 from shared import tracing
 from shared.ids import new_id
@@ -83,6 +83,9 @@ async def ensure_outbox_index(collection: AsyncCollection[Document]) -> None:
             log.info("outbox_index_retired", collection=collection.name, index=name)
 
 
+MIN_CLAIM = 50  # the smallest round the relay shrinks to while the database is slow
+
+
 class OutboxRelay(BackgroundTask):
     """Drains the outboxes of some collections to Kafka, oldest first.
 
@@ -117,6 +120,10 @@ class OutboxRelay(BackgroundTask):
         self._metrics = metrics
         self._clock = clock
         self._batch_size = batch_size
+        # What a round claims now: halved after a round the database timed out on (a
+        # 1,000-document lease outlasted the driver's timeout on a loaded SecantusDB, and
+        # the same round failed again and again), doubled back after each success.
+        self._limit = batch_size
         self._idle = idle_interval_s
         self._backlog_interval = backlog_interval_s
         self._backlog_at = -float("inf")
@@ -147,10 +154,13 @@ class OutboxRelay(BackgroundTask):
             try:
                 relayed = await self.relay_once()
                 self._failures = 0
+                self._limit = min(self._batch_size, self._limit * 2)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 self._failures += 1
+                if isinstance(exc, PyMongoError) and exc.timeout:
+                    self._limit = max(MIN_CLAIM, self._limit // 2)
                 self._metrics.failures.inc()
                 delay = min(5.0, 0.1 * 2 ** min(self._failures, 6))
                 log.warning(
@@ -158,7 +168,7 @@ class OutboxRelay(BackgroundTask):
                 )
                 await asyncio.sleep(delay)
                 continue
-            if relayed >= self._batch_size:
+            if relayed >= self._limit:
                 continue  # a backlog: drain it
             if self._last_wake < started:  # nothing written since this round began
                 self._wake.clear()
@@ -225,7 +235,7 @@ class OutboxRelay(BackgroundTask):
                 {OUTBOX_SINCE: {"$exists": True}, **free}, {"_id": 0, OUTBOX_SINCE: 1}
             )
             .sort(OUTBOX_SINCE, ASCENDING)
-            .limit(self._batch_size)
+            .limit(self._limit)
             .to_list()
         )
         if not candidates:
