@@ -14,8 +14,8 @@ from shared.topics import COMMANDS, FEEDBACK, MAIL, NOTIFICATIONS, SLA, TICKETS
 CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
     "intake": {
         "commands": (COMMANDS,),
-        "escalations": (SLA, FEEDBACK),
-        "erasures": (SLA, FEEDBACK, NOTIFICATIONS),  # services confirming an erasure
+        "escalations": (SLA, FEEDBACK),  # and sla_monitor's, feedback's erasure confirmations
+        "erasures": (NOTIFICATIONS,),  # notifier's erasure confirmations
     },
     "sla_monitor": {"tickets": (TICKETS,)},
     "feedback": {"tickets": (TICKETS,)},

@@ -129,11 +129,7 @@ def consumers_of(topics: Topics) -> dict[str, list[tuple[str, str]]]:
             ("feedback", "tickets"),
             ("notifier", "events"),
         ],
-        topics.sla: [("intake", "escalations"), ("intake", "erasures"), ("notifier", "events")],
-        topics.feedback: [
-            ("intake", "escalations"),
-            ("intake", "erasures"),
-            ("notifier", "events"),
-        ],
+        topics.sla: [("intake", "escalations"), ("notifier", "events")],
+        topics.feedback: [("intake", "escalations"), ("notifier", "events")],
         topics.notifications: [("intake", "erasures")],
     }

@@ -237,7 +237,13 @@ def create_app(
         )
         rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
         rt.add_consumer(
-            "escalations", [rt.topics.sla, rt.topics.feedback], service.on_escalation_causes
+            "escalations",
+            [rt.topics.sla, rt.topics.feedback],
+            # sla_monitor's and feedback's erasure confirmations come on the same topics
+            with_erasures(
+                service.on_escalation_causes,
+                lambda events: parts["privacy"].on_confirmations(events),
+            ),
         )
         privacy = PrivacyService(
             rt.db,
@@ -260,7 +266,7 @@ def create_app(
         rt.workers.append(retention)
         rt.add_consumer(
             "erasures",
-            [rt.topics.sla, rt.topics.feedback, rt.topics.notifications],
+            [rt.topics.notifications],  # notifier's erasure confirmations
             with_erasures(_poison_only, privacy.on_confirmations),
         )
         audit = AuditTrail(rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve)
