@@ -35,6 +35,8 @@ from shared.commands import COMMAND_MODELS
 from shared.events import (
     EVENT_MODELS,
     Contract,
+    NotificationDelivered,
+    NotificationRequesterErased,
     SlaApplied,
     SlaBreached,
     SlaWarning,
@@ -327,6 +329,27 @@ def feedback_event(rng: random.Random, n: int) -> Contract:
     return rated(f"T-fz-{n}", rng.randint(1, 5))
 
 
+def notification_event(rng: random.Random, n: int) -> Contract:
+    return delivered(f"T-fz-{n}")
+
+
+def delivered(ticket_id: str) -> NotificationDelivered:
+    return NotificationDelivered(
+        ticket_id=ticket_id,
+        notification_id=f"n-{ticket_id}",
+        cause_event_id=f"c-{ticket_id}",
+        channel="email",
+        template="ticket_created",
+        recipient_kind="requester",
+    )
+
+
+def erased(erasure_id: str) -> NotificationRequesterErased:
+    return NotificationRequesterErased(
+        erasure_id=erasure_id, requester_id="u-fz", service="notifier", counts={"inbox_items": 1}
+    )
+
+
 def open_command(rng: random.Random, n: int) -> bytes:
     body = ticket_body(
         requester={"id": f"u-cmd-{n}", "email": rng.choice(GOOD_EMAILS), "locale": "en"},
@@ -351,6 +374,12 @@ def plans(topics: Topics) -> list[TopicPlan]:
         {
             "helpstream.sla.applied": sla(SlaApplied, "T-t"),
             "helpstream.sla.breached": sla(SlaBreached, "T-t", breached_at=datetime.now(UTC)),
+        }
+    )
+    notification_types = templates(
+        {
+            "helpstream.notification.delivered": delivered("T-t"),
+            "helpstream.notification.requester_erased": erased("e-t"),
         }
     )
     feedback_types = templates(
@@ -382,7 +411,10 @@ def plans(topics: Topics) -> list[TopicPlan]:
         "helpstream.incident.link_ticket": {"ticket": "T-t"},
     }
     assert set(command_types) == set(COMMAND_MODELS)
-    assert all(kind in EVENT_MODELS for kind in [*ticket_types, *sla_types, *feedback_types])
+    assert all(
+        kind in EVENT_MODELS
+        for kind in [*ticket_types, *sla_types, *feedback_types, *notification_types]
+    )
     return [
         TopicPlan(
             topics.commands,
@@ -412,6 +444,13 @@ def plans(topics: Topics) -> list[TopicPlan]:
             feedback_types,
             valid_event(OWNERS["helpstream.feedback"], feedback_event),
             OWNERS["helpstream.feedback"],
+        ),
+        TopicPlan(  # intake reads notifier's erasure confirmations
+            topics.notifications,
+            list(notification_types),
+            notification_types,
+            valid_event(OWNERS["helpstream.notifications"], notification_event),
+            OWNERS["helpstream.notifications"],
         ),
     ]
 

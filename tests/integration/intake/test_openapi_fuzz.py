@@ -110,8 +110,12 @@ def fuzz(operation: APIOperation[Any, Any, Any, Any], server: IntakeServer) -> N
 def test_no_operation_answers_5xx_or_breaks_its_response_schema(
     intake_server: IntakeServer,
 ) -> None:
-    schema = schemathesis.openapi.from_url(f"{intake_server.url}/openapi.json").exclude(
-        tag="operations"
+    schema = (
+        schemathesis.openapi.from_url(f"{intake_server.url}/openapi.json")
+        .exclude(tag="operations")
+        # gathers feedback's and notifier's parts, which this test does not run (503 without
+        # them, by design); tests/e2e/test_erasure.py covers it with every service
+        .exclude(path="/v1/requesters/{requester_id}/export")
     )
     operations = []
     failures: list[str] = []
