@@ -322,7 +322,9 @@ class IncidentScope(BaseModel):
 class IncidentText(BaseModel):
     """Public text in each requester language (zh-CN and en)."""
 
-    en: str = Field(min_length=1, max_length=4000, examples=["TRC20 withdrawals resume at 14:00 UTC."])
+    en: str = Field(
+        min_length=1, max_length=4000, examples=["TRC20 withdrawals resume at 14:00 UTC."]
+    )
     zh_cn: str = Field(
         min_length=1, max_length=4000, alias="zh-CN", examples=["TRC20 提现将于 UTC 14:00 恢复。"]
     )
