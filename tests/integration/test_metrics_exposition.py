@@ -1,6 +1,6 @@
 """What each service serves on /metrics is valid, lint-clean Prometheus exposition.
 
-The four services run in this process on the real broker and MongoDB; a few tickets
+Every service runs in this process on the real broker and MongoDB; a few tickets
 and one poison message go through so counters and histograms carry samples, then
 `promtool check metrics` reads every service's /metrics output.
 """
@@ -26,6 +26,8 @@ from services.feedback.app import create_app as feedback_app
 from services.feedback.settings import FeedbackSettings
 from services.intake.app import create_app as intake_app
 from services.intake.settings import IntakeSettings
+from services.mail_gateway.app import create_app as mail_gateway_app
+from services.mail_gateway.settings import MailGatewaySettings
 from services.notifier.app import create_app as notifier_app
 from services.notifier.settings import NotifierSettings
 from services.sla_monitor.app import create_app as sla_app
@@ -54,6 +56,7 @@ APPS: dict[str, tuple[type[ServiceSettings], Callable[[Any, ServiceRuntime], Fas
     "sla_monitor": (SlaSettings, sla_app),
     "feedback": (FeedbackSettings, feedback_app),
     "notifier": (NotifierSettings, notifier_app),
+    "mail_gateway": (MailGatewaySettings, mail_gateway_app),
 }
 
 
@@ -67,7 +70,7 @@ def promtool() -> str:
 
 
 async def drive_traffic(infra: Infra, tmp_path: Path) -> tuple[dict[str, str], list[str]]:
-    """Run the four services, open tickets, send one poison message; /metrics of each."""
+    """Run every service, open tickets, send one poison message; /metrics of each."""
     uid = uuid.uuid4().hex[:12]
     mail = MailCatcher(port=free_port())
     mail.start()
@@ -84,6 +87,7 @@ async def drive_traffic(infra: Infra, tmp_path: Path) -> tuple[dict[str, str], l
     extra: dict[str, dict[str, Any]] = {
         "intake": {"bootstrap_api_key": API_KEY},
         "notifier": {"smtp_port": mail.port, "digest_window_s": 0},
+        "mail_gateway": {"inbound_smtp_port": 0},
     }
     runtimes: dict[str, ServiceRuntime] = {}
     try:
@@ -214,7 +218,7 @@ def test_every_service_names_its_metrics_by_convention(
                     family.name
                 )
             if family.type == "histogram":
-                assert family.name.endswith(("_seconds", "_messages", "_score")), (
+                assert family.name.endswith(("_seconds", "_messages", "_score", "_tickets")), (
                     f"{name}: histogram {family.name} has no unit"
                 )
 
