@@ -9,7 +9,7 @@ PYTEST_WORKERS ?= 2
 CHECKOV_VERSION := 3.3.30
 CHECKOV_STAMP := $(VENV)/checkov/.installed-$(CHECKOV_VERSION)
 
-.PHONY: install run test lint typecheck unit integration e2e faults schemas bench clean
+.PHONY: install run test lint typecheck unit integration e2e faults storm schemas bench clean
 
 # promtool and prometheus come from Debian's `prometheus` package (rule, metrics and e2e
 # tests; `make run`). Where nothing forbids it (no policy-rc.d), the package starts a daemon
@@ -42,11 +42,15 @@ typecheck: install
 # Everything else in parallel, then the fault tests one at a time: they freeze or kill
 # their own broker, database and services under load, and need the machine to themselves.
 test: lint typecheck
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m "not faults"
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile -p no:cacheprovider -m "not faults and not storm"
 	$(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
 
 faults: install
 	$(BIN)/pytest -q -s -p no:cacheprovider -m faults tests/faults
+
+# The incident storm (2,200 tickets through every service), alone: 6-15 minutes here.
+storm: install
+	$(BIN)/pytest -q -s -p no:cacheprovider -m storm tests/e2e/test_incident_storm.py
 
 unit: install
 	$(BIN)/pytest -q tests/unit

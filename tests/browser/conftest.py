@@ -40,7 +40,7 @@ from shared.runtime import ServiceRuntime
 from shared.tokens import sign
 from shared.topics import Topics
 from shared.web.links import TicketLink, sign_ticket_link
-from tests.support import create_topic
+from tests.support import create_topic, secret_settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -207,25 +207,30 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     mail = MailCatcher(port=free_port())
     mail.start()
+
+    def make(cls: type[Any], **values: Any) -> Any:
+        """Every secret the class requires (test values), then this stack's own."""
+        return cls(**{**secret_settings(cls), **common, **values})
+
     settings: dict[str, Any] = {
-        "intake": IntakeSettings(
-            **common,
+        "intake": make(
+            IntakeSettings,
             bootstrap_api_key=API_KEY,
             requester_link_secret=LINK_SECRET,
             sla_monitor_url=urls["sla_monitor"],
             sla_read_api_key=SLA_READ_KEY,
         ),
-        "sla_monitor": SlaSettings(
-            **common, sla_read_api_key=SLA_READ_KEY, operator_api_key=OPERATOR_KEY
+        "sla_monitor": make(
+            SlaSettings, sla_read_api_key=SLA_READ_KEY, operator_api_key=OPERATOR_KEY
         ),
-        "feedback": FeedbackSettings(
-            **common,
+        "feedback": make(
+            FeedbackSettings,
             survey_secret=SURVEY_SECRET,
             public_base_url=urls["feedback"],
             reports_api_key=OPERATOR_KEY,
         ),
-        "notifier": NotifierSettings(
-            **common,
+        "notifier": make(
+            NotifierSettings,
             smtp_port=mail.port,
             smtp_timeout_s=2.0,
             inbox_secret=INBOX_SECRET,

@@ -14,6 +14,7 @@ from services.notifier.pages import link_values, survey_page_url
 from services.notifier.settings import NotifierSettings
 from shared.events import Author, Category, Channel, Priority, Requester, Status
 from shared.web.links import verify_ticket_link
+from tests.support import secret_settings
 
 LINK_SECRET = "unit-test-link-secret-0123456789abcdef"
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -113,7 +114,11 @@ def recipient(kind: str = "requester") -> Recipient:
 
 def test_requester_messages_get_a_status_link_for_their_ticket_only() -> None:
     cfg = NotifierSettings(
-        requester_link_secret=LINK_SECRET, status_page_base_url="https://help.example.com/"
+        **{
+            **secret_settings(NotifierSettings),
+            "requester_link_secret": LINK_SECRET,
+            "status_page_base_url": "https://help.example.com/",
+        }
     )
     values = {"ticket_id": "T-1", "survey_url": "https://f.example.com/v1/surveys/tok.sig"}
     links = link_values(cfg, recipient(), values, NOW)
@@ -129,6 +134,7 @@ def test_requester_messages_get_a_status_link_for_their_ticket_only() -> None:
     assert link_values(cfg, recipient("lead"), values, NOW) == {
         "status_url": None,
         "survey_page_url": None,
+        "articles": [],
     }
-    off = NotifierSettings(requester_link_secret=LINK_SECRET, status_page_base_url=None)
+    off = cfg.model_copy(update={"status_page_base_url": None})
     assert link_values(off, recipient(), {"ticket_id": "T-1"}, NOW)["status_url"] is None
