@@ -353,6 +353,7 @@ class LoadResult:
     vip: set[str] = field(default_factory=set)
     statuses: Counter[str] = field(default_factory=Counter)
     samples: dict[str, str] = field(default_factory=dict)  # status → first body seen
+    retried: Counter[str] = field(default_factory=Counter)  # 503 body → repeats
     slowest_s: float = 0.0
 
     @property
@@ -363,6 +364,8 @@ class LoadResult:
         return (
             f"planned={self.planned} accepted={len(self.created)} in {self.seconds:.1f}s "
             f"({self.rate:.0f}/s) statuses={dict(self.statuses)} slowest={self.slowest_s:.1f}s"
+            + (f" retried={dict(self.retried)}" if self.retried else "")
+            + "".join(f"\n  first {k}: {v}" for k, v in self.samples.items() if k != "201")
         )
 
 
@@ -375,13 +378,28 @@ async def http_load(
     workers: int = 24,
     timeout: float = 10.0,
     stop: asyncio.Event | None = None,
+    retry_unavailable: int = 0,
 ) -> LoadResult:
-    """Open tickets over HTTP at `rate`/s for `seconds`; keep every 201's ticket id."""
+    """Open tickets over HTTP at `rate`/s for `seconds`; keep every 201's ticket id.
+
+    With `retry_unavailable`, a 503 with Retry-After is repeated that many times with the
+    same Idempotency-Key, as the problem body asks: the answer is then the ticket (200 if
+    the first attempt was applied after all), never a second one."""
     result = LoadResult(planned=int(rate * seconds))
     started = time.monotonic()
     counter = iter(range(result.planned))
     headers = {"Authorization": f"Bearer {API_KEY}"}
     limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
+
+    async def post(http: httpx.AsyncClient, n: int) -> httpx.Response:
+        key = {"Idempotency-Key": f"{run}-{n}"}
+        for _ in range(retry_unavailable):
+            response = await http.post(f"{url}/v1/tickets", json=ticket_body(n, run), headers=key)
+            if response.status_code != 503 or "Retry-After" not in response.headers:
+                return response
+            result.retried[response.text[:200]] += 1
+            await asyncio.sleep(float(response.headers["Retry-After"]))
+        return await http.post(f"{url}/v1/tickets", json=ticket_body(n, run), headers=key)
 
     async def worker(http: httpx.AsyncClient) -> None:
         for n in counter:
@@ -392,7 +410,7 @@ async def http_load(
                 await asyncio.sleep(delay)
             sent = time.monotonic()
             try:
-                response = await http.post(f"{url}/v1/tickets", json=ticket_body(n, run))
+                response = await post(http, n)
             except httpx.HTTPError as exc:
                 result.statuses[type(exc).__name__] += 1
             else:
@@ -401,7 +419,7 @@ async def http_load(
                 if status not in result.samples:
                     kind = response.headers.get("content-type", "")
                     result.samples[status] = f"{kind} {response.text[:300]!r}"
-                if response.status_code == 201:
+                if response.status_code in (200, 201):
                     ticket_id = response.json()["id"]
                     result.created.append(ticket_id)
                     if n % VIP_EVERY == 0:

@@ -43,7 +43,7 @@ async def test_services_keep_running_through_a_broker_outage_and_catch_up_unaide
 ) -> None:
     started = time.monotonic()
     load_task = asyncio.create_task(
-        http_load(system.url("intake"), RATE, OUTAGE_S + 10, run="broker")
+        http_load(system.url("intake"), RATE, OUTAGE_S + 10, run="broker", retry_unavailable=3)
     )
     await asyncio.sleep(4.0)
     fault_infra.pause(fault_infra.kafka)
@@ -65,7 +65,12 @@ async def test_services_keep_running_through_a_broker_outage_and_catch_up_unaide
     assert all(alive_during.values()), f"a service died while the broker was away: {alive_during}"
     assert all(system.alive().values()), system.alive()
     # intake writes tickets to MongoDB and its relay retries: the API does not need Kafka.
-    assert load.statuses == Counter({"201": load.planned}), load.summary()
+    # The catch-up after the broker returns loads the database; a request that waits past
+    # the database timeout gets 503 with Retry-After, and the client repeats it with its
+    # Idempotency-Key (200 if the first attempt was applied after all). The ticket count
+    # below (no ghosts, no duplicates) shows that no repeat opened a second ticket.
+    assert set(load.statuses) <= {"201", "200"}, load.summary()
+    assert len(load.created) == len(set(load.created)) == load.planned, load.summary()
     assert not acc.problems(), f"{acc.problems()} | {acc.summary()}"
 
 
