@@ -221,7 +221,12 @@ def create_app(
         refresher = IncidentRefresher(incidents, incident_store, rt.clock)
         await refresher.refresh()  # no ticket opens before the open incidents are known
         rt.workers.append(refresher)
+        audit = AuditTrail(
+            rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve, metrics
+        )
+        await audit.ensure_indexes()
         service = TicketService(
+            audit=audit,
             incidents=incidents,
             store=store,
             clock=rt.clock,
@@ -269,8 +274,6 @@ def create_app(
             [rt.topics.notifications],  # notifier's erasure confirmations
             with_erasures(_poison_only, privacy.on_confirmations),
         )
-        audit = AuditTrail(rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve)
-        await audit.ensure_indexes()
         parts.update(
             audit=audit,
             privacy=privacy,
@@ -374,6 +377,7 @@ def create_app(
 
     @app.get("/v1/tickets", response_model=TicketPage, tags=["tickets"])
     async def list_tickets(
+        request: Request,
         key: Caller,
         requester_id: Annotated[str | None, Query(max_length=128)] = None,
         status: Status | None = None,
@@ -386,6 +390,7 @@ def create_app(
             requester_id=requester_id, status=status, before=_decode(cursor), limit=limit
         )
         last = tickets[-1].id if len(tickets) == limit else None
+        request.state.audit_tickets = [t.id for t in tickets]  # who saw which ticket
         follow_ups = await store().follow_ups([t.id for t in tickets])
         internal = Scope.agent in key.scopes
         return TicketPage(

@@ -1,54 +1,105 @@
 """The audit trail: who read or changed which ticket, and when, kept apart from tickets.
 
-One document per successful API request that touches tickets or requester data (`audit`
-collection): the API key id, the action (method and route), the ticket id or the requester
-id, the time. Written after the answer is made and before it is sent, so a request the
-caller saw succeed is in the trail. A TTL index on `at` removes entries after
-`audit_retention_days`.
+One document per read or change (`audit` collection), written in the flow that makes it:
+- an API request made with an API key that reads or changes tickets or requester data:
+  `actor` `key:<key id>`, `action` the method and route, `ticket` (its id, also when asked
+  for by number) or `requester`; a list read (`GET /v1/tickets`) names the ticket ids of
+  the page it answered in `tickets` (at most the page size);
+- a request through a requester's status link (`/t/{token}`): `actor` `link:<ticket id>`
+  (never the token), `action` the method and route (`GET /t/{token}` …), `ticket`;
+- a command from `helpstream.commands`: `actor` `key:<key id>` (the key that signed it),
+  `service` (its CloudEvents source: `mail_gateway` for `/helpstream/mail_gateway`),
+  `action` the command type, `ticket`; one insert for the batch, after its tickets are
+  written;
+- a change intake makes because a service told it something (an SLA breach or a low
+  rating escalating a ticket): `actor` `service:<name>` (`service:sla_monitor`).
+
+API requests are written after the answer is made and before it is sent, so a request the
+caller saw succeed is in the trail. Entries hold ids and route templates, never a token,
+an email or a ticket's text. A TTL index on `at` removes them after `audit_retention_days`.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
 
+from shared.mongo import insert_new
+
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
     from datetime import datetime, timedelta
 
     from fastapi import FastAPI, Request, Response
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from services.intake.metrics import IntakeMetrics
     from shared.clock import Clock
     from shared.mongo import Document
 
 MAX_PAGE = 500
+LIST_ROUTE = "/v1/tickets"
 _TICKET = re.compile(r"^/v1/tickets/([^/]{1,64})(/.*)?$")
 _REQUESTER = re.compile(r"^/v1/requesters/([^/]{1,128})/(erasure|export|legal-hold)$")
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_OWN_SERVICE = re.compile(r"^/helpstream/([a-z_]{1,40})$")
+_OTHER_SERVICE = re.compile(r"^/[A-Za-z0-9._/-]{1,100}$")
 
 
 @dataclass(frozen=True)
 class AuditEntry:
     at: datetime
-    actor: str  # "key:<id>"
-    action: str  # "GET /v1/tickets/{ticket_id}"
+    actor: str  # "key:<id>", "link:<ticket id>", "service:<name>"
+    action: str  # "GET /v1/tickets/{ticket_id}", "GET /t/{token}", "helpstream.ticket.update"
     ticket: str | None = None
     requester: str | None = None
+    tickets: tuple[str, ...] | None = None  # a list read: the ids it answered
+    service: str | None = None  # a command's source
+    id: str | None = None  # stable for an effect a retry may write again
 
     def document(self) -> Document:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        doc = {k: v for k, v in self.__dict__.items() if v is not None and k != "id"}
+        if self.tickets is not None:
+            doc["tickets"] = list(self.tickets)
+        if self.id is not None:
+            doc["_id"] = self.id
+        return doc
+
+    @property
+    def kind(self) -> str:
+        return self.actor.partition(":")[0]
+
+
+def link_actor(ticket_id: str) -> str:
+    """A status link acts for its one ticket's requester; the token itself is kept nowhere."""
+    return f"link:{ticket_id}"
+
+
+def service_name(source: str) -> str:
+    """A CloudEvents source as the trail names it: `/helpstream/<name>` → `<name>`, another
+    plain path as it is, anything else `unknown` (a source is the producer's claim)."""
+    if own := _OWN_SERVICE.match(source):
+        return own.group(1)
+    return source if _OTHER_SERVICE.match(source) else "unknown"
+
+
+def route_of(request: Request) -> str:
+    """The request's method and route template (`GET /t/{token}`: no token in it)."""
+    return f"{request.method} {getattr(request.scope.get('route'), 'path', '?')}"
 
 
 def subject_of(method: str, path: str, location: str | None) -> tuple[str, str | None, str | None]:
     """(action, ticket reference, requester id) of a request path; action "" when the
     request is not audited."""
-    if method == "POST" and path == "/v1/tickets":
+    if method == "POST" and path == LIST_ROUTE:
         created = _TICKET.match(location or "")
         return "POST /v1/tickets", created.group(1) if created else None, None
+    if method == "GET" and path == LIST_ROUTE:
+        return "GET /v1/tickets", None, None
     if ticket := _TICKET.match(path):
         return f"{method} /v1/tickets/{{ticket_id}}{ticket.group(2) or ''}", ticket.group(1), None
     if requester := _REQUESTER.match(path):
@@ -63,33 +114,77 @@ class AuditTrail:
         clock: Clock,
         retention: timedelta,
         resolve: Callable[[str], Awaitable[str | None]],
+        metrics: IntakeMetrics | None = None,
     ) -> None:
         self.audit = db["audit"]
         self._clock = clock
         self._retention = retention
         self._resolve = resolve
+        self._metrics = metrics
 
     async def ensure_indexes(self) -> None:
         await self.audit.create_index([("ticket", ASCENDING), ("at", DESCENDING)])
+        await self.audit.create_index([("tickets", ASCENDING), ("at", DESCENDING)])
         await self.audit.create_index([("actor", ASCENDING), ("at", DESCENDING)])
         await self.audit.create_index(
             [("at", ASCENDING)], expireAfterSeconds=int(self._retention.total_seconds())
         )
 
+    def entry(
+        self,
+        actor: str,
+        action: str,
+        ticket: str | None = None,
+        *,
+        requester: str | None = None,
+        tickets: Sequence[str] | None = None,
+        service: str | None = None,
+        entry_id: str | None = None,
+    ) -> AuditEntry:
+        return AuditEntry(
+            self._clock.now(),
+            actor,
+            action,
+            ticket,
+            requester,
+            tuple(tickets) if tickets is not None else None,
+            service,
+            entry_id,
+        )
+
     async def record(
-        self, actor: str, action: str, ticket: str | None, requester: str | None
+        self,
+        actor: str,
+        action: str,
+        ticket: str | None,
+        requester: str | None,
+        tickets: Sequence[str] | None = None,
     ) -> None:
         if ticket is not None and not _UUID.match(ticket):  # a number: keep the id
             ticket = await self._resolve(ticket) or ticket
-        entry = AuditEntry(self._clock.now(), actor, action, ticket, requester)
-        await self.audit.insert_one(entry.document())
+        await self.record_many(
+            [self.entry(actor, action, ticket, requester=requester, tickets=tickets)], "http"
+        )
+
+    async def record_many(self, entries: Sequence[AuditEntry], flow: str) -> None:
+        """One insert for all of `entries` (`flow`: http, link, commands, services); an entry
+        whose id is already there (a retried batch) is left as it is."""
+        if not entries:
+            return
+        started = time.perf_counter()
+        written = await insert_new(self.audit, [e.document() for e in entries])
+        if self._metrics is not None:
+            self._metrics.audit_write_seconds.labels(flow).observe(time.perf_counter() - started)
+            for position in written:
+                self._metrics.audit_entries.labels(entries[position].kind).inc()
 
     async def query(
         self, *, ticket: str | None, actor: str | None, limit: int
     ) -> list[dict[str, Any]]:
+        """Newest first. Per ticket: the entries naming it, lists that answered it included."""
         wanted: Document = {}
         if ticket is not None:
-            wanted["ticket"] = ticket
+            wanted["$or"] = [{"ticket": ticket}, {"tickets": ticket}]
         if actor is not None:
             wanted["actor"] = actor
         found = self.audit.find(wanted, {"_id": 0}).sort("at", DESCENDING).limit(limit)
@@ -98,7 +193,8 @@ class AuditTrail:
 
 def install_audit(app: FastAPI, trail: Callable[[], AuditTrail]) -> None:
     """Records every successful audited request made with an API key (`caller` puts the
-    key id on `request.state.api_key_id`)."""
+    key id on `request.state.api_key_id`; a list route puts the ids it answered on
+    `request.state.audit_tickets`)."""
 
     @app.middleware("http")
     async def audit(
@@ -111,6 +207,11 @@ def install_audit(app: FastAPI, trail: Callable[[], AuditTrail]) -> None:
         action, ticket, requester = subject_of(
             request.method, request.url.path, response.headers.get("location")
         )
+        tickets: list[str] | None = getattr(request.state, "audit_tickets", None)
+        if action == "GET /v1/tickets":
+            requester = request.query_params.get("requester_id")
+            if tickets is None:
+                return response  # not answered by the list route
         if action:
-            await trail().record(f"key:{key_id}", action, ticket, requester)
+            await trail().record(f"key:{key_id}", action, ticket, requester, tickets)
         return response

@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from services.intake.audit import service_name
 from services.intake.auth import required_scope, verify_command
 from services.intake.domain import (
     DEFAULT_ESCALATION,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
 
+    from services.intake.audit import AuditEntry, AuditTrail
     from services.intake.auth import ApiKey, CommandKeys
     from services.intake.faq import ArticleIndex
     from services.intake.incident_service import IncidentService
@@ -307,8 +309,10 @@ class TicketService:
         answers: ArticleIndex | None = None,
         incidents: IncidentService | None = None,
         on_deflected: Callable[[Ticket], None] = lambda _: None,
+        audit: AuditTrail | None = None,
     ) -> None:
         self.incidents = incidents
+        self._audit = audit
         self._on_deflected = on_deflected  # a ticket solved by an article over Kafka
         self._store = store
         self._keys = keys
@@ -643,7 +647,9 @@ class TicketService:
         changes: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         mails: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         incident_cmds: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command], str]] = []
+        signers: dict[tuple[str, int, int], str] = {}  # record → the key that signed it
         for record, signer in await self._authorities(records, rejected):
+            signers[_where(record)] = signer.id
             try:
                 command = parse_command(record.value or b"")
             except Invalid as exc:
@@ -668,8 +674,10 @@ class TicketService:
                 changes.append((record, command))
         for record, command in await self._from_mail(mails):
             (opens if isinstance(command.data, OpenTicket) else changes).append((record, command))
-        rejected.extend(await self._open_from_commands(opens))
-        rejected.extend(await self._change_from_commands(changes))
+        audited: list[AuditEntry] = []
+        rejected.extend(await self._open_from_commands(opens, signers, audited))
+        rejected.extend(await self._change_from_commands(changes, signers, audited))
+        await self._write_audit(audited, "commands")
         if incident_cmds and self.incidents is not None:  # after the batch's new tickets
             rejected.extend(await self.incidents.on_commands(incident_cmds))
         return rejected
@@ -737,8 +745,39 @@ class TicketService:
         self._metrics.commands_refused.labels(reason).inc()
         self._metrics.commands.labels(command_type, "rejected").inc()
 
+    def _command_audit(
+        self,
+        audited: list[AuditEntry],
+        signers: dict[tuple[str, int, int], str],
+        record: ConsumerRecord[bytes, bytes],
+        command: CloudEvent[Command],
+        ticket_id: str,
+    ) -> None:
+        """The trail's entry for a command applied to a ticket: the key that signed it, the
+        service it came from. Its id is stable, so a retried batch writes it once."""
+        if self._audit is None:
+            return
+        actor = f"key:{signers.get(_where(record), 'unknown')}"
+        entry = self._audit.entry(
+            actor,
+            command.type,
+            ticket_id,
+            service=service_name(command.source),
+            entry_id=stable_id("audit", actor, ticket_id, safe_reference(command.id)),
+        )
+        audited.append(entry)
+
+    async def _write_audit(self, audited: list[AuditEntry], flow: str) -> None:
+        """One insert for a batch's entries, in the flow that applies it (then emptied)."""
+        if self._audit is not None and audited:
+            await self._audit.record_many(audited, flow)
+        audited.clear()
+
     async def _open_from_commands(
-        self, opens: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
+        self,
+        opens: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]],
+        signers: dict[tuple[str, int, int], str] | None = None,
+        audited: list[AuditEntry] | None = None,
     ) -> list[Rejected]:
         """One lookup for the follow-ups, one `$inc` for the numbers, one insert."""
         if not opens:
@@ -747,7 +786,9 @@ class TicketService:
         rejected: list[Rejected] = []
         cmds = [command.data for _, command in opens if isinstance(command.data, OpenTicket)]
         assert len(cmds) == len(opens)
-        valid: list[tuple[CloudEvent[Command], OpenTicket, TicketRef | None]] = []
+        valid: list[
+            tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command], OpenTicket, TicketRef | None]
+        ] = []
         for (record, command), cmd, follow_up_of in zip(
             opens, cmds, await self._follow_ups(cmds), strict=True
         ):
@@ -756,31 +797,39 @@ class TicketService:
                 rejected.append(Rejected(record, Invalid(error.code, str(error))))
                 self._metrics.commands.labels(command.type, "rejected").inc()
             else:
-                valid.append((command, cmd, follow_up_of))
+                valid.append((record, command, cmd, follow_up_of))
         if not valid:
             return rejected
         batch = []
         numbers = await self._store.next_numbers(len(valid))
-        for number, (command, cmd, follow_up_of) in zip(numbers, valid, strict=True):
+        for number, (_, command, cmd, follow_up_of) in zip(numbers, valid, strict=True):
             ticket = await self._new_ticket(cmd, new_id(), number, follow_up_of)
             open_key = f"cmd:{safe_reference(command.id)}"
             batch.append((ticket, self._outbox(ticket, command.correlationid), open_key))
         inserted = await self._store.insert_many(batch, now)
-        for ticket, _, _ in batch[:inserted]:
-            self._count_created(ticket)
-        self._metrics.commands.labels(OpenTicket.command_type, "applied").inc(inserted)
+        for position in inserted:
+            self._count_created(batch[position][0])
+            if audited is not None and signers is not None:
+                record, command = valid[position][:2]
+                self._command_audit(audited, signers, record, command, batch[position][0].id)
+        self._metrics.commands.labels(OpenTicket.command_type, "applied").inc(len(inserted))
         self._metrics.commands.labels(OpenTicket.command_type, "duplicate").inc(
-            len(batch) - inserted
+            len(batch) - len(inserted)
         )
         if inserted:
-            self._on_events(inserted)
+            self._on_events(len(inserted))
         return rejected
 
     async def _change_from_commands(
-        self, items: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]]
+        self,
+        items: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]],
+        signers: dict[tuple[str, int, int], str] | None = None,
+        audited: list[AuditEntry] | None = None,
     ) -> list[Rejected]:
         """Grouped by ticket in arrival order, whether the subject names it by id or number
-        (numbers resolved in one lookup); one read of the tickets, one write back."""
+        (numbers resolved in one lookup); one read of the tickets, one write back. The
+        batch's audit entries are written just before it (stable ids: a save that loses a
+        race retries the batch, which writes them once)."""
         if not items:
             return []
         ids = await self.resolve_many(list({command.subject for _, command in items}))
@@ -820,10 +869,14 @@ class TicketService:
                 applied_ids.append(command_id)
                 outbox.extend(self._outbox(ticket, command.correlationid))
                 self._metrics.commands.labels(command.type, "applied").inc()
+                if audited is not None and signers is not None:
+                    self._command_audit(audited, signers, record, command, ticket_id)
                 if isinstance(data, SolveByArticle):
                     deflected.append(ticket)
             if applied_ids:
                 ops.append(self._store.change_op(ticket, outbox, self._clock.now(), applied_ids))
+        if audited is not None:
+            await self._write_audit(audited, "commands")  # with the batch's opens: one insert
         if await self._store.save_many(ops) < len(ops):
             raise Retryable("a ticket changed while commands were applied; retrying the batch")
         if ops:
@@ -847,6 +900,7 @@ class TicketService:
             return rejected
         loaded = await self._store.get_many(list(causes))
         ops = []
+        audited: list[AuditEntry] = []
         for ticket_id, items in causes.items():
             if ticket_id not in loaded:
                 continue  # a ticket of another intake deployment, or long deleted
@@ -861,9 +915,20 @@ class TicketService:
                     cause_id=escalation_cause_id(event),
                 ):
                     self._metrics.escalations.labels(reason).inc()
+                    if self._audit is not None:  # a service's word changed the ticket
+                        cause = escalation_cause_id(event)
+                        audited.append(
+                            self._audit.entry(
+                                f"service:{service_name(event.source)}",
+                                f"escalate:{reason}",
+                                ticket_id,
+                                entry_id=stable_id("audit", "escalation", ticket_id, cause),
+                            )
+                        )
                 outbox.extend(self._outbox(ticket, event.correlationid))
             if outbox or len(ticket.escalation_causes) != causes_before:
                 ops.append(self._store.change_op(ticket, outbox, self._clock.now()))
+        await self._write_audit(audited, "services")  # stable ids: a retry writes them once
         if await self._store.save_many(ops) < len(ops):
             raise Retryable("a ticket changed while escalating; retrying the batch")
         if ops:
@@ -876,3 +941,8 @@ class TicketService:
         if isinstance(data, FeedbackSubmitted) and data.needs_follow_up:
             return "low_rating" if self._escalations.on_follow_up else None
         return None
+
+
+def _where(record: ConsumerRecord[bytes, bytes]) -> tuple[str, int, int]:
+    """A record's place in the log: names it within a batch."""
+    return (record.topic, record.partition, record.offset)

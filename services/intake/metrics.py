@@ -61,6 +61,11 @@ class IntakeMetrics:
     incident_seconds: Histogram
     # incident requests refused, by reason code (incident_not_found, incident_resolved, ...)
     incident_refused: Counter
+    # audit trail entries written, by actor kind (key, link, service)
+    audit_entries: Counter
+    # seconds to write one request's or one batch's audit entries, by flow (http, link,
+    # commands, services)
+    audit_write_seconds: Histogram
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
@@ -197,6 +202,19 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_incident_refused",
             "Incident requests refused, by reason.",
             ("reason",),
+            registry=registry,
+        ),
+        audit_entries=Counter(
+            "helpstream_intake_audit_entries",
+            "Audit trail entries written, by actor kind.",
+            ("actor",),
+            registry=registry,
+        ),
+        audit_write_seconds=Histogram(
+            "helpstream_intake_audit_write_seconds",
+            "Time to write one request's or one command batch's audit entries.",
+            ("flow",),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=registry,
         ),
     )

@@ -9,6 +9,9 @@
   `AddMessage(author=requester)`, exactly like the API: secrets are redacted, the ticket
   gets the security notice, and the page shows the warning.
 
+Every page that shows the ticket and every change the link makes leaves an audit entry
+(`services.intake.audit`): actor `link:<ticket id>`, the route (never the token).
+
 Who sees what: the token (`shared.web.links`, purpose `ticket`) names one requester and
 one ticket and expires. The ticket must belong to that requester, and a form's hidden
 `ticket_id` must be the token's ticket; nothing in the URL or the form can point the
@@ -33,6 +36,7 @@ import structlog
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from services.intake.audit import link_actor, route_of
 from services.intake.domain import (
     AlreadySolved,
     TicketClosed,
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
     from pydantic import SecretStr
 
+    from services.intake.audit import AuditTrail
     from services.intake.domain import Ticket
     from services.intake.handlers import TicketService
     from services.intake.incident_store import IncidentStore
@@ -289,6 +294,12 @@ def install_pages(
             return pages.error(request, lang=language(request, link), status=404, kind="not_found")
         return link, ticket
 
+    async def audited(request: Request, link: TicketLink) -> None:
+        """The link read or changed its ticket: in the trail before the answer is sent."""
+        trail: AuditTrail = parts["audit"]
+        entry = trail.entry(link_actor(link.ticket_id), route_of(request), link.ticket_id)
+        await trail.record_many([entry], "link")
+
     async def page(
         request: Request,
         token: str,
@@ -345,6 +356,8 @@ def install_pages(
             },
         )
         csrf.set_cookie(request, response, nonce)
+        if status < 400:
+            await audited(request, link)
         return response
 
     @app.get("/t/{token}", include_in_schema=False, response_class=HTMLResponse)
@@ -397,6 +410,7 @@ def install_pages(
             query["redacted"] = "1"
         if request.query_params.get("lang") in LANGUAGES:
             query["lang"] = request.query_params["lang"]
+        await audited(request, link)
         return RedirectResponse(f"/t/{token}?{urlencode(query)}", status_code=303)
 
     @app.post("/t/{token}/solved", include_in_schema=False, response_class=HTMLResponse)
@@ -454,6 +468,7 @@ def install_pages(
             query = {"solved": "1"}
             if request.query_params.get("lang") in LANGUAGES:
                 query["lang"] = request.query_params["lang"]
+            await audited(request, link)
             return RedirectResponse(f"/t/{token}?{urlencode(query)}", status_code=303)
         finally:
             parts["self_service"].self_service_seconds.labels("solve").observe(

@@ -177,10 +177,11 @@ class TicketStore:
 
     async def insert_many(
         self, tickets: Sequence[tuple[Ticket, Sequence[Document], str]], now: datetime
-    ) -> int:
-        """Batch insert of (ticket, outbox, open_key); duplicates of earlier opens are skipped."""
+    ) -> list[int]:
+        """Batch insert of (ticket, outbox, open_key); duplicates of earlier opens are skipped.
+        Returns the positions of the tickets inserted."""
         docs = [self._new_document(t, outbox, now, key, None) for t, outbox, key in tickets]
-        return len(await insert_new(self.tickets, docs))
+        return await insert_new(self.tickets, docs)
 
     @staticmethod
     def _new_document(
