@@ -10,7 +10,7 @@ import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -542,6 +542,7 @@ class MailBounced(Contract):
 
 
 MAX_ERASURE_TICKETS = 5000
+MAX_ERASURE_ATTACHMENTS = 10_000  # 64 hex digits each: well under a record's limit
 
 
 class RequesterErasureRequested(Contract):
@@ -561,6 +562,13 @@ class RequesterErasureRequested(Contract):
         examples=["erased-3f9a1c7e2b4d5a6b"],
     )
     ticket_ids: list[str] = Field(default_factory=list, max_length=MAX_ERASURE_TICKETS)
+    attachment_digests: list[Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]] = Field(
+        default_factory=list,
+        max_length=MAX_ERASURE_ATTACHMENTS,
+        description="sha256 of the files on the requester's tickets that no other "
+        "requester's ticket names: the mail gateway deletes their contents. At most "
+        f"{MAX_ERASURE_ATTACHMENTS}; empty for retention.",
+    )
     tickets_only: bool = Field(
         False,
         description="Retention, not a requester's erasure: erase only the copies of these "
@@ -589,10 +597,17 @@ class NotificationRequesterErased(RequesterErasedData):
     event_type: ClassVar[str] = "helpstream.notification.requester_erased"
 
 
+class MailRequesterErased(RequesterErasedData):
+    """The mail gateway's: attachment contents deleted (`counts.attachments`: files)."""
+
+    event_type: ClassVar[str] = "helpstream.mail.requester_erased"
+
+
 ERASURE_CONFIRMATIONS: tuple[type[RequesterErasedData], ...] = (
     SlaRequesterErased,
     FeedbackRequesterErased,
     NotificationRequesterErased,
+    MailRequesterErased,
 )
 
 
@@ -626,6 +641,7 @@ EVENT_MODELS: dict[str, type[Contract]] = {
         SlaRequesterErased,
         FeedbackRequesterErased,
         NotificationRequesterErased,
+        MailRequesterErased,
         NotificationDelivered,
         NotificationFailed,
         MailBounced,

@@ -60,11 +60,11 @@ class Access:
 # Who reads and writes what: the README's ACL table, the KafkaUsers' ACLs, and the topics
 # each service checks for at start.
 ACCESS: dict[str, Access] = {
-    "intake": Access(reads=(COMMANDS, SLA, FEEDBACK, NOTIFICATIONS), writes=(TICKETS,)),
+    "intake": Access(reads=(COMMANDS, SLA, FEEDBACK, NOTIFICATIONS, MAIL), writes=(TICKETS,)),
     "sla_monitor": Access(reads=(TICKETS,), writes=(SLA,)),
     "feedback": Access(reads=(TICKETS,), writes=(FEEDBACK,)),
     "notifier": Access(reads=(TICKETS, SLA, FEEDBACK, MAIL), writes=(NOTIFICATIONS,)),
-    "mail_gateway": Access(reads=(), writes=(COMMANDS, MAIL)),
+    "mail_gateway": Access(reads=(TICKETS,), writes=(COMMANDS, MAIL)),
 }
 
 # Partitions bound how far a consumer group scales out (KEDA's maxReplicaCount); keys are

@@ -9,7 +9,7 @@ TICKETS = "helpstream.tickets"
 SLA = "helpstream.sla"
 FEEDBACK = "helpstream.feedback"
 NOTIFICATIONS = "helpstream.notifications"
-MAIL = "helpstream.mail"  # what the inbound mail gateway learns (bounces)
+MAIL = "helpstream.mail"  # what the inbound mail gateway learns (bounces) and erases
 DLQ_SUFFIX = ".dlq"
 
 # Who may write each event topic: the CloudEvents `source` its events must carry. On a

@@ -15,11 +15,12 @@ CONSUMERS: dict[str, dict[str, tuple[str, ...]]] = {
     "intake": {
         "commands": (COMMANDS,),
         "escalations": (SLA, FEEDBACK),  # and sla_monitor's, feedback's erasure confirmations
-        "erasures": (NOTIFICATIONS,),  # notifier's erasure confirmations
+        "erasures": (NOTIFICATIONS, MAIL),  # notifier's, mail_gateway's erasure confirmations
     },
     "sla_monitor": {"tickets": (TICKETS,)},
     "feedback": {"tickets": (TICKETS,)},
     "notifier": {"events": (TICKETS, SLA, FEEDBACK, MAIL)},
+    "mail_gateway": {"tickets": (TICKETS,)},  # erasure requests only (attachment contents)
 }
 
 # The topic each event goes on, by the entity of its type (`helpstream.<entity>.<verb>`).

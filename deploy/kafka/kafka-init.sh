@@ -45,9 +45,10 @@ groups() {  # user service: the consumer groups helpstream-<service>-*
 
 user helpstream-intake "$KAFKA_PASSWORD_INTAKE"
 allow helpstream-intake Write helpstream.tickets \
-  helpstream.commands.dlq helpstream.sla.dlq helpstream.feedback.dlq helpstream.notifications.dlq
+  helpstream.commands.dlq helpstream.sla.dlq helpstream.feedback.dlq helpstream.notifications.dlq \
+  helpstream.mail.dlq
 allow helpstream-intake Read helpstream.commands helpstream.sla helpstream.feedback \
-  helpstream.notifications
+  helpstream.notifications helpstream.mail
 groups helpstream-intake intake
 
 user helpstream-sla-monitor "$KAFKA_PASSWORD_SLA_MONITOR"
@@ -67,8 +68,11 @@ allow helpstream-notifier Read helpstream.tickets helpstream.sla helpstream.feed
   helpstream.mail
 groups helpstream-notifier notifier
 
-# the mail gateway only speaks: signed commands, and bounces on helpstream.mail
+# the mail gateway speaks signed commands, bounces and erasure confirmations on
+# helpstream.mail; it reads helpstream.tickets for erasure requests only
 user helpstream-mail-gateway "$KAFKA_PASSWORD_MAIL_GATEWAY"
-allow helpstream-mail-gateway Write helpstream.commands helpstream.mail
+allow helpstream-mail-gateway Write helpstream.commands helpstream.mail helpstream.tickets.dlq
+allow helpstream-mail-gateway Read helpstream.tickets
+groups helpstream-mail-gateway mail_gateway
 
 echo "kafka-init: topics, users and ACLs in place"

@@ -255,6 +255,7 @@ def create_app(
             clock=rt.clock,
             topics=rt.topics,
             metrics=privacy_metrics(rt.registry, SERVICE),
+            keyring=rt.keyring,
             on_events=relay.wake,
         )
         await privacy.ensure_indexes()
@@ -271,7 +272,7 @@ def create_app(
         rt.workers.append(retention)
         rt.add_consumer(
             "erasures",
-            [rt.topics.notifications],  # notifier's erasure confirmations
+            [rt.topics.notifications, rt.topics.mail],  # notifier's, mail_gateway's confirmations
             with_erasures(_poison_only, privacy.on_confirmations),
         )
         parts.update(

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from shared.events import MAX_ERASURE_TICKETS, RequesterErasedData, RequesterErasureRequested
+from shared.events import (
+    MAX_ERASURE_ATTACHMENTS,
+    MAX_ERASURE_TICKETS,
+    RequesterErasedData,
+    RequesterErasureRequested,
+)
 from shared.events import make_event as _make_event
 from shared.ids import new_id
 from shared.outbox import new_document_outbox, outbox_entry
@@ -31,6 +36,7 @@ if TYPE_CHECKING:
 
     from shared.clock import Clock
     from shared.events import CloudEvent, Contract
+    from shared.keyring import Keyring
     from shared.metrics import PrivacyMetrics
     from shared.mongo import Document
     from shared.topics import Topics
@@ -38,7 +44,10 @@ if TYPE_CHECKING:
 SOURCE = "/helpstream/intake"
 SERVICE = "intake"
 # Every service that holds a copy and must confirm (intake erases its own at once).
-CONFIRMING: tuple[str, ...] = ("sla_monitor", "feedback", "notifier")
+CONFIRMING: tuple[str, ...] = ("sla_monitor", "feedback", "notifier", "mail_gateway")
+# Where a ticket names its files' contents (the mail gateway's GridFS, by sha256).
+DIGEST_FIELDS = ("attachments.sha256", "messages.attachments.sha256")
+DIGEST_BATCH = 1000  # digests per query for other requesters' tickets
 
 
 class LegalHold(Exception):
@@ -88,6 +97,14 @@ def anonymized_ticket(doc: Document, pseudonym: str, now: datetime) -> Document:
     }
 
 
+def digests_of(doc: Document) -> set[str]:
+    """The sha256 of every file a ticket names, on itself or on its messages."""
+    files = [*(doc.get("attachments") or [])]
+    for message in doc.get("messages") or []:
+        files.extend(message.get("attachments") or [])
+    return {f["sha256"] for f in files if isinstance(f, dict) and f.get("sha256")}
+
+
 def erasure_of(doc: Document) -> Erasure:
     return Erasure(
         requester_id=doc["_id"],
@@ -110,8 +127,10 @@ class PrivacyService:
         clock: Clock,
         topics: Topics,
         metrics: PrivacyMetrics,
+        keyring: Keyring | None = None,
         on_events: Callable[[int], None] = lambda _: None,
     ) -> None:
+        self._keyring = keyring
         self.erasures = db["erasures"]
         self.holds = db["legal_holds"]
         self._tickets = db["tickets"]
@@ -122,6 +141,8 @@ class PrivacyService:
 
     async def ensure_indexes(self) -> None:
         await self.erasures.create_index([("erasure_id", ASCENDING)], unique=True)
+        for path in DIGEST_FIELDS:  # who else names a file, at erasure
+            await self._tickets.create_index([(path, ASCENDING)], sparse=True)
 
     # --- legal holds --------------------------------------------------------------------
 
@@ -174,13 +195,19 @@ class PrivacyService:
         now = self._clock.now()
         erasure_id = new_id()
         pseudonym = f"erased-{erasure_id.replace('-', '')[-16:]}"
-        ticket_ids = await self._erase_tickets(requester_id, pseudonym, now)
+        # The requester's key goes before and after the tickets: whatever is sealed with
+        # it in any topic stops opening, and an event made in between (under a fresh key)
+        # is caught by the second destruction.
+        await self._destroy_key(requester_id)
+        ticket_ids, digests = await self._erase_tickets(requester_id, pseudonym, now)
+        await self._destroy_key(requester_id)
         event = _make_event(
             RequesterErasureRequested(
                 erasure_id=erasure_id,
                 requester_id=requester_id,
                 pseudonym=pseudonym,
                 ticket_ids=ticket_ids[:MAX_ERASURE_TICKETS],
+                attachment_digests=digests[:MAX_ERASURE_ATTACHMENTS],
             ),
             source=SOURCE,
             time=now,
@@ -211,10 +238,21 @@ class PrivacyService:
         self._on_events(1)
         return erasure_of({"_id": requester_id, **doc})
 
-    async def _erase_tickets(self, requester_id: str, pseudonym: str, now: datetime) -> list[str]:
+    async def _destroy_key(self, requester_id: str) -> None:
+        if self._keyring is not None:
+            await self._keyring.destroy([requester_id], self._clock.now())
+
+    async def _erase_tickets(
+        self, requester_id: str, pseudonym: str, now: datetime
+    ) -> tuple[list[str], list[str]]:
+        """Anonymizes the requester's tickets; their ids, and the digests of their files
+        that no other requester's ticket names (read before the files leave the tickets)."""
         docs = await self._tickets.find(
-            {"requester.id": requester_id}, {"requester": 1, "messages": 1}
+            {"requester.id": requester_id},
+            {"requester": 1, "messages": 1, "attachments.sha256": 1},
         ).to_list()
+        digests = set().union(*map(digests_of, docs)) if docs else set()
+        digests -= await self._named_by_others(requester_id, digests)
         ops = [
             UpdateOne(
                 {"_id": doc["_id"]},
@@ -224,7 +262,25 @@ class PrivacyService:
         ]
         if ops:
             await self._tickets.bulk_write(ops, ordered=False)
-        return [str(doc["_id"]) for doc in docs]
+        return [str(doc["_id"]) for doc in docs], sorted(digests)
+
+    async def _named_by_others(self, requester_id: str, digests: set[str]) -> set[str]:
+        """Those of `digests` a ticket of another requester names (an erased ticket names
+        none): the same file mailed by two people is kept for the one who stays."""
+        named: set[str] = set()
+        wanted = sorted(digests)
+        for start in range(0, len(wanted), DIGEST_BATCH):
+            batch = wanted[start : start + DIGEST_BATCH]
+            others = self._tickets.find(
+                {
+                    "requester.id": {"$ne": requester_id},
+                    "$or": [{path: {"$in": batch}} for path in DIGEST_FIELDS],
+                },
+                {"attachments.sha256": 1, "messages.attachments.sha256": 1},
+            )
+            async for doc in others:
+                named |= digests_of(doc) & digests
+        return named
 
     # --- confirmations (helpstream.sla, .feedback, .notifications) ------------------------
 

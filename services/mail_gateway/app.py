@@ -1,7 +1,10 @@
 """mail_gateway wiring: the SMTP server (a runtime worker), the attachment store and route,
+the erasure consumer (helpstream.tickets, erasure requests only) and its outbox relay,
 /healthz, /readyz and /metrics. The bound SMTP port is `app.state.smtp_port`."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import structlog
 from fastapi import FastAPI
@@ -9,10 +12,21 @@ from fastapi import FastAPI
 from services.mail_gateway.attachments import GridFsAttachments, attachment_routes
 from services.mail_gateway.gateway import Rules
 from services.mail_gateway.metrics import gateway_metrics
+from services.mail_gateway.privacy import AttachmentEraser
 from services.mail_gateway.publisher import KafkaPublisher
 from services.mail_gateway.settings import MailGatewaySettings
 from services.mail_gateway.smtp import GatewayHandler, SmtpServer
+from shared.events import MailRequesterErased
+from shared.kafka import decode_events
+from shared.privacy import COLLECTION, confirm_erasures, with_erasures
 from shared.runtime import ServiceRuntime, service_app
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from aiokafka.structs import ConsumerRecord
+
+    from shared.kafka import Rejected
 
 SERVICE = "mail_gateway"
 log = structlog.get_logger(__name__)
@@ -42,6 +56,11 @@ def create_app(
         app.state.smtp_port = await server.bind()
         app.state.attachments = store
         rt.workers.append(server)
+        relay = await rt.add_outbox([rt.db[COLLECTION]])  # erasure confirmations
+        erasures = confirm_erasures(
+            rt, AttachmentEraser(store), MailRequesterErased, rt.topics.mail, relay.wake
+        )
+        rt.add_consumer("tickets", [rt.topics.tickets], with_erasures(_poison_only, erasures))
         log.info("smtp_listening", host=cfg.inbound_smtp_host, port=app.state.smtp_port)
 
     app = service_app(
@@ -55,3 +74,9 @@ def create_app(
 
 
 build_app = create_app
+
+
+async def _poison_only(records: Sequence[ConsumerRecord[bytes, bytes]]) -> list[Rejected]:
+    """Ticket events are not the gateway's business; like every consumer, it dead-letters
+    what it cannot read."""
+    return decode_events(records)[1]

@@ -23,7 +23,7 @@ from gridfs import AsyncGridFSBucket, NoFile
 from shared.http import ProblemError, require_bearer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Mapping, Sequence
 
     from gridfs.asynchronous.grid_file import AsyncGridOut
     from pymongo.asynchronous.database import AsyncDatabase
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 BUCKET = "attachments"
+DELETE_BATCH = 1000  # digests per query when erasing
 SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -43,6 +44,7 @@ class GridFsAttachments:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self._bucket = AsyncGridFSBucket(db, bucket_name=BUCKET)
         self._files = db[f"{BUCKET}.files"]
+        self._chunks = db[f"{BUCKET}.chunks"]
 
     async def ensure_indexes(self) -> None:
         await self._files.create_index([("filename", 1), ("uploadDate", 1)])
@@ -60,6 +62,21 @@ class GridFsAttachments:
             metadata={"content_type": kept.content_type, "name": kept.filename},
         )
         return True
+
+    async def delete(self, digests: Sequence[str]) -> int:
+        """Deletes every copy of these contents; the number of files deleted (0 when none
+        is left, so a repeated delete deletes nothing more). Chunks go first: a delete cut
+        short leaves a file entry that the next one finds, never contents nobody can."""
+        deleted = 0
+        for start in range(0, len(digests), DELETE_BATCH):
+            batch = list(digests[start : start + DELETE_BATCH])
+            found = self._files.find({"filename": {"$in": batch}}, {"_id": 1})
+            ids = [doc["_id"] async for doc in found]
+            if not ids:
+                continue
+            await self._chunks.delete_many({"files_id": {"$in": ids}})
+            deleted += (await self._files.delete_many({"_id": {"$in": ids}})).deleted_count
+        return deleted
 
     async def open(self, sha256: str) -> AsyncGridOut | None:
         try:

@@ -12,8 +12,8 @@ from shared.infra.processes import ManagedProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
-# The four services of the event flow (each consumes Kafka), and every service of a run:
-# those and the mail gateway, which only receives mail and publishes commands.
+# The four services of the event flow, and every service of a run: those and the mail
+# gateway, which receives mail, publishes commands and consumes only erasure requests.
 SERVICES: dict[str, int] = {"intake": 8001, "sla_monitor": 8002, "feedback": 8003, "notifier": 8004}
 EVERY_SERVICE: dict[str, int] = {**SERVICES, "mail_gateway": 8005}
 INBOUND_MAIL_ADDRESS = "support@helpstream.local"  # the gateway's default; notifier's Reply-To

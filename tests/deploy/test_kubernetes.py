@@ -53,7 +53,7 @@ CONSUMER_NAMES = {  # the `name` each service gives shared.runtime's add_consume
     "intake": {
         "commands": ("helpstream.commands",),
         "escalations": ("helpstream.sla", "helpstream.feedback"),
-        "erasures": ("helpstream.notifications",),
+        "erasures": ("helpstream.notifications", "helpstream.mail"),
     },
     "sla_monitor": {"tickets": ("helpstream.tickets",)},
     "feedback": {"tickets": ("helpstream.tickets",)},

@@ -1,14 +1,18 @@
-"""A requester is erased across every service, each a real process; another requester's
-data stays; a requester under a legal hold is refused."""
+"""A requester is erased across every service, each a real process (a file they mailed
+in leaves the mail gateway too); another requester's data stays; a requester under a
+legal hold is refused."""
 
 from __future__ import annotations
 
+import smtplib
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from pymongo import AsyncMongoClient
 
-from tests.e2e.conftest import API_KEY
+from helpstream.demo import reply_by_email
+from shared.mail_threading import ticket_of_address
+from tests.e2e.conftest import API_KEY, SECRETS
 from tests.support import Tap, eventually
 
 if TYPE_CHECKING:
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from shared.infra.modes import Infra
 
 HEADERS = {"Authorization": f"Bearer {API_KEY}"}
+ATTACHMENTS = {"Authorization": f"Bearer {SECRETS['attachments_api_key']}"}
 STATES = ("new", "open", "pending", "on_hold", "solved", "closed")
 STEPS = {  # after an agent's reply (except for `new`)
     "new": [],
@@ -80,8 +85,45 @@ async def scan(client: AsyncMongoClient[dict[str, Any]], uid: str) -> str:
     return "\n".join(found)
 
 
+async def mail_a_file(
+    http: httpx.AsyncClient,
+    services: dict[str, str],
+    mail: MailCatcher,
+    smtp_port: int,
+    who: Requester,
+    ticket_id: str,
+    content: bytes,
+) -> str:
+    """`who` answers a mail of `ticket_id` from their mail client with `content` attached;
+    the file's sha256 once it is on the ticket."""
+    secret = SECRETS["mail_thread_secret"].encode()
+
+    async def mail_of_ticket() -> Any:
+        return next(
+            (
+                m
+                for m in mail.messages
+                if ticket_of_address(secret, str(m.message["Reply-To"] or "")) == ticket_id
+            ),
+            None,
+        )
+
+    original = await eventually(mail_of_ticket, timeout=60)
+    reply = reply_by_email(original.message, "The statement you asked for.", who.email)
+    reply.add_attachment(content, maintype="application", subtype="pdf", filename="bank.pdf")
+    with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as client:
+        client.send_message(reply)
+
+    async def on_ticket() -> str | None:
+        ticket = (await http.get(f"{services['intake']}/v1/tickets/{ticket_id}")).json()
+        files = [a for m in ticket["messages"] for a in m.get("attachments") or []]
+        return str(files[0]["sha256"]) if files else None
+
+    return str(await eventually(on_ticket, timeout=60))
+
+
 async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
-    services: dict[str, str], infra: Infra, uid: str, mail: MailCatcher
+    services: dict[str, str], infra: Infra, uid: str, mail: MailCatcher, inbound_smtp_port: int
 ) -> None:
     target, other = Requester("gone", uid), Requester("stays", uid)
     intake = services["intake"]
@@ -106,6 +148,12 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
             )
             assert rated.status_code == 200, rated.text
         mail.wait_for(len(STATES) + 1, timeout=60)  # acknowledgements at least
+        statement = f"%PDF-1.7 bank statement of {target.id}".encode()
+        sha256 = await mail_a_file(  # to the open ticket: it stays open
+            http, services, mail, inbound_smtp_port, target, tickets[1], statement
+        )
+        file_url = f"{services['mail_gateway']}/v1/attachments/{sha256}"
+        assert (await http.get(file_url, headers=ATTACHMENTS)).content == statement
 
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url)
         try:
@@ -117,6 +165,7 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
             await eventually(inbox_filled, timeout=60)
             before = await scan(client, uid)
             assert all(text in before for text in (target.email, target.texts[0]))
+            assert repr(statement)[2:-1] in before  # the file's contents, in GridFS
             await check_export(http, services, target, tickets)
 
             erasure_url = f"{intake}/v1/requesters/{target.id}/erasure"
@@ -136,16 +185,20 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
                 "sla_monitor",
                 "feedback",
                 "notifier",
+                "mail_gateway",
             ]
             assert all(s["confirmed"] for s in progress["services"])
             counts = {s["service"]: s["counts"] for s in progress["services"]}
             assert counts["intake"] == {"tickets": len(STATES)}
             assert counts["feedback"]["surveys"] == 2
             assert counts["notifier"]["inbox_items"] > 0
+            assert counts["mail_gateway"] == {"attachments": 1}
 
             after = await scan(client, uid)
         finally:
             await client.close()
+        assert repr(statement)[2:-1] not in after
+        assert (await http.get(file_url, headers=ATTACHMENTS)).status_code == 404
         leaked = [text for text in target.personal if text in after]
         assert leaked == [], [line for line in after.splitlines() if any(t in line for t in leaked)]
         assert all(text in after for text in other.personal)  # the other requester is intact

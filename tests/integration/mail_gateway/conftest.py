@@ -153,7 +153,13 @@ def gateway_settings(make_settings: Callable[..., Any]) -> Callable[..., MailGat
 
 @contextlib.asynccontextmanager
 async def start(settings: MailGatewaySettings, infra: Infra) -> AsyncIterator[Gateway]:
-    topics = [settings.topic_prefix + t for t in ("helpstream.commands", "helpstream.mail")]
+    names = (
+        "helpstream.commands",
+        "helpstream.mail",
+        "helpstream.tickets",
+        "helpstream.tickets.dlq",
+    )
+    topics = [settings.topic_prefix + t for t in names]
     for topic in topics:  # a tap subscribed to a topic that does not exist yet may miss it
         with contextlib.suppress(Exception):
             await create_topic(infra.kafka_bootstrap, topic, 4)
