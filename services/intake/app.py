@@ -255,7 +255,6 @@ def create_app(
             clock=rt.clock,
             topics=rt.topics,
             metrics=privacy_metrics(rt.registry, SERVICE),
-            keyring=rt.keyring,
             on_events=relay.wake,
         )
         await privacy.ensure_indexes()
