@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from aiokafka.structs import ConsumerRecord
     from opentelemetry.trace import Span
 
+    from shared.keyring import EventOpener
     from shared.metrics import ConsumerMetrics
     from shared.settings import ServiceSettings
 
@@ -90,11 +91,17 @@ def make_producer(settings: ServiceSettings, client_id: str) -> AIOKafkaProducer
     )
 
 
-async def publish_event(producer: AIOKafkaProducer, topic: str, event: CloudEvent[Any]) -> None:
+async def publish_event(
+    producer: AIOKafkaProducer, topic: str, event: CloudEvent[Any], value: bytes | None = None
+) -> None:
+    """`value`: the event's bytes when they differ from `to_bytes()` (sealed fields)."""
     span = tracing.start_publish(topic, event.traceparent, event.subject)
     try:
         await producer.send_and_wait(
-            topic, event.to_bytes(), key=event.subject.encode(), headers=event_headers(span)
+            topic,
+            event.to_bytes() if value is None else value,
+            key=event.subject.encode(),
+            headers=event_headers(span),
         )
     except BaseException as exc:
         tracing.end_spans([span], exc)
@@ -264,8 +271,10 @@ class BatchConsumer:
         on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         clock: Clock | None = None,
+        opener: EventOpener | None = None,
     ) -> None:
         self.name = name
+        self._opener = opener
         self._clock = clock or SystemClock()
         # Per partition: the time up to which every event has been applied (event-time
         # consumers such as SLA timers must not act ahead of it).
@@ -336,7 +345,7 @@ class BatchConsumer:
     ) -> None:
         started = time.perf_counter()
         try:
-            rejected = await self._apply(records)
+            rejected = await self._apply_opened(records)
             await self._dlq.send(rejected)
             await consumer.commit({tp: part[-1].offset + 1 for tp, part in batches.items()})
         except asyncio.CancelledError:
@@ -373,6 +382,20 @@ class BatchConsumer:
                 per_topic[r.topic] = per_topic.get(r.topic, 0) + 1
         for topic, count in per_topic.items():
             self._metrics.processed.labels(self.name, topic).inc(count)
+
+    async def _apply_opened(self, records: list[ConsumerRecord[bytes, bytes]]) -> list[Rejected]:
+        """The batch with its sealed fields opened (`shared.keyring`); what is rejected
+        goes to the DLQ as it was read, still sealed."""
+        if self._opener is None:
+            return await self._apply(records)
+        opened = await self._opener.open(records)
+        if all(a is b for a, b in zip(opened, records, strict=True)):
+            return await self._apply(records)
+        original = {id(o): r for o, r in zip(opened, records, strict=True)}
+        return [
+            Rejected(original.get(id(item.record), item.record), item.error)
+            for item in await self._apply(opened)
+        ]
 
     async def _apply(self, records: list[ConsumerRecord[bytes, bytes]]) -> list[Rejected]:
         """The batch through the handler; what it found invalid comes back.

@@ -222,3 +222,42 @@ def privacy_metrics(registry: CollectorRegistry, service: str) -> PrivacyMetrics
             f"{prefix}_exports", "Requester data exports.", ("outcome",), registry=registry
         ),
     )
+
+
+@dataclass(frozen=True)
+class SealingMetrics:
+    sealed_fields: Counter
+    opened_fields: Counter
+    keyring_seconds: Histogram
+    keys_destroyed: Counter
+
+
+def sealing_metrics(registry: CollectorRegistry, service: str) -> SealingMetrics:
+    prefix = f"helpstream_{service}"
+    return SealingMetrics(
+        # outcome: sealed (left under the requester's key) or erased (the event was made
+        # before its requester's erasure and left without the fields)
+        sealed_fields=Counter(
+            f"{prefix}_sealed_fields",
+            "Personal fields of published events sealed with a requester key.",
+            ("outcome",),
+            registry=registry,
+        ),
+        # outcome: opened, or erased (the key is destroyed: the field's erased value)
+        opened_fields=Counter(
+            f"{prefix}_opened_fields",
+            "Sealed fields of consumed events opened.",
+            ("outcome",),
+            registry=registry,
+        ),
+        keyring_seconds=Histogram(
+            f"{prefix}_keyring_seconds",
+            "Time to fetch (and create) the keys of one batch.",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        keys_destroyed=Counter(
+            f"{prefix}_keys_destroyed", "Requester keys destroyed by erasure.", registry=registry
+        ),
+    )

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from shared.clock import Clock
     from shared.events import CloudEvent
+    from shared.keyring import EventSealer
     from shared.metrics import OutboxMetrics
     from shared.mongo import Document
 
@@ -112,8 +113,10 @@ class OutboxRelay(BackgroundTask):
         quiet_s: float = 0.5,
         max_defer_s: float = 2.0,
         bulk_events: int = 50,
+        sealer: EventSealer | None = None,
     ) -> None:
         super().__init__()
+        self._sealer = sealer
         self._lease = lease
         self._collections = list(collections)
         self._producer = producer
@@ -264,23 +267,27 @@ class OutboxRelay(BackgroundTask):
     ) -> int:
         started = time.perf_counter()
         futures = []
-        entries: list[Document] = []
+        entries: list[Document] = [entry for doc in docs for entry in doc.get(OUTBOX) or []]
+        # personal fields leave sealed under their requester's key (shared.keyring)
+        values = (
+            await self._sealer.seal(entries)
+            if self._sealer is not None
+            else [bytes(entry["value"]) for entry in entries]
+        )
         spans = []
-        for doc in docs:
-            for entry in doc.get(OUTBOX) or []:
-                span = tracing.start_publish(
-                    entry["topic"], entry.get("traceparent"), str(entry["key"])
+        for entry, value in zip(entries, values, strict=True):
+            span = tracing.start_publish(
+                entry["topic"], entry.get("traceparent"), str(entry["key"])
+            )
+            spans.append(span)
+            futures.append(
+                await self._producer.send(
+                    entry["topic"],
+                    value,
+                    key=str(entry["key"]).encode(),
+                    headers=event_headers(span),
                 )
-                spans.append(span)
-                futures.append(
-                    await self._producer.send(
-                        entry["topic"],
-                        bytes(entry["value"]),
-                        key=str(entry["key"]).encode(),
-                        headers=event_headers(span),
-                    )
-                )
-                entries.append(entry)
+            )
         try:
             await asyncio.gather(*futures)
         except BaseException as exc:

@@ -25,8 +25,9 @@ from shared.http import (
     install_red_metrics,
 )
 from shared.kafka import BatchConsumer, DeadLetters, make_producer
+from shared.keyring import EventOpener, EventSealer, Keyring
 from shared.logging import configure_logging
-from shared.metrics import consumer_metrics, http_metrics, outbox_metrics
+from shared.metrics import consumer_metrics, http_metrics, outbox_metrics, sealing_metrics
 from shared.mongo import make_client, mongo_ready, service_database
 from shared.outbox import OutboxRelay, ensure_outbox_index
 from shared.topic_provisioning import require_topics
@@ -76,6 +77,23 @@ class ServiceRuntime:
     def __post_init__(self) -> None:
         self.topics = Topics(self.settings.topic_prefix)
         self._consumer_metrics = consumer_metrics(self.registry, self.service)
+        self._sealing_metrics = sealing_metrics(self.registry, self.service)
+        self._keyring: Keyring | None = None
+
+    @property
+    def keyring(self) -> Keyring:
+        """Requester keys for the personal fields of events on Kafka (shared.keyring)."""
+        if self._keyring is None:
+            if self.client is None:
+                raise RuntimeError("runtime not started")
+            db = service_database(self.client, self.settings, "keyring")
+            self._keyring = Keyring(db, self._sealing_metrics)
+        return self._keyring
+
+    @property
+    def opener(self) -> EventOpener:
+        """Opens sealed fields: every consumer's batch, and signed commands once checked."""
+        return EventOpener(self.keyring, self._sealing_metrics)
 
     @property
     def db(self) -> AsyncDatabase[Document]:
@@ -117,6 +135,7 @@ class ServiceRuntime:
             on_assigned=on_assigned,
             on_revoked=on_revoked,
             clock=self.clock,
+            opener=self.opener,
         )
         self.consumers.append(consumer)
         return consumer
@@ -124,8 +143,13 @@ class ServiceRuntime:
     async def add_outbox(self, collections: Sequence[AsyncCollection[Document]]) -> OutboxRelay:
         for collection in collections:
             await ensure_outbox_index(collection)
+        await self.keyring.ensure_indexes()
         self.relay = OutboxRelay(
-            collections, self.kafka, outbox_metrics(self.registry, self.service), self.clock
+            collections,
+            self.kafka,
+            outbox_metrics(self.registry, self.service),
+            self.clock,
+            sealer=EventSealer(self.keyring, self._sealing_metrics),
         )
         return self.relay
 

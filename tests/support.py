@@ -11,9 +11,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import CollectorRegistry
+from pymongo import AsyncMongoClient
 
 from shared.events import CloudEvent, Contract, parse_event
 from shared.infra.local_secrets import generate, required_for
+from shared.keyring import EventOpener, Keyring
+from shared.metrics import sealing_metrics
+from shared.mongo import service_database
 from shared.topics import Topics
 
 T = TypeVar("T")
@@ -31,6 +36,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
 
     from fastapi import FastAPI
+
+    from shared.settings import ServiceSettings
 
 
 @contextlib.asynccontextmanager
@@ -52,11 +59,18 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 
 class Tap:
-    """Reads a topic from its beginning in a group of its own."""
+    """Reads a topic from its beginning in a group of its own.
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    With `settings`, personal fields sealed under requester keys are opened as every
+    helpstream consumer opens them (`shared.keyring`); `raw` keeps what the topic holds."""
+
+    def __init__(self, bootstrap: str, topic: str, settings: ServiceSettings | None = None) -> None:
         self.topic = topic
         self.records: list[Any] = []
+        self.raw: list[Any] = []
+        self._settings = settings
+        self._mongo: AsyncMongoClient[dict[str, Any]] | None = None
+        self._opener: EventOpener | None = None
         self._consumer = AIOKafkaConsumer(
             topic,
             bootstrap_servers=bootstrap,
@@ -68,19 +82,29 @@ class Tap:
         )
 
     async def __aenter__(self) -> Tap:
+        if self._settings is not None:
+            self._mongo = AsyncMongoClient(self._settings.mongo_url)
+            metrics = sealing_metrics(CollectorRegistry(), "tap")
+            db = service_database(self._mongo, self._settings, "keyring")
+            self._opener = EventOpener(Keyring(db, metrics), metrics)
         await self._consumer.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self._consumer.stop()
+        if self._mongo is not None:
+            await self._mongo.close()
+
+    async def _take(self, batches: dict[Any, list[Any]]) -> None:
+        for part in batches.values():
+            self.raw.extend(part)
+            self.records.extend(await self._opener.open(part) if self._opener else part)
 
     async def collect(self, count: int, timeout: float = 20.0) -> list[Any]:
         """Wait until at least `count` records arrived (or time runs out)."""
         deadline = time.monotonic() + timeout
         while len(self.records) < count and time.monotonic() < deadline:
-            batches = await self._consumer.getmany(timeout_ms=200)
-            for part in batches.values():
-                self.records.extend(part)
+            await self._take(await self._consumer.getmany(timeout_ms=200))
         return self.records
 
     async def settle(self, quiet: float = 1.5) -> list[Any]:
@@ -88,9 +112,7 @@ class Tap:
         last = -1
         while last != len(self.records):
             last = len(self.records)
-            batches = await self._consumer.getmany(timeout_ms=int(quiet * 1000))
-            for part in batches.values():
-                self.records.extend(part)
+            await self._take(await self._consumer.getmany(timeout_ms=int(quiet * 1000)))
         return self.records
 
     def events(self) -> list[CloudEvent[Contract]]:

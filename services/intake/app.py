@@ -226,6 +226,7 @@ def create_app(
         )
         await audit.ensure_indexes()
         service = TicketService(
+            opener=rt.opener,
             audit=audit,
             incidents=incidents,
             store=store,
@@ -255,6 +256,7 @@ def create_app(
             clock=rt.clock,
             topics=rt.topics,
             metrics=privacy_metrics(rt.registry, SERVICE),
+            keyring=rt.keyring,
             on_events=relay.wake,
         )
         await privacy.ensure_indexes()

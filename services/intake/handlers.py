@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from services.intake.audit import service_name
 from services.intake.auth import required_scope, verify_command
@@ -31,6 +32,7 @@ from services.intake.domain import (
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
 from shared.commands import (
+    COMMAND_MODELS,
     INCIDENT_COMMANDS,
     AddMessage,
     Attachment,
@@ -292,6 +294,20 @@ def escalation_cause_id(event: CloudEvent[Contract]) -> str:
     return event.id
 
 
+def _command_type(value: bytes | None) -> str:
+    """The type of a command that was opened (valid JSON), for a metric label."""
+    kind = json.loads(value or b"{}").get("type")
+    return kind if isinstance(kind, str) and kind in COMMAND_MODELS else "unknown"
+
+
+class CommandOpener(Protocol):
+    """Opens the sealed fields of commands (`shared.keyring.EventOpener`)."""
+
+    async def open_values(
+        self, values: Sequence[bytes | None]
+    ) -> list[tuple[bytes | None, int]]: ...
+
+
 class TicketService:
     def __init__(
         self,
@@ -310,8 +326,10 @@ class TicketService:
         incidents: IncidentService | None = None,
         on_deflected: Callable[[Ticket], None] = lambda _: None,
         audit: AuditTrail | None = None,
+        opener: CommandOpener | None = None,
     ) -> None:
         self.incidents = incidents
+        self._opener = opener
         self._audit = audit
         self._on_deflected = on_deflected  # a ticket solved by an article over Kafka
         self._store = store
@@ -648,10 +666,20 @@ class TicketService:
         mails: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command]]] = []
         incident_cmds: list[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command], str]] = []
         signers: dict[tuple[str, int, int], str] = {}  # record → the key that signed it
-        for record, signer in await self._authorities(records, rejected):
+        authorized = await self._authorities(records, rejected)
+        # sealed fields are opened once the signature (over the sealed bytes) is checked
+        opened = (
+            await self._opener.open_values([r.value for r, _ in authorized])
+            if self._opener is not None
+            else [(r.value, 0) for r, _ in authorized]
+        )
+        for (record, signer), (value, erased) in zip(authorized, opened, strict=True):
             signers[_where(record)] = signer.id
+            if erased:  # its sender's data was erased after it was sent: nothing to keep
+                self._metrics.commands.labels(_command_type(value), "erased").inc()
+                continue
             try:
-                command = parse_command(record.value or b"")
+                command = parse_command(value or b"")
             except Invalid as exc:
                 rejected.append(Rejected(record, exc))
                 self._metrics.commands.labels("unknown", "rejected").inc()

@@ -27,6 +27,7 @@ from shared.ids import new_id
 from shared.outbox import new_document_outbox, outbox_entry
 from shared.privacy import ERASED
 from shared.privacy_export import MAX_RECORDS
+from shared.sealing import mail_owner
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -198,9 +199,10 @@ class PrivacyService:
         # The requester's key goes before and after the tickets: whatever is sealed with
         # it in any topic stops opening, and an event made in between (under a fresh key)
         # is caught by the second destruction.
-        await self._destroy_key(requester_id)
+        owners = await self._key_owners(requester_id)
+        await self._destroy_keys(owners)
         ticket_ids, digests = await self._erase_tickets(requester_id, pseudonym, now)
-        await self._destroy_key(requester_id)
+        await self._destroy_keys(owners)
         event = _make_event(
             RequesterErasureRequested(
                 erasure_id=erasure_id,
@@ -238,9 +240,15 @@ class PrivacyService:
         self._on_events(1)
         return erasure_of({"_id": requester_id, **doc})
 
-    async def _destroy_key(self, requester_id: str) -> None:
+    async def _key_owners(self, requester_id: str) -> set[str]:
+        """The requester's key, and the keys the mail gateway sealed their mail under (one
+        per address they wrote from)."""
+        emails = await self._tickets.distinct("requester.email", {"requester.id": requester_id})
+        return {requester_id, *(mail_owner(e) for e in emails if isinstance(e, str) and e)}
+
+    async def _destroy_keys(self, owners: set[str]) -> None:
         if self._keyring is not None:
-            await self._keyring.destroy([requester_id], self._clock.now())
+            await self._keyring.destroy(owners, self._clock.now())
 
     async def _erase_tickets(
         self, requester_id: str, pseudonym: str, now: datetime

@@ -50,7 +50,7 @@ def create_app(
         store = GridFsAttachments(rt.db)
         await store.ensure_indexes()
         publisher = KafkaPublisher(
-            rt.kafka, rt.topics, cfg.mail_gateway_api_key.get_secret_value(), rt.clock
+            rt.kafka, rt.topics, cfg.mail_gateway_api_key.get_secret_value(), rt.clock, rt.keyring
         )
         server = SmtpServer(GatewayHandler(rules, cfg, store, publisher, metrics), cfg, metrics)
         app.state.smtp_port = await server.bind()

@@ -7,13 +7,14 @@ given only after that, so a mail the relay was told we have is on the topic.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from shared import tracing
 from shared.command_signing import sign_headers
 from shared.commands import ReceiveMail
 from shared.events import CloudEvent, make_event
 from shared.kafka import event_headers, publish_event
+from shared.sealing import mail_owner
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,11 +28,24 @@ if TYPE_CHECKING:
 SOURCE = "/helpstream/mail_gateway"
 
 
+class Sealer(Protocol):
+    async def seal_as(self, owner: str, value: bytes) -> bytes: ...
+
+
 class KafkaPublisher:
+    """Sender addresses, names, subjects, bodies and file names leave sealed under a key
+    of the sender's address (`shared.sealing.mail_owner`), which erasure destroys."""
+
     def __init__(
-        self, producer: AIOKafkaProducer, topics: Topics, api_key: str, clock: Clock
+        self,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        api_key: str,
+        clock: Clock,
+        sealer: Sealer,
     ) -> None:
         self._producer, self._topics, self._api_key, self._clock = producer, topics, api_key, clock
+        self._sealer = sealer
 
     async def command(self, receive: Receive) -> None:
         """The command, signed with the gateway's API key (intake checks its scope)."""
@@ -46,7 +60,7 @@ class KafkaPublisher:
             correlationid=receive.command_id,
             data=receive.command,
         )
-        value = event.to_bytes()
+        value = await self._sealer.seal_as(mail_owner(receive.command.sender), event.to_bytes())
         span = tracing.start_publish(self._topics.commands, None, receive.subject)
         try:
             await self._producer.send_and_wait(
@@ -73,4 +87,13 @@ class KafkaPublisher:
             )
             for r in reports
         ]
-        await asyncio.gather(*(publish_event(self._producer, self._topics.mail, e) for e in events))
+        values = [
+            await self._sealer.seal_as(mail_owner(r.event.address), e.to_bytes())
+            for r, e in zip(reports, events, strict=True)
+        ]
+        await asyncio.gather(
+            *(
+                publish_event(self._producer, self._topics.mail, e, v)
+                for e, v in zip(events, values, strict=True)
+            )
+        )

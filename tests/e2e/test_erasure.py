@@ -8,10 +8,12 @@ import smtplib
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 
 from helpstream.demo import reply_by_email
 from shared.mail_threading import ticket_of_address
+from shared.settings import ServiceSettings
 from tests.e2e.conftest import API_KEY, SECRETS
 from tests.support import Tap, eventually
 
@@ -198,6 +200,16 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
         finally:
             await client.close()
         assert repr(statement)[2:-1] not in after
+        topics = await read_every_topic(infra, uid)
+        assert {"tickets", "commands"} <= set(topics), sorted(topics)
+        assert any(b"hs-sealed:v1:" in value for value in topics["commands"])  # the mail
+        on_kafka = b"".join(b"".join(values) for values in topics.values())
+        leaked_on_kafka = [text for text in target.personal if text.encode() in on_kafka]
+        assert leaked_on_kafka == [], f"readable on Kafka after erasure: {leaked_on_kafka}"
+        opened = await opened_tickets_topic(infra, uid)
+        assert all(text.encode() not in opened for text in target.personal)
+        assert other.texts[0].encode() in opened  # the other requester's events still open
+        assert b"[erased]" in opened
         assert (await http.get(file_url, headers=ATTACHMENTS)).status_code == 404
         leaked = [text for text in target.personal if text in after]
         assert leaked == [], [line for line in after.splitlines() if any(t in line for t in leaked)]
@@ -216,6 +228,30 @@ async def test_an_erased_requester_leaves_no_personal_data_in_any_database(
         assert export["feedback"]["surveys"] == []
         assert export["notifier"]["inbox"] == []
         assert export["intake"]["erasures"][0]["completed_at"] is not None
+
+
+async def read_every_topic(infra: Infra, uid: str) -> dict[str, list[bytes]]:
+    """Every record of every topic of this test (DLQs included), as a consumer reading
+    from the beginning sees it."""
+    prefix = f"t{uid}.helpstream."
+    probe = AIOKafkaConsumer(bootstrap_servers=infra.kafka_bootstrap)
+    await probe.start()
+    try:
+        names = sorted(t for t in await probe.topics() if t.startswith(prefix))
+    finally:
+        await probe.stop()
+    found: dict[str, list[bytes]] = {}
+    for name in names:
+        async with Tap(infra.kafka_bootstrap, name) as tap:
+            found[name.removeprefix(prefix)] = [r.value or b"" for r in await tap.settle(1.0)]
+    return found
+
+
+async def opened_tickets_topic(infra: Infra, uid: str) -> bytes:
+    """helpstream.tickets as helpstream's own consumers read it: sealed fields opened."""
+    settings = ServiceSettings(mongo_url=infra.mongo_url, mongo_db_prefix=f"t{uid}")
+    async with Tap(infra.kafka_bootstrap, f"t{uid}.helpstream.tickets", settings) as tap:
+        return b"".join(r.value or b"" for r in await tap.settle(1.0))
 
 
 async def check_export(

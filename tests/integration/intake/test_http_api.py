@@ -25,7 +25,7 @@ STATUS_CHANGED = "helpstream.ticket.status_changed"
 
 
 def tickets_tap(intake: Intake) -> Tap:
-    return Tap(intake.settings.kafka_bootstrap, intake.runtime.topics.tickets)
+    return Tap(intake.settings.kafka_bootstrap, intake.runtime.topics.tickets, intake.settings)
 
 
 def of_ticket(tap: Tap, ticket_id: str) -> list[CloudEvent[Contract]]:

@@ -84,7 +84,9 @@ async def test_a_declared_incident_links_open_matching_tickets_and_new_ones_but_
     assert declared["linked"] == 3
     later = await intake.open(**STUCK)
 
-    async with Tap(intake.runtime.settings.kafka_bootstrap, intake.runtime.topics.tickets) as tap:
+    async with Tap(
+        intake.runtime.settings.kafka_bootstrap, intake.runtime.topics.tickets, intake.settings
+    ) as tap:
 
         async def links() -> list[dict[str, Any]]:
             found = events_of(await tap.collect(1, timeout=0.5), "ticket.linked_to_incident")
@@ -119,7 +121,9 @@ async def test_an_update_reaches_every_linked_ticket_once_in_its_language_redact
     assert "abandon ability" not in stored["en"]
     assert stored["zh-CN"] == "14:00 恢复。"
 
-    async with Tap(intake.runtime.settings.kafka_bootstrap, intake.runtime.topics.tickets) as tap:
+    async with Tap(
+        intake.runtime.settings.kafka_bootstrap, intake.runtime.topics.tickets, intake.settings
+    ) as tap:
 
         async def told() -> list[dict[str, Any]]:
             found = events_of(await tap.collect(1, timeout=0.5), "ticket.incident_update")

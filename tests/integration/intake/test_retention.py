@@ -46,7 +46,9 @@ async def test_only_tickets_closed_longer_than_the_period_are_anonymized_with_th
     assert await retention.run_once() == 0  # not yet
 
     clock.advance(timedelta(days=2))  # 31 days after it closed
-    async with Tap(intake.settings.kafka_bootstrap, intake.runtime.topics.tickets) as tap:
+    async with Tap(
+        intake.settings.kafka_bootstrap, intake.runtime.topics.tickets, intake.settings
+    ) as tap:
         assert await retention.run_once() == 1
         assert await retention.run_once() == 0  # once only
 
