@@ -207,6 +207,10 @@ def create_app(
                 )
             except KeyRevoked:
                 log.warning("mail gateway API key revoked; it stays revoked (rotate it)")
+        audit = AuditTrail(
+            rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve, metrics
+        )
+        await audit.ensure_indexes()
         incident_store = IncidentStore(rt.db)
         await incident_store.ensure_indexes()
         incidents = IncidentService(
@@ -217,14 +221,11 @@ def create_app(
             metrics=metrics,
             resolve_ticket=lambda reference: parts["service"].resolve(reference),
             on_events=relay.wake,
+            audit=audit,
         )
         refresher = IncidentRefresher(incidents, incident_store, rt.clock)
         await refresher.refresh()  # no ticket opens before the open incidents are known
         rt.workers.append(refresher)
-        audit = AuditTrail(
-            rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve, metrics
-        )
-        await audit.ensure_indexes()
         service = TicketService(
             opener=rt.opener,
             audit=audit,

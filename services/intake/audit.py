@@ -12,7 +12,14 @@ One document per read or change (`audit` collection), written in the flow that m
   `action` the command type, `ticket`; one insert for the batch, after its tickets are
   written;
 - a change intake makes because a service told it something (an SLA breach or a low
-  rating escalating a ticket): `actor` `service:<name>` (`service:sla_monitor`).
+  rating escalating a ticket): `actor` `service:<name>` (`service:sla_monitor`);
+- an incident action (declare, post an update, resolve, link or unlink a ticket), over HTTP
+  or as a command: one entry for the action, with `incident` (and `ticket` when a ticket is
+  linked or unlinked by hand), under its key and route or command type as above; and one
+  entry per ticket it linked by scope, resolved or handed an update, with the same actor,
+  action and `incident`, written in the rounds that write those tickets (one insert per
+  round, just before it; stable ids). intake's own late sweep of a new incident is
+  `service:intake`, `link:incident_scope`.
 
 API requests are written after the answer is made and before it is sent, so a request the
 caller saw succeed is in the trail. Entries hold ids and route templates, never a token,
@@ -59,6 +66,7 @@ class AuditEntry:
     requester: str | None = None
     tickets: tuple[str, ...] | None = None  # a list read: the ids it answered
     service: str | None = None  # a command's source
+    incident: str | None = None  # an incident action: the incident's id
     id: str | None = None  # stable for an effect a retry may write again
 
     def document(self) -> Document:
@@ -72,6 +80,20 @@ class AuditEntry:
     @property
     def kind(self) -> str:
         return self.actor.partition(":")[0]
+
+
+@dataclass(frozen=True)
+class Acting:
+    """Who an incident action is filed under (`actor`, `action`, a command's `service`) and
+    the flow its entries are written in (http, commands, services)."""
+
+    actor: str
+    action: str
+    flow: str
+    service: str | None = None
+
+
+INCIDENT_SWEEP = Acting("service:intake", "link:incident_scope", "services")
 
 
 def link_actor(ticket_id: str) -> str:
@@ -126,6 +148,7 @@ class AuditTrail:
         await self.audit.create_index([("ticket", ASCENDING), ("at", DESCENDING)])
         await self.audit.create_index([("tickets", ASCENDING), ("at", DESCENDING)])
         await self.audit.create_index([("actor", ASCENDING), ("at", DESCENDING)])
+        await self.audit.create_index([("incident", ASCENDING), ("at", DESCENDING)])
         await self.audit.create_index(
             [("at", ASCENDING)], expireAfterSeconds=int(self._retention.total_seconds())
         )
@@ -139,6 +162,7 @@ class AuditTrail:
         requester: str | None = None,
         tickets: Sequence[str] | None = None,
         service: str | None = None,
+        incident: str | None = None,
         entry_id: str | None = None,
     ) -> AuditEntry:
         return AuditEntry(
@@ -149,7 +173,21 @@ class AuditTrail:
             requester,
             tuple(tickets) if tickets is not None else None,
             service,
+            incident,
             entry_id,
+        )
+
+    def acted(
+        self, acting: Acting, incident: str, ticket: str | None = None, *, entry_id: str | None
+    ) -> AuditEntry:
+        """The entry of an incident action, or of one ticket it changed."""
+        return self.entry(
+            acting.actor,
+            acting.action,
+            ticket,
+            service=acting.service,
+            incident=incident,
+            entry_id=entry_id,
         )
 
     async def record(
@@ -159,12 +197,14 @@ class AuditTrail:
         ticket: str | None,
         requester: str | None,
         tickets: Sequence[str] | None = None,
+        incident: str | None = None,
     ) -> None:
         if ticket is not None and not _UUID.match(ticket):  # a number: keep the id
             ticket = await self._resolve(ticket) or ticket
-        await self.record_many(
-            [self.entry(actor, action, ticket, requester=requester, tickets=tickets)], "http"
+        entry = self.entry(
+            actor, action, ticket, requester=requester, tickets=tickets, incident=incident
         )
+        await self.record_many([entry], "http")
 
     async def record_many(self, entries: Sequence[AuditEntry], flow: str) -> None:
         """One insert for all of `entries` (`flow`: http, link, commands, services); an entry
@@ -179,14 +219,17 @@ class AuditTrail:
                 self._metrics.audit_entries.labels(entries[position].kind).inc()
 
     async def query(
-        self, *, ticket: str | None, actor: str | None, limit: int
+        self, *, ticket: str | None, actor: str | None, limit: int, incident: str | None = None
     ) -> list[dict[str, Any]]:
-        """Newest first. Per ticket: the entries naming it, lists that answered it included."""
+        """Newest first. Per ticket: the entries naming it, lists that answered it included;
+        per incident: its actions and the tickets they changed."""
         wanted: Document = {}
         if ticket is not None:
             wanted["$or"] = [{"ticket": ticket}, {"tickets": ticket}]
         if actor is not None:
             wanted["actor"] = actor
+        if incident is not None:
+            wanted["incident"] = incident
         found = self.audit.find(wanted, {"_id": 0}).sort("at", DESCENDING).limit(limit)
         return await found.to_list()
 
@@ -194,7 +237,9 @@ class AuditTrail:
 def install_audit(app: FastAPI, trail: Callable[[], AuditTrail]) -> None:
     """Records every successful audited request made with an API key (`caller` puts the
     key id on `request.state.api_key_id`; a list route puts the ids it answered on
-    `request.state.audit_tickets`)."""
+    `request.state.audit_tickets`; an incident action its incident's id on
+    `request.state.audit_incident`, and a ticket it linked or unlinked on
+    `request.state.audit_ticket`)."""
 
     @app.middleware("http")
     async def audit(
@@ -203,6 +248,13 @@ def install_audit(app: FastAPI, trail: Callable[[], AuditTrail]) -> None:
         response = await call_next(request)
         key_id = getattr(request.state, "api_key_id", None)
         if key_id is None or response.status_code >= 400:
+            return response
+        incident: str | None = getattr(request.state, "audit_incident", None)
+        if incident is not None:
+            linked: str | None = getattr(request.state, "audit_ticket", None)
+            await trail().record(
+                f"key:{key_id}", route_of(request), linked, None, incident=incident
+            )
             return response
         action, ticket, requester = subject_of(
             request.method, request.url.path, response.headers.get("location")

@@ -1,6 +1,8 @@
 """HTTP routes for incidents: declare, read, post an update, resolve, link by hand.
 
 The same commands as on `helpstream.commands`, with the same scopes (`required_scope`).
+Each action is in the audit trail under its API key and route (the app's audit middleware
+writes it from `request.state`), and so is each ticket it changes (the service writes those).
 (Annotations are evaluated here, not postponed: FastAPI reads the dependency types the
 installer builds.)
 """
@@ -8,9 +10,10 @@ installer builds.)
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, Path
+from fastapi import Depends, FastAPI, Header, Path, Request
 from pydantic import BaseModel, Field
 
+from services.intake.audit import Acting, route_of
 from services.intake.auth import ApiKey, Scope, required_scope
 from services.intake.incident_service import IncidentService, incident_id_for
 from services.intake.incidents import Incident
@@ -95,8 +98,15 @@ def install_incident_routes(
     async def view(incident: Incident) -> IncidentView:
         return IncidentView.of(incident, await parts["incident_store"].linked_count(incident.id))
 
+    def acting(request: Request, key: ApiKey, incident_id: str | None) -> Acting:
+        """Who the action and the tickets it changes are filed under; the action's own entry
+        names `incident_id` (the middleware writes it once the answer is made)."""
+        request.state.audit_incident = incident_id
+        return Acting(f"key:{key.id}", route_of(request), "http")
+
     @app.post("/v1/incidents", status_code=201, response_model=IncidentView, tags=["incidents"])
     async def declare_incident(
+        request: Request,
         body: DeclareIncident,
         key: Caller,
         correlation: Correlation = None,
@@ -105,11 +115,13 @@ def install_incident_routes(
         """Links every open ticket the scope matches now, and every new one while it is open."""
         need(key, required_scope(body))
         seed = f"http:{key.id}:{idempotency_key}" if idempotency_key else new_id()
+        incident_id = incident_id_for(seed)
         incident = await service().declare(
             body,
-            incident_id=incident_id_for(seed),
+            incident_id=incident_id,
             by=key.id,
             correlation_id=correlation or new_id(),
+            acting=acting(request, key, incident_id),
         )
         return await view(incident)
 
@@ -125,6 +137,7 @@ def install_incident_routes(
         tags=["incidents"],
     )
     async def post_incident_update(
+        request: Request,
         incident_id: IncidentPath,
         body: UpdateIncident,
         key: Caller,
@@ -139,11 +152,13 @@ def install_incident_routes(
             body,
             update_id=stable_id("incident-update", seed),
             correlation_id=correlation or new_id(),
+            acting=acting(request, key, incident_id),
         )
         return Posted(incident=await view(incident), tickets=told)
 
     @app.post("/v1/incidents/{incident_id}/resolve", response_model=Posted, tags=["incidents"])
     async def resolve_incident(
+        request: Request,
         incident_id: IncidentPath,
         body: ResolveIncident,
         key: Caller,
@@ -153,7 +168,10 @@ def install_incident_routes(
         pending); resolving again changes nothing."""
         need(key, required_scope(body))
         incident, solved = await service().resolve(
-            incident_id, body, correlation_id=correlation or new_id()
+            incident_id,
+            body,
+            correlation_id=correlation or new_id(),
+            acting=acting(request, key, incident_id),
         )
         return Posted(incident=await view(incident), tickets=solved)
 
@@ -161,6 +179,7 @@ def install_incident_routes(
         "/v1/incidents/{incident_id}/tickets", response_model=IncidentView, tags=["incidents"]
     )
     async def link_ticket(
+        request: Request,
         incident_id: IncidentPath,
         body: LinkTicket,
         key: Caller,
@@ -168,5 +187,7 @@ def install_incident_routes(
     ) -> IncidentView:
         """An agent links a ticket by hand (`unlink: true` takes it out)."""
         need(key, required_scope(body))
-        await service().link(incident_id, body, correlation_id=correlation or new_id())
+        ticket = await service().link(incident_id, body, correlation_id=correlation or new_id())
+        # the action's entry names the ticket linked or unlinked: it is in its trail
+        request.state.audit_incident, request.state.audit_ticket = incident_id, ticket.id
         return await view(await service().get(incident_id))

@@ -6,6 +6,11 @@ round trip: linking and resolving change tickets (versioned writes, a page retri
 lost race), an update only appends one event to each linked ticket's outbox. Every event
 id derives from the incident, update and ticket, so a redelivered command repeats the
 same events, which consumers drop.
+
+Each action is in the audit trail (`acting`: who, by which route or command), and so is
+each ticket it links, resolves or hands an update: one insert per round of ticket writes,
+just before it, with ids stable per ticket version (or update), so a retried round or a
+redelivered command writes each entry once.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from services.intake.audit import INCIDENT_SWEEP, Acting, service_name
 from services.intake.domain import DomainError, Ticket
-from services.intake.handlers import TicketNotFound
+from services.intake.handlers import TicketNotFound, safe_reference
 from services.intake.incident_store import WRITE_CHUNK
 from services.intake.incidents import (
     Incident,
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
 
+    from services.intake.audit import AuditEntry, AuditTrail
     from services.intake.incident_store import IncidentStore
     from services.intake.metrics import IntakeMetrics
     from services.intake.store import TicketStore
@@ -116,7 +123,9 @@ class IncidentService:
         metrics: IntakeMetrics,
         resolve_ticket: Callable[[str], Awaitable[str]],
         on_events: Callable[[int], None] = lambda _: None,
+        audit: AuditTrail | None = None,
     ) -> None:
+        self._audit = audit
         self._store = store
         self._tickets = tickets
         self._clock = clock
@@ -137,7 +146,13 @@ class IncidentService:
     # --- use cases ----------------------------------------------------------------------
 
     async def declare(
-        self, cmd: DeclareIncident, *, incident_id: str, by: str, correlation_id: str
+        self,
+        cmd: DeclareIncident,
+        *,
+        incident_id: str,
+        by: str,
+        correlation_id: str,
+        acting: Acting | None = None,
     ) -> Incident:
         """Stores the incident, then links every open matching ticket. A repeated
         declaration (same id) links again whatever the first could not finish."""
@@ -161,11 +176,17 @@ class IncidentService:
             incident = stored
         self.open.put(incident)
         if incident.is_open:
-            await self.sweep(incident, correlation_id, how="declared")
+            await self.sweep(incident, correlation_id, how="declared", acting=acting)
         self._metrics.incident_seconds.labels("declare").observe(time.perf_counter() - started)
         return incident
 
-    async def sweep(self, incident: Incident, correlation_id: str, how: str = "swept") -> int:
+    async def sweep(
+        self,
+        incident: Incident,
+        correlation_id: str,
+        how: str = "swept",
+        acting: Acting | None = None,
+    ) -> int:
         """Links every open, unlinked ticket the scope matches; returns how many."""
         linked = 0
         async for page in self._store.linkable_tickets(incident):
@@ -176,12 +197,20 @@ class IncidentService:
                     and t.link_to_incident(incident.id, self._clock.now())
                 ),
                 correlation_id,
+                incident.id,
+                acting,
             )
         self._metrics.incident_links.labels(how).inc(linked)
         return linked
 
     async def post_update(
-        self, incident_id: str, cmd: UpdateIncident, *, update_id: str, correlation_id: str
+        self,
+        incident_id: str,
+        cmd: UpdateIncident,
+        *,
+        update_id: str,
+        correlation_id: str,
+        acting: Acting | None = None,
     ) -> tuple[Incident, int]:
         """Records the update on the incident, then hands it to every linked ticket (in
         its requester's language). Returns the incident and how many tickets got it."""
@@ -223,6 +252,7 @@ class IncidentService:
                 )
                 entry = outbox_entry(self._topics.tickets, event)
                 ops.append(self._store.told_op(ticket.id, update.id, [entry], now))
+            await self._audit_tickets(acting, incident_id, [(t.id, update.id) for t in page])
             await self._store.write_events(ops)
             told += len(ops)
             self._on_events(len(ops))
@@ -231,7 +261,12 @@ class IncidentService:
         return incident, told
 
     async def resolve(
-        self, incident_id: str, cmd: ResolveIncident, *, correlation_id: str
+        self,
+        incident_id: str,
+        cmd: ResolveIncident,
+        *,
+        correlation_id: str,
+        acting: Acting | None = None,
     ) -> tuple[Incident, int]:
         """Closes the incident, then gives every linked ticket the resolution as a public
         system message and the chosen status. Repeating it finishes what a crash left."""
@@ -265,6 +300,8 @@ class IncidentService:
                     now=self._clock.now(),
                 ),
                 correlation_id,
+                incident_id,
+                acting,
             )
         self._metrics.incident_seconds.labels("resolve").observe(time.perf_counter() - started)
         return incident, solved
@@ -304,17 +341,24 @@ class IncidentService:
         items: Sequence[tuple[ConsumerRecord[bytes, bytes], CloudEvent[Command], str]],
     ) -> list[Rejected]:
         """Incident commands in arrival order; (record, command, signing key id). A command
-        the incident's state refuses goes to the DLQ with the reason."""
+        the incident's state refuses goes to the DLQ with the reason. Each applied command is
+        in the audit trail under the key that signed it (one insert for the batch; ids stable
+        per command, so a redelivered one is there once)."""
         rejected: list[Rejected] = []
+        audited: list[AuditEntry] = []
         for record, command, key_id in items:
             data, correlation = command.data, command.correlationid
+            acting = Acting(f"key:{key_id}", command.type, "commands", service_name(command.source))
+            incident_id, ticket_id = command.subject, None
             try:
                 if isinstance(data, DeclareIncident):
+                    incident_id = incident_id_for(command.id)
                     await self.declare(
                         data,
-                        incident_id=incident_id_for(command.id),
+                        incident_id=incident_id,
                         by=key_id,
                         correlation_id=correlation,
+                        acting=acting,
                     )
                 elif isinstance(data, UpdateIncident):
                     await self.post_update(
@@ -322,11 +366,15 @@ class IncidentService:
                         data,
                         update_id=stable_id("incident-update", command.id),
                         correlation_id=correlation,
+                        acting=acting,
                     )
                 elif isinstance(data, ResolveIncident):
-                    await self.resolve(command.subject, data, correlation_id=correlation)
+                    await self.resolve(
+                        command.subject, data, correlation_id=correlation, acting=acting
+                    )
                 elif isinstance(data, LinkTicket):
-                    await self.link(command.subject, data, correlation_id=correlation)
+                    ticket = await self.link(command.subject, data, correlation_id=correlation)
+                    ticket_id = ticket.id
             except IncidentConflict as exc:
                 raise Retryable(str(exc)) from exc
             except DomainError as exc:
@@ -335,6 +383,11 @@ class IncidentService:
                 rejected.append(Rejected(record, Invalid(exc.code, str(exc))))
                 continue
             self._metrics.commands.labels(command.type, "applied").inc()
+            if self._audit is not None:
+                entry_id = stable_id("audit", acting.actor, safe_reference(command.id))
+                audited.append(self._audit.acted(acting, incident_id, ticket_id, entry_id=entry_id))
+        if self._audit is not None and audited:
+            await self._audit.record_many(audited, "commands")
         return rejected
 
     # --- helpers ------------------------------------------------------------------------
@@ -355,8 +408,31 @@ class IncidentService:
             return text
         return IncidentText(en=en.text, zh_cn=zh.text)
 
+    async def _audit_tickets(
+        self, acting: Acting | None, incident_id: str, tickets: Sequence[tuple[str, str]]
+    ) -> None:
+        """One insert for a round's tickets, (ticket id, what makes this change of it one:
+        its version before, or the update handed to it), just before the round is written."""
+        if self._audit is None or acting is None or not tickets:
+            return
+        entries = [
+            self._audit.acted(
+                acting,
+                incident_id,
+                ticket_id,
+                entry_id=stable_id("audit", acting.actor, acting.action, ticket_id, change),
+            )
+            for ticket_id, change in tickets
+        ]
+        await self._audit.record_many(entries, acting.flow)
+
     async def _change_page(
-        self, page: Sequence[Ticket], change: Callable[[Ticket], bool], correlation_id: str
+        self,
+        page: Sequence[Ticket],
+        change: Callable[[Ticket], bool],
+        correlation_id: str,
+        incident_id: str,
+        acting: Acting | None,
     ) -> int:
         """Applies `change` to each ticket of a page and writes the changed ones, a chunk per
         round trip (each durable, so a retried command resumes where it stopped: linked or
@@ -365,12 +441,17 @@ class IncidentService:
         done = 0
         for start in range(0, len(page), WRITE_CHUNK):
             done += await self._change_chunk(
-                page[start : start + WRITE_CHUNK], change, correlation_id
+                page[start : start + WRITE_CHUNK], change, correlation_id, incident_id, acting
             )
         return done
 
     async def _change_chunk(
-        self, chunk: Sequence[Ticket], change: Callable[[Ticket], bool], correlation_id: str
+        self,
+        chunk: Sequence[Ticket],
+        change: Callable[[Ticket], bool],
+        correlation_id: str,
+        incident_id: str,
+        acting: Acting | None,
     ) -> int:
         pending = list(chunk)
         done = 0
@@ -383,6 +464,8 @@ class IncidentService:
             ]
             if not ops:
                 return done
+            versions = [(t.id, f"{incident_id}@{t.version}") for t in changed]
+            await self._audit_tickets(acting, incident_id, versions)
             matched = await self._tickets.save_many(ops)
             self._on_events(len(ops))
             if matched == len(ops):
@@ -444,7 +527,9 @@ class IncidentRefresher(BackgroundTask):
         now = self._clock.now()
         for incident, swept in loaded:
             if not swept and (now - incident.declared_at).total_seconds() > settle:
-                await self._service.sweep(incident, correlation_id=incident.id)
+                await self._service.sweep(
+                    incident, correlation_id=incident.id, acting=INCIDENT_SWEEP
+                )
                 await self._store.mark_swept(incident.id)
 
     async def run(self) -> None:

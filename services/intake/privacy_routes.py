@@ -146,17 +146,21 @@ def install_privacy_routes(
         api_key: Annotated[
             str | None, Query(alias="key", max_length=64, description="An API key id")
         ] = None,
+        incident: Annotated[str | None, Query(max_length=64, description="An incident id")] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
     ) -> list[dict[str, Any]]:
-        """Newest first; one of `ticket` or `key`. Needs the `admin` scope."""
+        """Newest first; one of `ticket`, `key` or `incident`. Needs the `admin` scope."""
         if Scope.admin not in key.scopes:
             metrics.auth_refused.labels("forbidden").inc()
             raise ProblemError(403, "Forbidden", "This API key lacks the admin scope.")
-        if (ticket is None) == (api_key is None):
-            raise ProblemError(422, "Bad query", "Give exactly one of `ticket` or `key`.")
+        if [ticket, api_key, incident].count(None) != 2:
+            raise ProblemError(
+                422, "Bad query", "Give exactly one of `ticket`, `key` or `incident`."
+            )
         trail: AuditTrail = parts["audit"]
         actor = f"key:{api_key}" if api_key is not None else None
-        return jsonable_encoder(await trail.query(ticket=ticket, actor=actor, limit=limit))  # type: ignore[no-any-return]
+        found = await trail.query(ticket=ticket, actor=actor, incident=incident, limit=limit)
+        return jsonable_encoder(found)  # type: ignore[no-any-return]
 
     @app.get("/v1/requesters/{requester_id}/export", tags=["privacy"])
     async def export_requester(requester_id: RequesterPath, key: Caller) -> dict[str, Any]:
