@@ -43,9 +43,26 @@ COLLECTION = "requester_keys"
 
 
 class Keyring:
-    def __init__(self, db: AsyncDatabase[Document], metrics: SealingMetrics) -> None:
+    """Keys for sealing are cached for `seal_cache_s` (a relay round of 1,000 new
+    requesters would otherwise read and write the keyring twice). That is safe for
+    privacy: a key destroyed meanwhile seals only fields nobody can open any more. Its
+    one cost is a requester who returns within that time after an erasure: their new
+    ticket's fields open as erased. Destroying through this instance forgets its cache.
+    Keys for opening are never cached (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: AsyncDatabase[Document],
+        metrics: SealingMetrics,
+        *,
+        seal_cache_s: float = 60.0,
+        seal_cache_size: int = 100_000,
+    ) -> None:
         self._keys: AsyncCollection[Document] = db[COLLECTION]
         self._metrics = metrics
+        self._cache: dict[str, tuple[float, sealing.RequesterKey]] = {}
+        self._cache_s = seal_cache_s
+        self._cache_size = seal_cache_size
 
     async def ensure_indexes(self) -> None:
         await self._keys.create_index([("key_id", ASCENDING)], unique=True, sparse=True)
@@ -53,20 +70,29 @@ class Keyring:
     async def for_sealing(self, requester_ids: Iterable[str]) -> dict[str, sealing.RequesterKey]:
         """Each requester's key, made for those who have none (or whose key was destroyed)."""
         started = time.perf_counter()
-        wanted = set(requester_ids)
-        found = await self._read(wanted)
-        missing = wanted - {r for r, doc in found.items() if doc.get("key") is not None}
-        if missing:
-            await self._create(missing, found)
-            found.update(await self._read(missing))
+        now = time.monotonic()
+        asked = set(requester_ids)
+        keys: dict[str, sealing.RequesterKey] = {}
+        for requester in asked:
+            cached = self._cache.get(requester)
+            if cached is not None and now - cached[0] < self._cache_s:
+                keys[requester] = cached[1]
+        wanted = asked - set(keys)
+        if wanted:
+            found = await self._read(wanted)
+            keys.update({r: key for r, doc in found.items() if (key := _key_of(doc)) is not None})
+            missing = wanted - set(keys)
+            if missing:
+                keys.update(await self._create(missing, found))
+            self._remember({r: keys[r] for r in wanted if r in keys}, now)
         self._metrics.keyring_seconds.labels("seal").observe(time.perf_counter() - started)
-        return {
-            requester: sealing.RequesterKey(
-                key_id=doc["key_id"], key=bytes(doc["key"]), erased_before=doc.get("destroyed_at")
-            )
-            for requester, doc in found.items()
-            if doc.get("key") is not None
-        }
+        return keys
+
+    def _remember(self, keys: dict[str, sealing.RequesterKey], now: float) -> None:
+        if len(self._cache) + len(keys) > self._cache_size:
+            self._cache.clear()
+        for requester, key in keys.items():
+            self._cache[requester] = (now, key)
 
     async def by_key_id(self, key_ids: Iterable[str]) -> dict[str, bytes]:
         started = time.perf_counter()
@@ -79,6 +105,7 @@ class Keyring:
         """Destroys the keys (idempotent); returns how many keys existed."""
         destroyed = 0
         for requester in set(requester_ids):
+            self._cache.pop(requester, None)
             result = await self._keys.update_one(
                 {"_id": requester},
                 {"$set": {"destroyed_at": now}, "$unset": {"key": "", "key_id": ""}},
@@ -101,23 +128,50 @@ class Keyring:
         docs = await self._keys.find({"_id": {"$in": sorted(requester_ids)}}).to_list()
         return {doc["_id"]: doc for doc in docs}
 
-    async def _create(self, requester_ids: set[str], found: dict[str, Document]) -> None:
-        """New keys; two relays racing for one requester both end up with the winner's."""
-        now_docs = []
+    async def _create(
+        self, requester_ids: set[str], found: dict[str, Document]
+    ) -> dict[str, sealing.RequesterKey]:
+        """New keys; of two relays racing for one requester, both end with the winner's."""
+        made: dict[str, Document] = {}
         for requester in requester_ids:
-            key = {"key_id": new_id(), "key": Binary(sealing.new_key())}
-            if requester in found:  # destroyed: a new key, the erasure time kept
-                await self._keys.update_one(
-                    {"_id": requester, "key": {"$exists": False}}, {"$set": key}
-                )
-            else:
-                now_docs.append({"_id": requester, **key})
-        if now_docs:
+            made[requester] = {"key_id": new_id(), "key": Binary(sealing.new_key())}
+        fresh = [{"_id": r, **doc} for r, doc in made.items() if r not in found]
+        lost: set[str] = set()
+        if fresh:
             try:
-                await self._keys.insert_many(now_docs, ordered=False)
+                await self._keys.insert_many(fresh, ordered=False)
             except BulkWriteError as exc:
-                if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                errors = exc.details.get("writeErrors", [])
+                if any(e.get("code") != 11000 for e in errors):
                     raise
+                lost = {fresh[e["index"]]["_id"] for e in errors}
+        for requester in requester_ids & set(found):  # destroyed: a new key, erasure time kept
+            result = await self._keys.update_one(
+                {"_id": requester, "key": {"$exists": False}}, {"$set": made[requester]}
+            )
+            if not result.modified_count:
+                lost.add(requester)
+        keys = {
+            r: sealing.RequesterKey(
+                key_id=doc["key_id"],
+                key=bytes(doc["key"]),
+                erased_before=found.get(r, {}).get("destroyed_at"),
+            )
+            for r, doc in made.items()
+            if r not in lost
+        }
+        if lost:  # another relay made them first: take its keys
+            winners = await self._read(lost)
+            keys.update({r: k for r, doc in winners.items() if (k := _key_of(doc)) is not None})
+        return keys
+
+
+def _key_of(doc: Document) -> sealing.RequesterKey | None:
+    if doc.get("key") is None:
+        return None
+    return sealing.RequesterKey(
+        key_id=doc["key_id"], key=bytes(doc["key"]), erased_before=doc.get("destroyed_at")
+    )
 
 
 class EventSealer:
@@ -154,9 +208,12 @@ class EventSealer:
 
 
 class EventOpener:
-    """The consumer's step before decoding: sealed fields opened, or erased."""
+    """The consumer's step before decoding: sealed fields opened, or erased.
 
-    def __init__(self, keyring: Keyring, metrics: SealingMetrics) -> None:
+    Without a keyring it withholds: every sealed field gets its erased value at no cost,
+    for consumers that never use personal fields (SLA clocks)."""
+
+    def __init__(self, keyring: Keyring | None, metrics: SealingMetrics) -> None:
         self._keyring = keyring
         self._metrics = metrics
 
@@ -177,13 +234,19 @@ class EventOpener:
         result: list[tuple[bytes | None, int]] = [(value, 0) for value in values]
         if not events:
             return result
-        keys = await self._keyring.by_key_id(
-            key_id for event in events.values() for key_id in sealing.sealed_key_ids(event)
+        keys = (
+            await self._keyring.by_key_id(
+                key_id for event in events.values() for key_id in sealing.sealed_key_ids(event)
+            )
+            if self._keyring is not None
+            else {}
         )
         for n, event in events.items():
             opened, erased = sealing.open_event(event, keys)
             self._metrics.opened_fields.labels("opened").inc(opened)
-            self._metrics.opened_fields.labels("erased").inc(erased)
+            self._metrics.opened_fields.labels(
+                "erased" if self._keyring is not None else "withheld"
+            ).inc(erased)
             value = json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
             result[n] = (value, erased)
         return result

@@ -122,7 +122,10 @@ class ServiceRuntime:
         *,
         on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
+        personal_fields: bool = True,
     ) -> BatchConsumer:
+        """`personal_fields=False`: the handler never reads sealed fields, so they are
+        withheld (erased values) without fetching keys."""
         consumer = BatchConsumer(
             name=name,
             service=self.service,
@@ -135,7 +138,7 @@ class ServiceRuntime:
             on_assigned=on_assigned,
             on_revoked=on_revoked,
             clock=self.clock,
-            opener=self.opener,
+            opener=self.opener if personal_fields else EventOpener(None, self._sealing_metrics),
         )
         self.consumers.append(consumer)
         return consumer

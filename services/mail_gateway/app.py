@@ -60,7 +60,12 @@ def create_app(
         erasures = confirm_erasures(
             rt, AttachmentEraser(store), MailRequesterErased, rt.topics.mail, relay.wake
         )
-        rt.add_consumer("tickets", [rt.topics.tickets], with_erasures(_poison_only, erasures))
+        rt.add_consumer(
+            "tickets",
+            [rt.topics.tickets],
+            with_erasures(_poison_only, erasures),
+            personal_fields=False,  # reads erasure requests only
+        )
         log.info("smtp_listening", host=cfg.inbound_smtp_host, port=app.state.smtp_port)
 
     app = service_app(

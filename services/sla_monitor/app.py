@@ -87,7 +87,10 @@ def create_app(
         )
         erasures = confirm_erasures(rt, SlaEraser(), SlaRequesterErased, rt.topics.sla, relay.wake)
         consumer = rt.add_consumer(
-            "tickets", [rt.topics.tickets], with_erasures(service.on_ticket_events, erasures)
+            "tickets",
+            [rt.topics.tickets],
+            with_erasures(service.on_ticket_events, erasures),
+            personal_fields=False,  # clocks need no address, subject or text
         )
         timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
@@ -129,6 +132,7 @@ def create_app(
         sla = await parts["store"].get(ticket_id)
         if sla is None:
             raise ProblemError(404, "Unknown ticket", f"No SLA clocks for ticket {ticket_id!r}.")
+        await service.ensure_versions([sla])
         return TicketSlaView.of(sla, service.policies_for(sla), runtime.clock.now())
 
     @app.post("/v1/tickets/{ticket_id}/sla/reapply", response_model=TicketSlaView, tags=["sla"])

@@ -52,7 +52,7 @@ async def test_a_batch_of_open_commands_numbers_every_ticket_once(
     before = (await intake.open())["number"]
     body = ticket_body(requester={"id": "u-batch", "locale": "en"}, channel="api")
     opens = [command("open", f"W-{i}", body, command_id=f"batch-open-{i}") for i in range(12)]
-    async with Tap(infra.kafka_bootstrap, topics.tickets) as tap:
+    async with Tap(infra.kafka_bootstrap, topics.tickets, intake.settings) as tap:
         # Every open twice (a redelivery): twelve tickets, twelve numbers.
         await produce_signed(
             infra.kafka_bootstrap, topics.commands, [(b"W", m) for m in opens + opens]
