@@ -68,7 +68,7 @@ from shared.events import (
     TicketCreated,
     make_event,
 )
-from shared.ids import stable_id
+from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, decode_events, handler_error, is_transient
 from shared.outbox import outbox_entry
 from shared.tracing import send_span
@@ -98,6 +98,7 @@ SOURCE = "/helpstream/notifier"
 INCIDENT_UPDATE_TEMPLATE = "incident_update"
 # Incident-level events name no ticket: the per-ticket events they cause are what is told.
 INCIDENT_EVENTS = (IncidentDeclared, IncidentUpdated, IncidentResolved)
+DIGESTS_PER_ROUND = 100  # the most one flusher round sends before it sleeps
 
 
 class Notifications:
@@ -128,7 +129,8 @@ class Notifications:
         self._topics = topics
         self._on_outbox = on_outbox
         self._gate = asyncio.Semaphore(settings.max_parallel_sends)
-        self._flush_gate = asyncio.Semaphore(settings.max_parallel_sends)
+        self._owner = new_id()  # this instance, as the holder of digest leases
+        self._lease = timedelta(seconds=settings.digest_lease_s)
         # Accepted by their channel but not yet recorded as sent (the database was away):
         # a retried batch records these instead of sending them again.
         self._unrecorded: dict[str, Outcome] = {}
@@ -596,26 +598,46 @@ class Notifications:
         return place(d.ticket_id, r.channel, r.address), head, item
 
     async def flush_digests(self) -> int:
-        """Send every digest whose window closed, `max_parallel_sends` at once (held
-        acknowledgements come through here on a busy day: one at a time, their round trips
-        would cap them far below the rate tickets arrive); returns how many went out."""
-        due = await self._store.due_digests(self._clock.now())
-        results = await asyncio.gather(
-            *(self._flush_in_slot(doc) for doc in due), return_exceptions=True
-        )
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        """Send the due digests this instance can lease, in waves of `max_parallel_sends`
+        (held acknowledgements come through here on a busy day: one at a time, their round
+        trips would cap them far below the rate tickets arrive), at most `DIGESTS_PER_ROUND`
+        in a round; returns how many went out.
+
+        Each digest is sent by one instance only, the holder of its lease: a claim writes
+        an owner, a token and an expiry into the digest (`claim_due_digests`), and whatever
+        the holder writes afterwards names the token. A lease rather than ownership by the
+        Kafka partition of the digest's ticket: the flusher is not the consumer (a digest
+        falls due with no message arriving), the consumer reads four topics whose partition
+        counts need not agree, and between a partition's revocation and its new owner's
+        first scan two instances would both think it theirs; the lease is decided by the
+        database that already records each delivery. A wave is leased just before it is
+        sent, and the lease (`digest_lease_s`) must outlast the slowest send (a setting
+        check), so it cannot run out under a holder still sending; a holder that dies
+        leaves its digests to another instance once the lease ends. Instances' clocks must
+        agree to well within the lease."""
+        sent = 0
+        failure: BaseException | None = None
+        waves = max(1, DIGESTS_PER_ROUND // self._settings.max_parallel_sends)
+        for _ in range(waves):
+            now = self._clock.now()
+            token, held = await self._store.claim_due_digests(
+                now, self._owner, self._lease, self._settings.max_parallel_sends
+            )
+            results = await asyncio.gather(
+                *(self._flush(doc, token, now + self._lease) for doc in held),
+                return_exceptions=True,
+            )
+            failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
+            sent += sum(r for r in results if isinstance(r, int))
+            if len(held) < self._settings.max_parallel_sends:
+                break
         if failure is not None:
-            raise failure  # the others went through; this one is retried next round
-        sent = sum(r for r in results if isinstance(r, int))
+            raise failure  # the others went through; this one is retried once its lease ends
         self._metrics.dlq_size.set(await self._store.failed_count())
         self._metrics.bouncing.set(await self._store.bouncing_count(self._clock.now()))
         return sent
 
-    async def _flush_in_slot(self, doc: Document) -> int:
-        async with self._flush_gate:
-            return await self._flush(doc)
-
-    async def _flush(self, doc: Document) -> int:
+    async def _flush(self, doc: Document, token: str, lease_until: datetime) -> int:
         items: list[Document] = sorted(doc.get("items") or [], key=lambda i: i["time"])
         states = await self._store.states([i["key"] for i in items])
         live = [i for i in items if states.get(i["key"]) == "queued"]
@@ -624,6 +646,9 @@ class Notifications:
             recipient = Recipient(**doc["recipient"])
             message_key = digest_message_key(i["key"] for i in live)
             now = self._clock.now()
+            if now + timedelta(seconds=self._settings.slowest_send_s) >= lease_until:
+                log.warning("digest_lease_too_short", channel=recipient.channel)
+                return 0  # the database was slow: sent by whoever holds it next
             live = await self._with_promise(doc, live)
             bouncing = await self._store.bouncing_among(
                 [recipient.address] if recipient.channel == "email" else [], now
@@ -633,7 +658,7 @@ class Notifications:
                     self._suppressed(i, message_key, recipient.address, bouncing, now) for i in live
                 ]
                 await self._store.finish(outcomes, now)
-                await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
+                await self._store.drop_digest_items(doc["_id"], token, [i["key"] for i in items])
                 self._on_outbox(1)
                 return 0
             try:
@@ -660,7 +685,8 @@ class Notifications:
             except Retryable as exc:
                 if doc.get("attempts", 0) + 1 < self._settings.digest_max_attempts:
                     log.warning("digest_retry", attempts=doc.get("attempts", 0) + 1, error=str(exc))
-                    await self._store.digest_attempt_failed(doc["_id"])
+                    retry_at = self._clock.now() + timedelta(seconds=self._settings.digest_poll_s)
+                    await self._store.digest_attempt_failed(doc["_id"], token, retry_at)
                     return 0
                 given_up = Invalid("digest_failed", str(exc))
                 outcomes = [self._failed(i, message_key, given_up, now) for i in live]
@@ -671,7 +697,7 @@ class Notifications:
                 sent = 1
             await self._store.finish(outcomes, self._clock.now())
             self._on_outbox(1)
-        await self._store.drop_digest_items(doc["_id"], [i["key"] for i in items])
+        await self._store.drop_digest_items(doc["_id"], token, [i["key"] for i in items])
         return sent
 
     async def _with_promise(self, doc: Document, items: list[Document]) -> list[Document]:

@@ -100,6 +100,13 @@ class NotifierSettings(ServiceSettings):
     digest_window_s: float = Field(60.0, ge=0, description="Coalescing window; 0 = off.")
     digest_poll_s: float = Field(1.0, gt=0, description="How often due digests are flushed.")
     digest_max_attempts: int = Field(10, ge=1, description="Flush attempts before giving up.")
+    digest_lease_s: float = Field(
+        60.0,
+        gt=0,
+        description="How long an instance holds a due digest it is sending; one that dies "
+        "while holding it leaves it to the others after this. Longer than the slowest send "
+        "(SMTP timeout twice with a fallback relay; every webhook attempt and backoff).",
+    )
 
     privacy_api_key: Secret = Field(
         description="Bearer key of requester data exports: intake sends it, feedback and "
@@ -122,6 +129,25 @@ class NotifierSettings(ServiceSettings):
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def slowest_send_s(self) -> float:
+        """The longest one message may take to be sent, on any channel."""
+        smtp = self.smtp_timeout_s * (2 if self.smtp_fallback_host else 1)
+        attempts = self.webhook_max_attempts
+        webhook = attempts * self.webhook_timeout_s + (attempts - 1) * self.webhook_backoff_max_s
+        return max(smtp, webhook)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> NotifierSettings:
+        """A lease that ends while its holder is still sending lets another instance send
+        the same digest."""
+        if self.digest_lease_s <= self.slowest_send_s:
+            raise ValueError(
+                f"HELPSTREAM_DIGEST_LEASE_S ({self.digest_lease_s:g}) must be longer than the "
+                f"slowest send ({self.slowest_send_s:g} s from the SMTP and webhook timeouts)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _inbound_mail_needs_a_secret(self) -> NotifierSettings:

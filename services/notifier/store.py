@@ -10,7 +10,8 @@ Collections:
 - `inbox`: one item per inbox delivery (`_id` = delivery key), read or unread.
 - `digests`: per (ticket, channel, recipient), updates waiting for the window to close;
   also (`kind: sla_wait`) acknowledgements held until the promised first reply time is
-  known, released early when it arrives (`release_sla_waits`).
+  known, released early when it arrives (`release_sla_waits`). A due digest is sent by
+  the instance holding its lease (`lease_owner`, `lease_token`, `lease_until`).
 - `bouncing`: per email address (lower case), a bounce reported by the mail gateway and
   until when the address is not mailed.
 """
@@ -22,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
+from shared.ids import new_id
 from shared.mongo import find_in, insert_new
 from shared.outbox import new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
-    from datetime import datetime
+    from datetime import datetime, timedelta
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 FINAL_STATES = frozenset({"sent", "failed"})
+# who is sending a due digest, and until when (see `claim_due_digests`)
+LEASE_FIELDS = {"lease_owner": "", "lease_token": "", "lease_until": ""}
 
 
 class NotifierStore:
@@ -189,23 +193,53 @@ class NotifierStore:
             ordered=False,
         )
 
-    async def due_digests(self, now: datetime, limit: int = 100) -> list[Document]:
-        return (
-            await self.digests.find({"due_at": {"$lte": now}})
+    async def claim_due_digests(
+        self, now: datetime, owner: str, lease: timedelta, limit: int
+    ) -> tuple[str, list[Document]]:
+        """Lease up to `limit` due digests that no live lease holds to `owner` until
+        `now + lease`; returns the lease's token and the digests it holds.
+
+        Three round trips whatever the count: read the candidates, lease them with one
+        `update_many` that repeats the "due and free" test (two instances reading the same
+        candidates: each digest goes to the one whose write reaches it first), read back
+        those this token holds."""
+        free = {
+            "due_at": {"$lte": now},
+            "$or": [{"lease_until": None}, {"lease_until": {"$lte": now}}],
+        }
+        found = (
+            await self.digests.find(free, {"_id": 1})
             .sort("due_at", ASCENDING)
             .limit(limit)
             .to_list()
         )
+        ids = [doc["_id"] for doc in found]
+        token = new_id()
+        if not ids:
+            return token, []
+        await self.digests.update_many(
+            {"_id": {"$in": ids}, **free},
+            {"$set": {"lease_owner": owner, "lease_token": token, "lease_until": now + lease}},
+        )
+        held = await self.digests.find({"_id": {"$in": ids}, "lease_token": token}).to_list()
+        return token, sorted(held, key=lambda doc: doc["due_at"])
 
-    async def drop_digest_items(self, digest_id: str, keys: Sequence[str]) -> None:
-        """Take out what was handled; the digest goes once it is empty."""
+    async def drop_digest_items(self, digest_id: str, token: str, keys: Sequence[str]) -> None:
+        """Take out what was handled and end the lease (if it is still this one: a holder
+        whose lease ran out leaves the digest to its new holder, which finds those items
+        final and drops them); the digest goes once it is empty."""
         await self.digests.update_one(
-            {"_id": digest_id}, {"$pull": {"items": {"key": {"$in": list(keys)}}}}
+            {"_id": digest_id, "lease_token": token},
+            {"$pull": {"items": {"key": {"$in": list(keys)}}}, "$unset": LEASE_FIELDS},
         )
         await self.digests.delete_one({"_id": digest_id, "items": {"$size": 0}})
 
-    async def digest_attempt_failed(self, digest_id: str) -> None:
-        await self.digests.update_one({"_id": digest_id}, {"$inc": {"attempts": 1}})
+    async def digest_attempt_failed(self, digest_id: str, token: str, retry_at: datetime) -> None:
+        """Counts a failed attempt and ends the lease: any instance retries from `retry_at`."""
+        await self.digests.update_one(
+            {"_id": digest_id, "lease_token": token},
+            {"$inc": {"attempts": 1}, "$set": {"due_at": retry_at}, "$unset": LEASE_FIELDS},
+        )
 
     async def release_sla_waits(self, ticket_ids: Iterable[str], now: datetime) -> int:
         """Held acknowledgements of these tickets are due now; returns how many."""
