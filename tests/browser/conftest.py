@@ -101,6 +101,7 @@ class Stack:
     bootstrap: str
     topics: Topics
     http: httpx.AsyncClient
+    settings: IntakeSettings  # where the keys that open sealed fields are
 
     async def open_ticket(
         self, *, requester: str, locale: str, timezone: str, subject: str, description: str
@@ -259,7 +260,7 @@ async def stack(infra: Infra) -> AsyncIterator[Stack]:
                 return all(a.status_code == 200 for a in answers)
 
             await eventually_true(ready, timeout=60)
-            yield Stack(urls, mail, infra.kafka_bootstrap, topics, http)
+            yield Stack(urls, mail, infra.kafka_bootstrap, topics, http, settings["intake"])
     mail.stop()
 
 

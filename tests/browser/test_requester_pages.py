@@ -253,7 +253,7 @@ async def test_a_reply_from_the_status_page_adds_a_redacted_requester_message(
     assert await current.inner_text() == "3\n等待您的回复"
     await screenshot(page, "status-zh-CN")
 
-    async with Tap(stack.bootstrap, stack.topics.tickets) as tap:
+    async with Tap(stack.bootstrap, stack.topics.tickets, stack.settings) as tap:
         await page.get_by_label("您的留言").fill(f"交易已确认。我的助记词是 {SEED}")
         await page.get_by_role("button", name="发送").click()
         await page.wait_for_url(re.compile(r"sent=1"))

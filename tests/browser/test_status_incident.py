@@ -130,7 +130,7 @@ async def test_the_status_page_shows_three_suggestions_and_the_incident_in_the_r
         assert TITLE[other] not in await incident.inner_text()
         await screenshot(page, f"status-incident-{language}")
 
-        async with Tap(stack.bootstrap, stack.topics.tickets) as tap:
+        async with Tap(stack.bootstrap, stack.topics.tickets, stack.settings) as tap:
             await page.get_by_role("button", name=texts["solve"]).first.click()
             await page.wait_for_url(re.compile(r"solved=1"))
             solved = await event_where(

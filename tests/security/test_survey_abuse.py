@@ -155,7 +155,9 @@ async def escalations(intake: Intake, ticket_id: str, expected: int) -> list[tup
         return int(ticket.json()["escalation_level"]) > expected
 
     await eventually(sentinel_handled, timeout=30)
-    async with Tap(intake.settings.kafka_bootstrap, intake.runtime.topics.tickets) as tickets:
+    async with Tap(
+        intake.settings.kafka_bootstrap, intake.runtime.topics.tickets, intake.settings
+    ) as tickets:
         await tickets.settle()
     return [
         (e.data.level, e.data.reason)  # type: ignore[attr-defined]
