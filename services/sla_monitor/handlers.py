@@ -8,12 +8,14 @@ second earlier cancels it) and two instances can never publish the same breach.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import structlog
 
 from services.sla_monitor.domain import ClockState, TicketSla, copy_sla, fact_id
+from services.sla_monitor.policy import RecordedOnly
 from shared.errors import Retryable
 from shared.events import (
     Author,
@@ -35,7 +37,7 @@ from shared.tasks import BackgroundTask
 from shared.tracing import new_trace, traceparent_for
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
 
     from aiokafka import TopicPartition
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from shared.topics import Topics
 
 SOURCE = "/helpstream/sla_monitor"
+MISSING_VERSION_RETRY_S = 60.0  # how long a version found nowhere is not looked for again
 log = structlog.get_logger(__name__)
 
 
@@ -72,12 +75,63 @@ class SlaService:
         self._topics = topics
         self.current = policies
         self._known = known
+        self._missing: dict[str, tuple[float, PolicySet]] = {}
+        self._looking = asyncio.Lock()
         self._metrics = metrics
         self._on_events = on_events
 
     def policies_for(self, sla: TicketSla) -> PolicySet:
-        """The version the ticket is pinned to (the current one if it was never stored)."""
-        return self._known.get(sla.policy_version, self.current)
+        """The version the ticket is pinned to, once `ensure_versions` has looked for it.
+
+        A version found nowhere is never replaced by the current file: the ticket's clocks
+        keep the targets they recorded (`RecordedOnly`)."""
+        known = self._known.get(sla.policy_version)
+        if known is not None:
+            return known
+        missing = self._missing.get(sla.policy_version)
+        if missing is None:
+            missing = (float("-inf"), RecordedOnly(self.current, sla.policy_version))
+            self._missing[sla.policy_version] = missing
+        return missing[1]
+
+    async def ensure_versions(self, slas: Iterable[TicketSla]) -> None:
+        """Holds every version these tickets are pinned to: another instance (one further
+        along a rolling deploy) may have started with a policy file this one never read,
+        and stored it. Loaded versions are kept; a version found nowhere is logged,
+        counted, and looked for again after `MISSING_VERSION_RETRY_S`."""
+        versions = {sla.policy_version for sla in slas}
+        if not any(self._to_look_for(v, time.monotonic()) for v in versions):
+            return
+        async with self._looking:  # the consumer, the timer and reads may want the same one
+            await self._look_for(versions)
+
+    async def _look_for(self, versions: set[str]) -> None:
+        now = time.monotonic()
+        wanted = {v for v in versions if self._to_look_for(v, now)}
+        if not wanted:
+            return
+        found = await self._store.find_versions(wanted)
+        for version, policies in found.items():
+            self._known[version] = policies
+            self._missing.pop(version, None)
+            self._metrics.policy_versions.labels("loaded").inc()
+            log.info("sla_policy_version_loaded", version=version)
+        for version in wanted - found.keys():
+            self._missing[version] = (now, RecordedOnly(self.current, version))
+            self._metrics.policy_versions.labels("missing").inc()
+            log.error(
+                "sla_policy_version_missing",
+                version=version,
+                current=self.current.version,
+                effect="its tickets keep their clocks' recorded targets; no new cycle starts",
+                hint="restore the version into the policy_versions collection, or reapply",
+            )
+
+    def _to_look_for(self, version: str, now: float) -> bool:
+        missing = self._missing.get(version)
+        return version not in self._known and (
+            missing is None or missing[0] + MISSING_VERSION_RETRY_S <= now
+        )
 
     # --- ticket events ---------------------------------------------------------------
 
@@ -93,6 +147,7 @@ class SlaService:
         if not by_ticket:
             return rejected
         loaded = await self._store.load(list(by_ticket))
+        await self.ensure_versions(sla for sla, _ in loaded.values())
         ops: list[InsertOne[Document] | UpdateOne] = []
         now = self._clock.now()
         written = 0
@@ -205,6 +260,7 @@ class SlaService:
             sla = await self._store.get(ticket_id)
             if sla is None:
                 return None
+            await self.ensure_versions([sla])
             now = self._clock.now()
             sla.reapply(
                 priority=sla.priority,
@@ -230,7 +286,9 @@ class SlaService:
         fired = 0
         for partition, watermark in partitions.items():
             horizon = min(now, watermark)
-            for sla in await self._store.due(partition, horizon, limit):
+            due = await self._store.due(partition, horizon, limit)
+            await self.ensure_versions(due)
+            for sla in due:
                 policies = self.policies_for(sla)
                 due_at = sla.next_due(policies)
                 sla.fire(horizon, policies)

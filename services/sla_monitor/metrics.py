@@ -27,6 +27,9 @@ class SlaMetrics:
     first_reply: Histogram
     # ticket events that could not be applied (unknown ticket state), by reason
     skipped: Counter
+    # policy versions a ticket was pinned to that this instance did not hold: loaded from
+    # the store, or missing (found nowhere: the ticket keeps its clocks' recorded targets)
+    policy_versions: Counter
 
 
 def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
@@ -67,6 +70,12 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
             "helpstream_sla_monitor_events_skipped",
             "Ticket events not applied.",
             ("reason",),
+            registry=registry,
+        ),
+        policy_versions=Counter(
+            "helpstream_sla_monitor_policy_version_lookups",
+            "Pinned policy versions looked up in the store.",
+            ("outcome",),
             registry=registry,
         ),
     )

@@ -164,6 +164,27 @@ class PolicySet:
         return self.spec.model_dump_json()
 
 
+class RecordedOnly(PolicySet):
+    """Stands in for a policy version found nowhere (not in this instance's file, not in the
+    store): a ticket's clocks keep the targets and calendars they recorded, and nothing is
+    taken from the current file's policies, so no new cycle starts from someone else's
+    targets. Calendars the current file also names are used by name; others count
+    calendar time. Warning fractions are the current file's."""
+
+    def __init__(self, current: PolicySet, version: str) -> None:  # no calendars of its own
+        self.spec, self.version, self._current = current.spec, version, current
+        self._calendars = {ALWAYS: AlwaysOpen()}
+
+    def policy(self, name: str) -> PolicySpec | None:
+        return None
+
+    def calendar(self, name: str) -> AlwaysOpen | BusinessCalendar:
+        try:
+            return self._current.calendar(name)
+        except KeyError:
+            return self._calendars[ALWAYS]
+
+
 def content_hash(spec: PolicyFile) -> str:
     canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]

@@ -7,6 +7,7 @@ partitions it owns and only for what is due, never scanning all tickets.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ from shared.mongo import DUPLICATE_KEY, find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Collection, Sequence
     from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
@@ -29,6 +30,11 @@ if TYPE_CHECKING:
     from shared.mongo import Document
 
 SEEN_KEEP = 200  # ticket event ids remembered per ticket, for redelivery dedupe
+_LABEL = re.compile(r"v(\d+)-([0-9a-f]{8})")  # how tickets name a stored policy version
+
+
+def _label(doc: Document) -> str:
+    return f"v{doc['number']}-{doc['hash'][:8]}"
 
 
 def _clock_doc(clock: Clock) -> Document:
@@ -149,9 +155,22 @@ class SlaStore:
         known: dict[str, PolicySet] = {}
         async for doc in self.versions.find({}):
             policies = current if doc["hash"] == current.version else from_json(doc["content"])
-            policies.version = f"v{doc['number']}-{doc['hash'][:8]}"
+            policies.version = _label(doc)
             known[policies.version] = policies
         return known
+
+    async def find_versions(self, labels: Collection[str]) -> dict[str, PolicySet]:
+        """Stored versions by the label tickets pin (`v<number>-<hash>`, or a bare content
+        hash), whichever instance registered them and whenever."""
+        numbers = [int(found[1]) for label in labels if (found := _LABEL.fullmatch(label))]
+        query = {"$or": [{"number": {"$in": numbers}}, {"_id": {"$in": list(labels)}}]}
+        out: dict[str, PolicySet] = {}
+        async for doc in self.versions.find(query):
+            for label in {_label(doc), doc["hash"]} & set(labels):
+                policies = from_json(doc["content"])
+                policies.version = _label(doc)
+                out[label] = policies
+        return out
 
     # --- tickets ------------------------------------------------------------------
 

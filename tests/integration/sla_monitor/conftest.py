@@ -191,9 +191,8 @@ def make_sla(
 
     @contextlib.asynccontextmanager
     async def start(clock: FixedClock, **overrides: Any) -> AsyncIterator[Sla]:
-        settings = make_settings(
-            SlaSettings, sla_policies=policies_file, timer_interval_s=0.05, **overrides
-        )
+        chosen = {"sla_policies": policies_file, "timer_interval_s": 0.05, **overrides}
+        settings = make_settings(SlaSettings, **chosen)
         runtime = ServiceRuntime("sla_monitor", settings, clock=clock)
         async with running(create_app(settings, runtime)) as http:
             yield Sla(http, clock, settings, infra)
