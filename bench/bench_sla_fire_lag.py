@@ -101,8 +101,8 @@ def clock_doc(policies: PolicySet, i: int, created_at: datetime, *, warned: bool
     )
     sla.take_events()
     if warned:  # only the breach is left to fire, at created_at + 15 min
-        first = sla.clocks[SlaMetric.first_reply]
-        sla.clocks[SlaMetric.first_reply] = replace(first, warned=tuple(policies.warnings))
+        first = sla.timers[SlaMetric.first_reply]
+        sla.timers[SlaMetric.first_reply] = replace(first, warned=tuple(policies.warnings))
     doc = to_document(sla, sla.next_due(policies))
     doc["seen"] = []
     return doc

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import structlog
 from fastapi import FastAPI, Header
 
-from services.sla_monitor.handlers import SlaService, Timer
+from services.sla_monitor.handlers import SlaService, TimerLoop
 from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import load_policies
 from services.sla_monitor.privacy import SlaEraser
@@ -33,7 +33,7 @@ SERVICE = "sla_monitor"
 log = structlog.get_logger(__name__)
 
 
-def clock_gauge(
+def timer_gauge(
     name: str, count: Callable[[], Awaitable[dict[str, int]]], gauge: Gauge, every_s: float
 ) -> LoopWorker:
     """Recounts one per-metric gauge now and then (indexed counts). Never more often than
@@ -92,22 +92,22 @@ def create_app(
             with_erasures(service.on_ticket_events, erasures),
             personal_fields=False,  # clocks need no address, subject or text
         )
-        timer = Timer(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
+        timer = TimerLoop(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)
         rt.workers.append(
-            clock_gauge(
+            timer_gauge(
                 "sla-at-risk-clocks",
-                lambda: store.clock_counts("at_risk_metrics"),
+                lambda: store.timer_counts("at_risk_metrics"),
                 metrics.at_risk_clocks,
                 cfg.at_risk_clocks_refresh_s,
             )
         )
         if cfg.open_clocks_refresh_s > 0:
             rt.workers.append(
-                clock_gauge(
+                timer_gauge(
                     "sla-open-clocks",
-                    lambda: store.clock_counts("open_metrics"),
+                    lambda: store.timer_counts("open_metrics"),
                     metrics.open_clocks,
                     cfg.open_clocks_refresh_s,
                 )

@@ -1,12 +1,12 @@
-"""SLA clocks of one ticket: the state machine, by event time. Pure.
+"""SLA timers of one ticket: the state machine, by event time. Pure.
 
-A `TicketSla` holds one `Clock` per metric the ticket's policy names. Ticket events move
-the clocks (start, pause, resume, stop); `fire(now)` publishes warnings and breaches that
+A `TicketSla` holds one `SlaTimer` per metric the ticket's policy names. Ticket events move
+the timers (start, pause, resume, stop); `fire(now)` publishes warnings and breaches that
 are due. Every change is collected as an SLA event in `pending`, which the handler writes
 to the outbox in the same document write as the new state.
 
 Times are event times: an agent reply that happened before the deadline fulfils the
-clock even if it arrives late. Elapsed time is measured on the target's calendar
+timer even if it arrives late. Elapsed time is measured on the target's calendar
 (business hours or calendar time) and carries over pauses and policy changes.
 """
 
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from services.sla_monitor.policy import PolicySet, PolicySpec
 
 ZERO = timedelta(0)
-# Which clocks a status pauses; every paused clock resumes when the ticket is open again.
+# Which timers a status pauses; every paused timer resumes when the ticket is open again.
 PAUSED_BY: dict[Status, frozenset[SlaMetric]] = {
     Status.pending: frozenset(
         {SlaMetric.next_reply, SlaMetric.resolution, SlaMetric.periodic_update}
@@ -46,20 +46,20 @@ PAUSED_BY: dict[Status, frozenset[SlaMetric]] = {
 }
 
 
-class ClockState(StrEnum):
+class SlaTimerState(StrEnum):
     running = "running"
     paused = "paused"
     stopped = "stopped"
 
 
 @dataclass
-class Clock:
+class SlaTimer:
     metric: SlaMetric
     target: timedelta
     calendar: str
     cycle: int
     started_at: datetime
-    state: ClockState
+    state: SlaTimerState
     elapsed_before: timedelta = ZERO  # open time counted before `running_since`
     running_since: datetime | None = None
     warned: tuple[float, ...] = ()
@@ -74,7 +74,7 @@ class Clock:
         )
 
     def instant_of(self, policies: PolicySet, amount: timedelta) -> datetime | None:
-        """When `amount` of open time will have elapsed, if the clock keeps running."""
+        """When `amount` of open time will have elapsed, if the timer keeps running."""
         if self.running_since is None:
             return None
         remaining = max(ZERO, amount - self.elapsed_before)
@@ -84,7 +84,7 @@ class Clock:
         return self.instant_of(policies, self.target)
 
     def next_due(self, policies: PolicySet) -> datetime | None:
-        if self.state is not ClockState.running or self.breached_at is not None:
+        if self.state is not SlaTimerState.running or self.breached_at is not None:
             return None
         marks = [f * self.target for f in policies.warnings if f not in self.warned]
         instants = [self.instant_of(policies, m) for m in [*marks, self.target]]
@@ -103,7 +103,7 @@ class TicketSla:
     status: Status
     created_at: datetime
     last_event_at: datetime
-    clocks: dict[SlaMetric, Clock] = field(default_factory=dict)
+    timers: dict[SlaMetric, SlaTimer] = field(default_factory=dict)
     agent_replied_at: datetime | None = None
     version: int = 0
     # What a timer's events keep from the last event seen: the request's correlation id,
@@ -144,31 +144,31 @@ class TicketSla:
         )
         for metric in (SlaMetric.first_reply, SlaMetric.resolution, SlaMetric.periodic_update):
             if metric in policy.targets:
-                sla._start_clock(metric, policy, policies, created_at, cycle=1)
+                sla._start_timer(metric, policy, policies, created_at, cycle=1)
         return sla
 
-    def _start_clock(
+    def _start_timer(
         self,
         metric: SlaMetric,
         policy: PolicySpec,
         policies: PolicySet,
         at: datetime,
         cycle: int,
-    ) -> Clock:
+    ) -> SlaTimer:
         target = policy.targets[metric]
         paused = self._pauses(metric, policy)
-        clock = Clock(
+        timer = SlaTimer(
             metric=metric,
             target=target.target,
             calendar=target.calendar,
             cycle=cycle,
             started_at=at,
-            state=ClockState.paused if paused else ClockState.running,
+            state=SlaTimerState.paused if paused else SlaTimerState.running,
             running_since=None if paused else at,
         )
-        self.clocks[metric] = clock
-        self._emit(SlaApplied, clock, policies, at)
-        return clock
+        self.timers[metric] = timer
+        self._emit(SlaApplied, timer, policies, at)
+        return timer
 
     def _pauses(self, metric: SlaMetric, policy: PolicySpec | None) -> bool:
         paused = set(PAUSED_BY.get(self.status, ()))
@@ -182,20 +182,20 @@ class TicketSla:
         self, at: datetime, policy: PolicySpec | None, policies: PolicySet, **why: object
     ) -> None:
         """Pause what the status or incident now pauses and resume what neither does."""
-        for clock in self.clocks.values():
-            if clock.state is ClockState.stopped:
+        for timer in self.timers.values():
+            if timer.state is SlaTimerState.stopped:
                 continue
-            extra = why if clock.metric == SlaMetric.resolution else {}
-            should_pause = self._pauses(clock.metric, policy)
-            if should_pause and clock.state is ClockState.running:
-                clock.elapsed_before = clock.elapsed(policies, at)
-                clock.running_since = None
-                clock.state = ClockState.paused
-                self._emit(SlaPaused, clock, policies, at, **extra)
-            elif not should_pause and clock.state is ClockState.paused:
-                clock.running_since = at
-                clock.state = ClockState.running
-                self._emit(SlaResumed, clock, policies, at, **extra)
+            extra = why if timer.metric == SlaMetric.resolution else {}
+            should_pause = self._pauses(timer.metric, policy)
+            if should_pause and timer.state is SlaTimerState.running:
+                timer.elapsed_before = timer.elapsed(policies, at)
+                timer.running_since = None
+                timer.state = SlaTimerState.paused
+                self._emit(SlaPaused, timer, policies, at, **extra)
+            elif not should_pause and timer.state is SlaTimerState.paused:
+                timer.running_since = at
+                timer.state = SlaTimerState.running
+                self._emit(SlaResumed, timer, policies, at, **extra)
 
     # --- incidents ------------------------------------------------------------------
 
@@ -225,40 +225,44 @@ class TicketSla:
         if self.agent_replied_at is None or at < self.agent_replied_at:
             self.agent_replied_at = at
         for metric in (SlaMetric.first_reply, SlaMetric.next_reply):
-            clock = self.clocks.get(metric)
-            if clock is not None and clock.state is not ClockState.stopped:
-                self._stop(clock, at, policies, fulfilled=True)
-        periodic = self.clocks.get(SlaMetric.periodic_update)
+            timer = self.timers.get(metric)
+            if timer is not None and timer.state is not SlaTimerState.stopped:
+                self._stop(timer, at, policies, fulfilled=True)
+        periodic = self.timers.get(SlaMetric.periodic_update)
         policy = policies.policy(self.policy_name)
-        if periodic is not None and periodic.state is not ClockState.stopped and policy:
+        if periodic is not None and periodic.state is not SlaTimerState.stopped and policy:
             self._stop(periodic, at, policies, fulfilled=True)
             if SlaMetric.periodic_update in policy.targets:
-                self._start_clock(
+                self._start_timer(
                     SlaMetric.periodic_update, policy, policies, at, cycle=periodic.cycle + 1
                 )
 
     def on_incident_update(self, at: datetime, policies: PolicySet) -> None:
         """A public update of the ticket's incident answers what the policy lets it
         (`incident_updates_satisfy`: by default next_reply and periodic_update), as an
-        agent's reply would: the clocks are fulfilled, a periodic update starts again."""
+        agent's reply would: the timers are fulfilled, a periodic update starts again."""
         self._seen(at)
         policy = policies.policy(self.policy_name)
         if policy is None or self.status in (Status.solved, Status.closed):
             return
         satisfied = set(policy.incident_updates_satisfy)
         for metric in (SlaMetric.first_reply, SlaMetric.next_reply):
-            clock = self.clocks.get(metric)
-            if metric in satisfied and clock is not None and clock.state is not ClockState.stopped:
-                self._stop(clock, at, policies, fulfilled=True)
-        periodic = self.clocks.get(SlaMetric.periodic_update)
+            timer = self.timers.get(metric)
+            if (
+                metric in satisfied
+                and timer is not None
+                and timer.state is not SlaTimerState.stopped
+            ):
+                self._stop(timer, at, policies, fulfilled=True)
+        periodic = self.timers.get(SlaMetric.periodic_update)
         if (
             SlaMetric.periodic_update in satisfied
             and periodic is not None
-            and periodic.state is not ClockState.stopped
+            and periodic.state is not SlaTimerState.stopped
         ):
             self._stop(periodic, at, policies, fulfilled=True)
             if SlaMetric.periodic_update in policy.targets:
-                self._start_clock(
+                self._start_timer(
                     SlaMetric.periodic_update, policy, policies, at, cycle=periodic.cycle + 1
                 )
 
@@ -270,11 +274,11 @@ class TicketSla:
         policy = policies.policy(self.policy_name)
         if policy is None or SlaMetric.next_reply not in policy.targets:
             return
-        current = self.clocks.get(SlaMetric.next_reply)
-        if current is not None and current.state is not ClockState.stopped:
+        current = self.timers.get(SlaMetric.next_reply)
+        if current is not None and current.state is not SlaTimerState.stopped:
             return
         cycle = current.cycle + 1 if current is not None else 1
-        self._start_clock(SlaMetric.next_reply, policy, policies, at, cycle=cycle)
+        self._start_timer(SlaMetric.next_reply, policy, policies, at, cycle=cycle)
 
     def on_status(
         self,
@@ -292,15 +296,15 @@ class TicketSla:
             self.incident_id = None
         policy = policies.policy(self.policy_name)
         if new == Status.solved:
-            for clock in self.clocks.values():
-                if clock.state is not ClockState.stopped:
-                    fulfilled = clock.metric == SlaMetric.resolution
-                    self._stop(clock, at, policies, fulfilled=fulfilled)
+            for timer in self.timers.values():
+                if timer.state is not SlaTimerState.stopped:
+                    fulfilled = timer.metric == SlaMetric.resolution
+                    self._stop(timer, at, policies, fulfilled=fulfilled)
             return
         if new == Status.closed:
-            for clock in self.clocks.values():
-                if clock.state is not ClockState.stopped:
-                    self._stop(clock, at, policies, fulfilled=False)
+            for timer in self.timers.values():
+                if timer.state is not SlaTimerState.stopped:
+                    self._stop(timer, at, policies, fulfilled=False)
             return
         if old == Status.solved and policy is not None:
             self._reopen(at, policy, policies)
@@ -310,13 +314,13 @@ class TicketSla:
 
     def _reopen(self, at: datetime, policy: PolicySpec, policies: PolicySet) -> None:
         """Resolution continues from the time already spent; periodic updates start again."""
-        resolution = self.clocks.get(SlaMetric.resolution)
-        if resolution is not None and resolution.state is ClockState.stopped:
-            resolution.state = ClockState.paused  # resumed below by the open status
+        resolution = self.timers.get(SlaMetric.resolution)
+        if resolution is not None and resolution.state is SlaTimerState.stopped:
+            resolution.state = SlaTimerState.paused  # resumed below by the open status
             resolution.stopped_at = None
         if SlaMetric.periodic_update in policy.targets:
-            previous = self.clocks.get(SlaMetric.periodic_update)
-            self._start_clock(
+            previous = self.timers.get(SlaMetric.periodic_update)
+            self._start_timer(
                 SlaMetric.periodic_update,
                 policy,
                 policies,
@@ -342,22 +346,22 @@ class TicketSla:
         self.priority, self.category = priority, category
         policy = policies.select(priority, category, self.tier)
         self.policy_name, self.policy_version = policy.name, policies.version
-        for metric, clock in self.clocks.items():
-            if clock.state is ClockState.stopped:
+        for metric, timer in self.timers.items():
+            if timer.state is SlaTimerState.stopped:
                 continue
             if metric not in policy.targets:
-                self._stop(clock, at, pinned, fulfilled=False)
+                self._stop(timer, at, pinned, fulfilled=False)
                 continue
-            if clock.state is ClockState.running:
-                clock.elapsed_before = clock.elapsed(pinned, at)
-                clock.running_since = at
+            if timer.state is SlaTimerState.running:
+                timer.elapsed_before = timer.elapsed(pinned, at)
+                timer.running_since = at
             target = policy.targets[metric]
-            clock.target, clock.calendar = target.target, target.calendar
-            clock.warned = tuple(f for f in policies.warnings if f in clock.warned)
-            self._emit(SlaApplied, clock, policies, at)
+            timer.target, timer.calendar = target.target, target.calendar
+            timer.warned = tuple(f for f in policies.warnings if f in timer.warned)
+            self._emit(SlaApplied, timer, policies, at)
         for metric in (SlaMetric.first_reply, SlaMetric.resolution, SlaMetric.periodic_update):
-            if metric in policy.targets and metric not in self.clocks and self._still_owed(metric):
-                self._start_clock(metric, policy, policies, at, cycle=1)
+            if metric in policy.targets and metric not in self.timers and self._still_owed(metric):
+                self._start_timer(metric, policy, policies, at, cycle=1)
         self._sync_pauses(at, policy, policies)  # the new policy may treat incidents otherwise
 
     def _still_owed(self, metric: SlaMetric) -> bool:
@@ -368,27 +372,27 @@ class TicketSla:
     # --- timers ---------------------------------------------------------------------
 
     def fire(self, now: datetime, policies: PolicySet) -> None:
-        """Publish every warning and breach due by `now`, each once per clock cycle.
+        """Publish every warning and breach due by `now`, each once per timer cycle.
 
-        A clock found past its target gets only its breach: warnings it skipped while the
+        A timer found past its target gets only its breach: warnings it skipped while the
         service was down would be noise by then.
         """
-        for clock in self.clocks.values():
-            if clock.state is not ClockState.running or clock.breached_at is not None:
+        for timer in self.timers.values():
+            if timer.state is not SlaTimerState.running or timer.breached_at is not None:
                 continue
-            elapsed = clock.elapsed(policies, now)
-            if elapsed >= clock.target:
-                clock.breached_at = clock.deadline(policies)
-                clock.warned = tuple(policies.warnings)
-                self._emit(SlaBreached, clock, policies, now)
+            elapsed = timer.elapsed(policies, now)
+            if elapsed >= timer.target:
+                timer.breached_at = timer.deadline(policies)
+                timer.warned = tuple(policies.warnings)
+                self._emit(SlaBreached, timer, policies, now)
                 continue
             for fraction in policies.warnings:
-                if fraction not in clock.warned and elapsed >= fraction * clock.target:
-                    clock.warned = (*clock.warned, fraction)
-                    self._emit(SlaWarning, clock, policies, now, threshold=fraction)
+                if fraction not in timer.warned and elapsed >= fraction * timer.target:
+                    timer.warned = (*timer.warned, fraction)
+                    self._emit(SlaWarning, timer, policies, now, threshold=fraction)
 
     def next_due(self, policies: PolicySet) -> datetime | None:
-        dues = [c.next_due(policies) for c in self.clocks.values()]
+        dues = [c.next_due(policies) for c in self.timers.values()]
         return min((d for d in dues if d is not None), default=None)
 
     # --- helpers --------------------------------------------------------------------
@@ -396,13 +400,13 @@ class TicketSla:
     def _seen(self, at: datetime) -> None:
         self.last_event_at = max(self.last_event_at, at)
 
-    def _stop(self, clock: Clock, at: datetime, policies: PolicySet, *, fulfilled: bool) -> None:
-        clock.elapsed_before = clock.elapsed(policies, at)
-        clock.running_since = None
-        clock.state = ClockState.stopped
-        clock.stopped_at = at
-        if fulfilled and clock.breached_at is None:
-            self._emit(SlaFulfilled, clock, policies, at)
+    def _stop(self, timer: SlaTimer, at: datetime, policies: PolicySet, *, fulfilled: bool) -> None:
+        timer.elapsed_before = timer.elapsed(policies, at)
+        timer.running_since = None
+        timer.state = SlaTimerState.stopped
+        timer.stopped_at = at
+        if fulfilled and timer.breached_at is None:
+            self._emit(SlaFulfilled, timer, policies, at)
 
     def take_events(self) -> list[Contract]:
         events, self.pending = self.pending, []
@@ -411,27 +415,27 @@ class TicketSla:
     def _emit(
         self,
         kind: type[SlaClockData],
-        clock: Clock,
+        timer: SlaTimer,
         policies: PolicySet,
         at: datetime,
         **extra: object,
     ) -> None:
-        elapsed = clock.elapsed(policies, at)
+        elapsed = timer.elapsed(policies, at)
         fields: dict[str, object] = {
             "ticket_id": self.ticket_id,
-            "metric": clock.metric,
-            "cycle": clock.cycle,
-            "target_s": clock.target.total_seconds(),
+            "metric": timer.metric,
+            "cycle": timer.cycle,
+            "target_s": timer.target.total_seconds(),
             "elapsed_s": elapsed.total_seconds(),
-            "remaining_s": (clock.target - elapsed).total_seconds(),
-            "deadline": clock.deadline(policies),
+            "remaining_s": (timer.target - elapsed).total_seconds(),
+            "deadline": timer.deadline(policies),
             "priority": self.priority,
             "policy": self.policy_name,
             "policy_version": self.policy_version,
             **extra,
         }
         if kind is SlaBreached:
-            fields["breached_at"] = clock.breached_at
+            fields["breached_at"] = timer.breached_at
         self.pending.append(kind.model_validate(fields))
 
 
@@ -464,5 +468,5 @@ def fact_id(data: SlaClockData, cause: str | None) -> str:
 def copy_sla(sla: TicketSla) -> TicketSla:
     """A deep enough copy to try a change and throw it away."""
     return replace(
-        sla, clocks={m: replace(c) for m, c in sla.clocks.items()}, pending=list(sla.pending)
+        sla, timers={m: replace(c) for m, c in sla.timers.items()}, pending=list(sla.pending)
     )

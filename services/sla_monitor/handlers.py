@@ -1,4 +1,4 @@
-"""Ticket events move clocks; the timer fires what is due in the partitions we own.
+"""Ticket events move SLA timers; the timer loop fires what is due in the partitions we own.
 
 Both write the same per-ticket document, each write conditional on the version it
 read, so a warning is always checked against the latest state (an agent who replied a
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from services.sla_monitor.domain import ClockState, TicketSla, copy_sla, fact_id
+from services.sla_monitor.domain import SlaTimerState, TicketSla, copy_sla, fact_id
 from services.sla_monitor.policy import RecordedOnly
 from shared.errors import Retryable
 from shared.events import (
@@ -83,7 +83,7 @@ class SlaService:
     def policies_for(self, sla: TicketSla) -> PolicySet:
         """The version the ticket is pinned to, once `ensure_versions` has looked for it.
 
-        A version found nowhere is never replaced by the current file: the ticket's clocks
+        A version found nowhere is never replaced by the current file: the ticket's timers
         keep the targets they recorded (`RecordedOnly`)."""
         known = self._known.get(sla.policy_version)
         if known is not None:
@@ -142,7 +142,7 @@ class SlaService:
         by_ticket: dict[str, list[tuple[int, CloudEvent[Contract]]]] = defaultdict(list)
         for item in accepted:
             if getattr(item.value.data, "ticket", None) is None:
-                continue  # an incident's own events: its tickets' events move their clocks
+                continue  # an incident's own events: its tickets' events move their timers
             by_ticket[item.value.subject].append((item.record.partition, item.value))
         if not by_ticket:
             return rejected
@@ -223,9 +223,9 @@ class SlaService:
         return sla
 
     def _observe_first_reply(self, sla: TicketSla, at: datetime, policies: PolicySet) -> None:
-        clock = sla.clocks.get(SlaMetric.first_reply)
-        if clock is not None and clock.state is not ClockState.stopped:
-            elapsed = clock.elapsed(policies, at).total_seconds()
+        timer = sla.timers.get(SlaMetric.first_reply)
+        if timer is not None and timer.state is not SlaTimerState.stopped:
+            elapsed = timer.elapsed(policies, at).total_seconds()
             self._metrics.first_reply.labels(sla.priority.value).observe(elapsed)
 
     def _outbox(
@@ -307,8 +307,8 @@ class SlaService:
         return fired
 
 
-class Timer(BackgroundTask):
-    """Fires due clocks of the partitions this instance owns, every `interval_s`."""
+class TimerLoop(BackgroundTask):
+    """Fires due SLA timers of the partitions this instance owns, every `interval_s`."""
 
     def __init__(
         self,

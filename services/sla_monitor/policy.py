@@ -166,7 +166,7 @@ class PolicySet:
 
 class RecordedOnly(PolicySet):
     """Stands in for a policy version found nowhere (not in this instance's file, not in the
-    store): a ticket's clocks keep the targets and calendars they recorded, and nothing is
+    store): a ticket's SLA timers keep the targets and calendars they recorded, and nothing is
     taken from the current file's policies, so no new cycle starts from someone else's
     targets. Calendars the current file also names are used by name; others count
     calendar time. Warning fractions are the current file's."""

@@ -1,4 +1,4 @@
-"""Requester erasure in sla_monitor: its clocks hold ticket ids, priorities and policy
+"""Requester erasure in sla_monitor: its SLA timers hold ticket ids, priorities and policy
 versions, no contact details and no texts, so there is nothing to erase; it still
 confirms, so intake knows every service has been asked."""
 

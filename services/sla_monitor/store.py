@@ -1,4 +1,4 @@
-"""SLA state in MongoDB: one document per ticket (clocks, due time, partition, outbox),
+"""SLA state in MongoDB: one document per ticket (its SLA timers under `clocks`, due time,
 and the policy versions seen so far.
 
 Timers are found by the `(partition, next_due)` index: each instance asks only for the
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.sla_monitor.domain import Clock, ClockState, TicketSla
+from services.sla_monitor.domain import SlaTimer, SlaTimerState, TicketSla
 from services.sla_monitor.policy import PolicySet, from_json
 from shared.events import Category, Priority, SlaMetric, Status
 from shared.mongo import DUPLICATE_KEY, find_in
@@ -37,30 +37,30 @@ def _label(doc: Document) -> str:
     return f"v{doc['number']}-{doc['hash'][:8]}"
 
 
-def _clock_doc(clock: Clock) -> Document:
+def _timer_doc(timer: SlaTimer) -> Document:
     return {
-        "metric": clock.metric.value,
-        "target_s": clock.target.total_seconds(),
-        "calendar": clock.calendar,
-        "cycle": clock.cycle,
-        "started_at": clock.started_at,
-        "state": clock.state.value,
-        "elapsed_before_s": clock.elapsed_before.total_seconds(),
-        "running_since": clock.running_since,
-        "warned": list(clock.warned),
-        "breached_at": clock.breached_at,
-        "stopped_at": clock.stopped_at,
+        "metric": timer.metric.value,
+        "target_s": timer.target.total_seconds(),
+        "calendar": timer.calendar,
+        "cycle": timer.cycle,
+        "started_at": timer.started_at,
+        "state": timer.state.value,
+        "elapsed_before_s": timer.elapsed_before.total_seconds(),
+        "running_since": timer.running_since,
+        "warned": list(timer.warned),
+        "breached_at": timer.breached_at,
+        "stopped_at": timer.stopped_at,
     }
 
 
-def _clock(doc: Document) -> Clock:
-    return Clock(
+def _timer(doc: Document) -> SlaTimer:
+    return SlaTimer(
         metric=SlaMetric(doc["metric"]),
         target=timedelta(seconds=doc["target_s"]),
         calendar=doc["calendar"],
         cycle=doc["cycle"],
         started_at=doc["started_at"],
-        state=ClockState(doc["state"]),
+        state=SlaTimerState(doc["state"]),
         elapsed_before=timedelta(seconds=doc["elapsed_before_s"]),
         running_since=doc.get("running_since"),
         warned=tuple(doc.get("warned", ())),
@@ -81,15 +81,15 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         "status": sla.status.value,
         "created_at": sla.created_at,
         "last_event_at": sla.last_event_at,
-        "clocks": {m.value: _clock_doc(c) for m, c in sla.clocks.items()},
+        "clocks": {m.value: _timer_doc(c) for m, c in sla.timers.items()},
         "agent_replied_at": sla.agent_replied_at,
         "open_metrics": sorted(
-            m.value for m, c in sla.clocks.items() if c.state is not ClockState.stopped
+            m.value for m, c in sla.timers.items() if c.state is not SlaTimerState.stopped
         ),
         "at_risk_metrics": sorted(
             m.value
-            for m, c in sla.clocks.items()
-            if c.state is not ClockState.stopped and c.warned and c.breached_at is None
+            for m, c in sla.timers.items()
+            if c.state is not SlaTimerState.stopped and c.warned and c.breached_at is None
         ),
         "next_due": next_due,
         "version": sla.version,
@@ -111,7 +111,7 @@ def from_document(doc: Document) -> TicketSla:
         status=Status(doc["status"]),
         created_at=doc["created_at"],
         last_event_at=doc["last_event_at"],
-        clocks={SlaMetric(m): _clock(c) for m, c in doc.get("clocks", {}).items()},
+        timers={SlaMetric(m): _timer(c) for m, c in doc.get("clocks", {}).items()},
         agent_replied_at=doc.get("agent_replied_at"),
         version=doc.get("version", 0),
         correlation_id=doc.get("correlation_id"),
@@ -245,7 +245,7 @@ class SlaStore:
         updates = sum(isinstance(op, UpdateOne) for op in ops)
         return updates - result.matched_count
 
-    async def clock_counts(self, field: str) -> dict[str, int]:
+    async def timer_counts(self, field: str) -> dict[str, int]:
         """Per metric, tickets whose `open_metrics` or `at_risk_metrics` holds it (indexed)."""
         return {
             metric.value: await self.tickets.count_documents({field: metric.value})

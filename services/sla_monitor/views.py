@@ -1,4 +1,4 @@
-"""What `GET /v1/tickets/{id}/sla` shows about each clock."""
+"""What `GET /v1/tickets/{id}/sla` shows about each SLA timer (its `clocks`)."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from services.sla_monitor.domain import ClockState, TicketSla
+from services.sla_monitor.domain import SlaTimerState, TicketSla
 from shared.events import Priority, SlaMetric, Status
 
 if TYPE_CHECKING:
     from services.sla_monitor.policy import PolicySet
 
 
-class ClockView(BaseModel):
+class SlaTimerView(BaseModel):
     metric: SlaMetric
     cycle: int
-    state: ClockState
+    state: SlaTimerState
     paused: bool
     calendar: str
     target_s: float
@@ -35,27 +35,27 @@ class TicketSlaView(BaseModel):
     priority: Priority
     policy: str
     policy_version: str
-    clocks: list[ClockView]
+    clocks: list[SlaTimerView]
 
     @classmethod
     def of(cls, sla: TicketSla, policies: PolicySet, now: datetime) -> TicketSlaView:
-        clocks = []
-        for clock in sla.clocks.values():
-            elapsed = clock.elapsed(policies, now)
-            clocks.append(
-                ClockView(
-                    metric=clock.metric,
-                    cycle=clock.cycle,
-                    state=clock.state,
-                    paused=clock.state is ClockState.paused,
-                    calendar=clock.calendar,
-                    target_s=clock.target.total_seconds(),
+        timers = []
+        for timer in sla.timers.values():
+            elapsed = timer.elapsed(policies, now)
+            timers.append(
+                SlaTimerView(
+                    metric=timer.metric,
+                    cycle=timer.cycle,
+                    state=timer.state,
+                    paused=timer.state is SlaTimerState.paused,
+                    calendar=timer.calendar,
+                    target_s=timer.target.total_seconds(),
                     elapsed_s=elapsed.total_seconds(),
-                    remaining_s=(clock.target - elapsed).total_seconds(),
-                    deadline=clock.deadline(policies),
-                    started_at=clock.started_at,
-                    breached_at=clock.breached_at,
-                    warned=list(clock.warned),
+                    remaining_s=(timer.target - elapsed).total_seconds(),
+                    deadline=timer.deadline(policies),
+                    started_at=timer.started_at,
+                    breached_at=timer.breached_at,
+                    warned=list(timer.warned),
                 )
             )
         return cls(
@@ -64,5 +64,5 @@ class TicketSlaView(BaseModel):
             priority=sla.priority,
             policy=sla.policy_name,
             policy_version=sla.policy_version,
-            clocks=clocks,
+            clocks=timers,
         )

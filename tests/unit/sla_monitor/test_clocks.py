@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.sla_monitor.domain import PAUSED_BY, ClockState, TicketSla, copy_sla, fact_id
+from services.sla_monitor.domain import PAUSED_BY, SlaTimerState, TicketSla, copy_sla, fact_id
 from services.sla_monitor.policy import PolicySet, parse_policies
 from shared.events import (
     Category,
@@ -168,13 +168,13 @@ def status_change(sla: TicketSla, new: Status, minutes: float) -> list[SlaClockD
 def test_start_runs_first_reply_resolution_and_periodic_update_from_creation() -> None:
     sla = start()
 
-    assert set(sla.clocks) == {FR, RES, PU}
-    for clock in sla.clocks.values():
-        assert clock.state is ClockState.running
-        assert clock.started_at == T0
-        assert clock.running_since == T0
-        assert clock.cycle == 1
-        assert clock.breached_at is None
+    assert set(sla.timers) == {FR, RES, PU}
+    for timer in sla.timers.values():
+        assert timer.state is SlaTimerState.running
+        assert timer.started_at == T0
+        assert timer.running_since == T0
+        assert timer.cycle == 1
+        assert timer.breached_at is None
 
 
 def test_start_emits_one_applied_per_clock_with_targets_and_deadlines() -> None:
@@ -202,7 +202,7 @@ def test_next_reply_does_not_start_until_a_requester_message() -> None:
 
     sla.fire(at(600), POLICIES)
 
-    assert NR not in sla.clocks
+    assert NR not in sla.timers
     assert not of(SlaClockData, taken(sla), NR)
 
 
@@ -224,23 +224,23 @@ def test_start_applies_the_first_policy_in_file_order_that_fits(
 
     assert sla.policy_name == policy
     assert sla.policy_version == POLICIES.version
-    assert sla.clocks[FR].target == first_reply
+    assert sla.timers[FR].target == first_reply
     assert {e.policy for e in of(SlaApplied, taken(sla))} == {policy}
 
 
 def test_start_only_runs_clocks_the_policy_names() -> None:
     sla = start(category=Category.kyc)
 
-    assert set(sla.clocks) == {FR, RES}
-    assert sla.clocks[FR].calendar == "office"
+    assert set(sla.timers) == {FR, RES}
+    assert sla.timers[FR].calendar == "office"
 
 
 def test_start_on_a_pending_ticket_holds_resolution_and_periodic_update_paused() -> None:
     sla = start(status=Status.pending)
 
-    assert sla.clocks[FR].state is ClockState.running
-    assert sla.clocks[RES].state is ClockState.paused
-    assert sla.clocks[PU].state is ClockState.paused
+    assert sla.timers[FR].state is SlaTimerState.running
+    assert sla.timers[RES].state is SlaTimerState.paused
+    assert sla.timers[PU].state is SlaTimerState.paused
     taken(sla)
     sla.fire(at(24 * 60), POLICIES)
     assert {e.metric for e in of(SlaBreached, taken(sla))} == {FR}
@@ -303,7 +303,7 @@ def test_fire_at_the_target_emits_one_breach_at_the_deadline() -> None:
     assert breach.deadline == at(60)
     assert breach.elapsed_s == breach.target_s == 3600
     assert breach.remaining_s == 0
-    assert sla.clocks[FR].breached_at == at(60)
+    assert sla.timers[FR].breached_at == at(60)
 
 
 @pytest.mark.parametrize("later", [60, 61, 90, 6 * 60])
@@ -384,16 +384,16 @@ def test_first_fire_far_past_the_target_emits_only_the_breach() -> None:
 
 def test_next_due_steps_through_warnings_then_deadline_then_none() -> None:
     sla = started(policies=FIRST_REPLY_ONLY)
-    clock = sla.clocks[FR]
+    timer = sla.timers[FR]
 
-    assert clock.next_due(FIRST_REPLY_ONLY) == at(45)
+    assert timer.next_due(FIRST_REPLY_ONLY) == at(45)
     assert sla.next_due(FIRST_REPLY_ONLY) == at(45)
     sla.fire(at(45), FIRST_REPLY_ONLY)
     assert sla.next_due(FIRST_REPLY_ONLY) == at(54)
     sla.fire(at(54), FIRST_REPLY_ONLY)
     assert sla.next_due(FIRST_REPLY_ONLY) == at(60)
     sla.fire(at(60), FIRST_REPLY_ONLY)
-    assert clock.next_due(FIRST_REPLY_ONLY) is None
+    assert timer.next_due(FIRST_REPLY_ONLY) is None
     assert sla.next_due(FIRST_REPLY_ONLY) is None
 
 
@@ -410,8 +410,8 @@ def test_next_due_is_none_for_a_paused_clock() -> None:
     sla = started()
     status_change(sla, Status.pending, 10)
 
-    assert sla.clocks[RES].next_due(POLICIES) is None
-    assert sla.clocks[PU].next_due(POLICIES) is None
+    assert sla.timers[RES].next_due(POLICIES) is None
+    assert sla.timers[PU].next_due(POLICIES) is None
     assert sla.next_due(POLICIES) == at(45)
 
 
@@ -447,9 +447,9 @@ def test_pending_pauses_next_reply_resolution_and_periodic_update_but_not_first_
     assert {e.metric for e in paused} == {NR, RES, PU} == PAUSED_BY[Status.pending]
     assert {e.metric: e.elapsed_s for e in paused} == {NR: 20 * 60, RES: 30 * 60, PU: 30 * 60}
     assert all(e.deadline is None for e in paused)
-    assert sla.clocks[FR].state is ClockState.running
+    assert sla.timers[FR].state is SlaTimerState.running
     for metric in (NR, RES, PU):
-        assert sla.clocks[metric].state is ClockState.paused
+        assert sla.timers[metric].state is SlaTimerState.paused
 
 
 def test_resuming_after_pending_moves_deadlines_later_by_the_paused_time() -> None:
@@ -467,7 +467,7 @@ def test_resuming_after_pending_moves_deadlines_later_by_the_paused_time() -> No
     assert resumed[PU].deadline == at(4 * 60 + 60)
     assert resumed[NR].deadline == at(10 + 2 * 60 + 60)
     assert resumed[NR].elapsed_s == 20 * 60
-    assert sla.clocks[RES].elapsed(POLICIES, at(120)) == timedelta(minutes=60)
+    assert sla.timers[RES].elapsed(POLICIES, at(120)) == timedelta(minutes=60)
 
 
 def test_paused_time_does_not_count_towards_warnings_or_breaches() -> None:
@@ -514,9 +514,9 @@ def test_on_hold_pauses_periodic_update_and_resolution_only_if_the_policy_says(
 
     expected = {PU, RES} if resolution_pauses else {PU}
     assert {e.metric for e in paused} == expected
-    assert sla.clocks[NR].state is ClockState.running
-    assert sla.clocks[FR].state is ClockState.running
-    assert (sla.clocks[RES].state is ClockState.paused) is resolution_pauses
+    assert sla.timers[NR].state is SlaTimerState.running
+    assert sla.timers[FR].state is SlaTimerState.running
+    assert (sla.timers[RES].state is SlaTimerState.paused) is resolution_pauses
     resumed = of(SlaResumed, status_change(sla, Status.open, 60))
     assert {e.metric for e in resumed} == expected
 
@@ -525,7 +525,7 @@ def test_moving_between_open_and_new_changes_no_clock() -> None:
     sla = started(status=Status.new)
 
     assert status_change(sla, Status.open, 10) == []
-    assert all(c.state is ClockState.running for c in sla.clocks.values())
+    assert all(c.state is SlaTimerState.running for c in sla.timers.values())
 
 
 # --- agent replies --------------------------------------------------------------------
@@ -541,9 +541,9 @@ def test_agent_reply_fulfils_first_reply_with_elapsed_and_remaining() -> None:
     assert fulfilled.elapsed_s == 20 * 60
     assert fulfilled.remaining_s == 40 * 60
     assert fulfilled.target_s == 3600
-    clock = sla.clocks[FR]
-    assert clock.state is ClockState.stopped
-    assert clock.stopped_at == at(20)
+    timer = sla.timers[FR]
+    assert timer.state is SlaTimerState.stopped
+    assert timer.stopped_at == at(20)
 
 
 def test_agent_reply_fulfils_a_running_next_reply() -> None:
@@ -557,7 +557,7 @@ def test_agent_reply_fulfils_a_running_next_reply() -> None:
     assert fulfilled.cycle == 1
     assert fulfilled.elapsed_s == 30 * 60
     assert fulfilled.remaining_s == 90 * 60
-    assert sla.clocks[NR].state is ClockState.stopped
+    assert sla.timers[NR].state is SlaTimerState.stopped
 
 
 def test_agent_reply_restarts_periodic_update_as_the_next_cycle() -> None:
@@ -573,8 +573,8 @@ def test_agent_reply_restarts_periodic_update_as_the_next_cycle() -> None:
     [applied] = of(SlaApplied, events, PU)
     assert applied.elapsed_s == 0
     assert applied.deadline == at(20 + 4 * 60)
-    clock = sla.clocks[PU]
-    assert (clock.cycle, clock.state, clock.started_at) == (2, ClockState.running, at(20))
+    timer = sla.timers[PU]
+    assert (timer.cycle, timer.state, timer.started_at) == (2, SlaTimerState.running, at(20))
 
 
 def test_agent_reply_leaves_resolution_running() -> None:
@@ -583,7 +583,7 @@ def test_agent_reply_leaves_resolution_running() -> None:
     sla.on_agent_reply(at(20), POLICIES)
 
     assert not of(SlaClockData, taken(sla), RES)
-    assert sla.clocks[RES].state is ClockState.running
+    assert sla.timers[RES].state is SlaTimerState.running
 
 
 def test_agent_reply_after_a_breach_emits_no_fulfilled_for_that_clock() -> None:
@@ -597,8 +597,8 @@ def test_agent_reply_after_a_breach_emits_no_fulfilled_for_that_clock() -> None:
     events = taken(sla)
     assert not of(SlaFulfilled, events)
     assert kinds(events) == [("SlaApplied", PU, 2)]
-    assert sla.clocks[FR].state is ClockState.stopped
-    assert sla.clocks[NR].state is ClockState.stopped
+    assert sla.timers[FR].state is SlaTimerState.stopped
+    assert sla.timers[NR].state is SlaTimerState.stopped
 
 
 def test_second_agent_reply_does_not_fulfil_first_reply_again() -> None:
@@ -639,8 +639,8 @@ def test_requester_message_starts_next_reply_cycle_one() -> None:
     assert isinstance(applied, SlaApplied)
     assert (applied.metric, applied.cycle) == (NR, 1)
     assert applied.deadline == at(10 + 120)
-    clock = sla.clocks[NR]
-    assert (clock.cycle, clock.state, clock.started_at) == (1, ClockState.running, at(10))
+    timer = sla.timers[NR]
+    assert (timer.cycle, timer.state, timer.started_at) == (1, SlaTimerState.running, at(10))
 
 
 def test_requester_message_after_an_answer_starts_the_next_cycle() -> None:
@@ -655,7 +655,7 @@ def test_requester_message_after_an_answer_starts_the_next_cycle() -> None:
     assert isinstance(applied, SlaApplied)
     assert (applied.metric, applied.cycle) == (NR, 2)
     assert applied.deadline == at(30 + 120)
-    assert sla.clocks[NR].started_at == at(30)
+    assert sla.timers[NR].started_at == at(30)
 
 
 def test_second_unanswered_requester_message_does_not_restart_next_reply() -> None:
@@ -666,9 +666,9 @@ def test_second_unanswered_requester_message_does_not_restart_next_reply() -> No
     sla.on_requester_message(at(40), POLICIES)
 
     assert taken(sla) == []
-    clock = sla.clocks[NR]
-    assert (clock.cycle, clock.started_at) == (1, at(10))
-    assert clock.deadline(POLICIES) == at(10 + 120)
+    timer = sla.timers[NR]
+    assert (timer.cycle, timer.started_at) == (1, at(10))
+    assert timer.deadline(POLICIES) == at(10 + 120)
 
 
 def test_requester_message_on_a_pending_ticket_starts_next_reply_paused() -> None:
@@ -677,7 +677,7 @@ def test_requester_message_on_a_pending_ticket_starts_next_reply_paused() -> Non
 
     sla.on_requester_message(at(10), POLICIES)
 
-    assert sla.clocks[NR].state is ClockState.paused
+    assert sla.timers[NR].state is SlaTimerState.paused
     [applied] = taken(sla)
     assert applied.deadline is None
 
@@ -687,7 +687,7 @@ def test_requester_message_starts_nothing_when_the_policy_has_no_next_reply() ->
 
     sla.on_requester_message(at(10), POLICIES)
 
-    assert NR not in sla.clocks
+    assert NR not in sla.timers
     assert taken(sla) == []
 
 
@@ -705,8 +705,8 @@ def test_solving_fulfils_resolution_and_stops_every_clock() -> None:
     [fulfilled] = events
     assert fulfilled.elapsed_s == 2 * 3600
     assert fulfilled.remaining_s == 6 * 3600
-    assert all(c.state is ClockState.stopped for c in sla.clocks.values())
-    assert all(c.stopped_at == at(120) for c in sla.clocks.values())
+    assert all(c.state is SlaTimerState.stopped for c in sla.timers.values())
+    assert all(c.stopped_at == at(120) for c in sla.timers.values())
 
 
 def test_solved_ticket_fires_nothing() -> None:
@@ -737,9 +737,9 @@ def test_reopening_resumes_resolution_from_the_time_already_spent() -> None:
     assert resumed.cycle == 1
     assert resumed.elapsed_s == 2 * 3600
     assert resumed.deadline == at(300 + 6 * 60)
-    clock = sla.clocks[RES]
-    assert clock.state is ClockState.running
-    assert clock.stopped_at is None
+    timer = sla.timers[RES]
+    assert timer.state is SlaTimerState.running
+    assert timer.stopped_at is None
 
 
 def test_reopening_starts_a_new_periodic_update_cycle() -> None:
@@ -752,8 +752,8 @@ def test_reopening_starts_a_new_periodic_update_cycle() -> None:
     assert applied.cycle == 2
     assert applied.elapsed_s == 0
     assert applied.deadline == at(300 + 4 * 60)
-    assert sla.clocks[PU].started_at == at(300)
-    assert sla.clocks[FR].state is ClockState.stopped  # first reply is not owed again
+    assert sla.timers[PU].started_at == at(300)
+    assert sla.timers[FR].state is SlaTimerState.stopped  # first reply is not owed again
 
 
 def test_reopened_resolution_breaches_once_the_total_open_time_reaches_the_target() -> None:
@@ -777,8 +777,8 @@ def test_closing_stops_everything_for_good() -> None:
     sla.fire(at(48 * 60), POLICIES)
 
     assert taken(sla) == []
-    assert NR not in sla.clocks
-    assert all(c.state is ClockState.stopped for c in sla.clocks.values())
+    assert NR not in sla.timers
+    assert all(c.state is SlaTimerState.stopped for c in sla.timers.values())
 
 
 def test_closing_a_ticket_with_running_clocks_stops_them_without_fulfilment() -> None:
@@ -787,7 +787,7 @@ def test_closing_a_ticket_with_running_clocks_stops_them_without_fulfilment() ->
     events = status_change(sla, Status.closed, 60)
 
     assert events == []
-    assert all(c.state is ClockState.stopped for c in sla.clocks.values())
+    assert all(c.state is SlaTimerState.stopped for c in sla.timers.values())
 
 
 # --- reapply (priority or category change) --------------------------------------------
@@ -817,7 +817,7 @@ def test_reapply_changes_targets_and_carries_elapsed_time_over() -> None:
     assert applied[RES].deadline == at(120)  # 30m spent + 90m left
     assert applied[PU].deadline == at(60)
     assert sla.policy_name == "urgent"
-    assert sla.clocks[RES].target == 2 * HOUR
+    assert sla.timers[RES].target == 2 * HOUR
 
 
 def test_reapply_keeps_paused_time_out_of_the_elapsed_time() -> None:
@@ -851,11 +851,11 @@ def test_reapply_keeps_an_existing_breach_and_does_not_breach_again() -> None:
     taken(sla)
 
     reapply(sla, Priority.normal, 25)  # first_reply target now 1h
-    assert sla.clocks[FR].breached_at == at(15)
+    assert sla.timers[FR].breached_at == at(15)
     reapply(sla, Priority.urgent, 26)
     sla.fire(at(2 * 60), POLICIES)
 
-    assert sla.clocks[FR].breached_at == at(15)
+    assert sla.timers[FR].breached_at == at(15)
     assert not of(SlaClockData, taken(sla), FR)
 
 
@@ -887,10 +887,10 @@ def test_reapply_stops_clocks_the_new_policy_does_not_name() -> None:
 
     events = taken(sla)
     assert sla.policy_name == "business"
-    assert sla.clocks[PU].state is ClockState.stopped
+    assert sla.timers[PU].state is SlaTimerState.stopped
     assert not of(SlaClockData, events, PU)
     assert {e.metric for e in of(SlaApplied, events)} == {FR, RES}
-    assert sla.clocks[RES].calendar == "office"
+    assert sla.timers[RES].calendar == "office"
 
 
 # --- copy -----------------------------------------------------------------------------
@@ -902,16 +902,16 @@ def test_copy_sla_is_independent_of_the_original() -> None:
 
     copy.on_agent_reply(at(20), POLICIES)
     copy.on_requester_message(at(30), POLICIES)
-    copy.clocks[RES].target = 99 * HOUR
+    copy.timers[RES].target = 99 * HOUR
     taken(copy)
-    copy.clocks[RES].warned = (0.75,)
+    copy.timers[RES].warned = (0.75,)
 
     assert len(sla.pending) == 3
-    assert set(sla.clocks) == {FR, RES, PU}
-    assert sla.clocks[FR].state is ClockState.running
-    assert sla.clocks[PU].cycle == 1
-    assert sla.clocks[RES].target == 8 * HOUR
-    assert sla.clocks[RES].warned == ()
+    assert set(sla.timers) == {FR, RES, PU}
+    assert sla.timers[FR].state is SlaTimerState.running
+    assert sla.timers[PU].cycle == 1
+    assert sla.timers[RES].target == 8 * HOUR
+    assert sla.timers[RES].warned == ()
     assert sla.last_event_at == T0
 
 
@@ -964,7 +964,7 @@ def test_clock_invariants_hold_for_any_sequence_of_ticket_events(
             revived = reopening and event.metric == RES
             assert key not in stopped or revived, f"{type(event).__name__} after stop: {key}"
         events += new_events
-        stopped = {(m, c.cycle) for m, c in sla.clocks.items() if c.state is ClockState.stopped}
+        stopped = {(m, c.cycle) for m, c in sla.timers.items() if c.state is SlaTimerState.stopped}
 
     breaches = Counter((e.metric, e.cycle) for e in events if isinstance(e, SlaBreached))
     assert all(n == 1 for n in breaches.values())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from services.sla_monitor.domain import ClockState, TicketSla
+from services.sla_monitor.domain import SlaTimerState, TicketSla
 from services.sla_monitor.policy import PolicySet, parse_policies
 from shared.events import (
     Category,
@@ -62,7 +62,7 @@ def start(category: Category = Category.withdrawal_delay) -> TicketSla:
 def elapsed_min(
     sla: TicketSla, metric: SlaMetric, when: datetime, p: PolicySet = POLICIES
 ) -> float:
-    return sla.clocks[metric].elapsed(p, when).total_seconds() / 60
+    return sla.timers[metric].elapsed(p, when).total_seconds() / 60
 
 
 def test_linking_pauses_resolution_and_says_which_incident_did() -> None:
@@ -73,7 +73,7 @@ def test_linking_pauses_resolution_and_says_which_incident_did() -> None:
     assert [(type(e), e.metric, e.incident_id) for e in events] == [  # type: ignore[attr-defined]
         (SlaPaused, RES, "inc-1")
     ]
-    assert sla.clocks[RES].state is ClockState.paused
+    assert sla.timers[RES].state is SlaTimerState.paused
     assert elapsed_min(sla, RES, at(600)) == 30  # the storm's hours do not count
     assert sla.next_due(POLICIES) is not None  # first reply still runs: updates answer it
 
@@ -96,7 +96,7 @@ def test_an_incident_resolved_to_pending_ends_the_link_and_the_requester_reopens
     sla.on_incident_linked("inc-1", at(30), POLICIES)
     sla.on_status(Status.open, Status.pending, at(60), POLICIES, incident_id="inc-1")
     assert sla.incident_id is None
-    assert sla.clocks[RES].state is ClockState.paused  # pending pauses it now
+    assert sla.timers[RES].state is SlaTimerState.paused  # pending pauses it now
     sla.take_events()
 
     sla.on_status(Status.pending, Status.open, at(120), POLICIES)
@@ -126,7 +126,7 @@ def test_a_status_change_while_linked_does_not_resume_resolution() -> None:
     sla.on_status(Status.open, Status.on_hold, at(20), POLICIES)
     sla.on_status(Status.on_hold, Status.open, at(30), POLICIES)
 
-    assert sla.clocks[RES].state is ClockState.paused
+    assert sla.timers[RES].state is SlaTimerState.paused
     assert not [e for e in sla.take_events() if isinstance(e, SlaResumed) and e.metric == RES]
 
 
@@ -139,7 +139,7 @@ def test_unlinking_from_another_incident_changes_nothing() -> None:
     sla.on_status(Status.open, Status.on_hold, at(30), POLICIES, incident_id="inc-2")
 
     assert sla.incident_id == "inc-1"
-    assert sla.clocks[RES].state is ClockState.paused
+    assert sla.timers[RES].state is SlaTimerState.paused
     assert [e for e in sla.take_events() if isinstance(e, SlaResumed)] == []
 
 
@@ -156,7 +156,7 @@ def test_a_policy_that_keeps_its_own_resolution_target_does_not_pause() -> None:
     sla.on_incident_linked("inc-1", at(10), POLICIES)
 
     assert sla.take_events() == []
-    assert sla.clocks[RES].state is ClockState.running
+    assert sla.timers[RES].state is SlaTimerState.running
     assert sla.incident_id == "inc-1"
 
 
@@ -171,7 +171,7 @@ def test_an_update_answers_only_the_clocks_the_policy_names() -> None:
     fulfilled = {e.metric for e in trading.take_events() if isinstance(e, SlaFulfilled)}
     assert PU in fulfilled
     assert NR not in fulfilled
-    assert standard.clocks[PU].cycle == 2  # a new periodic cycle starts from the update
+    assert standard.timers[PU].cycle == 2  # a new periodic cycle starts from the update
 
 
 def test_a_linked_ticket_solved_by_an_agent_stops_like_any_other() -> None:
@@ -180,5 +180,5 @@ def test_a_linked_ticket_solved_by_an_agent_stops_like_any_other() -> None:
     sla.take_events()
     sla.on_status(Status.open, Status.solved, at(20), POLICIES)
 
-    assert all(c.state is ClockState.stopped for c in sla.clocks.values())
+    assert all(c.state is SlaTimerState.stopped for c in sla.timers.values())
     assert any(isinstance(e, SlaFulfilled) and e.metric == RES for e in sla.take_events())
