@@ -1,16 +1,32 @@
 """Events in, messages out, each at most once per (event, channel, recipient).
 
-The order in one batch: note bounced addresses; remember ticket facts; plan the deliveries
-(domain); write them as pending (unique key) BEFORE sending; queue digestible ones and
-hold acknowledgements still waiting for their promised time; fail those to bouncing
-addresses unsent; send the rest concurrently; mark each sent or failed together with its
-outcome event (outbox). The consumer commits only after this returns, and a redelivered
-batch finds its deliveries already sent. The one gap: a crash after the channel accepted a
-message and before it is marked sent resends that one message; it carries the same
-Message-ID / Idempotency-Key, so the receiver can drop it. A send keeps its slot
-(`max_parallel_sends`) until it is recorded, so a crash can leave at most that many
-messages accepted but unrecorded. Messages accepted at about the same time are recorded
-together, one write per round (`GroupCommit`).
+The delivery protocol, per batch: note bounced addresses; remember ticket facts; plan the
+deliveries (domain), each under a deterministic key; read which of them are done already
+(a redelivered batch); send the rest; record each with its outcome. The consumer commits
+the batch's offsets only after this returns. What is written, and when:
+
+- **email, webhook** (sent at once): nothing before the send. Once the channel accepted
+  the message, the delivery is written for the first time, as sent, together with its
+  outcome event (outbox), in one upsert; messages accepted at about the same time are
+  recorded together, one write per round (`GroupCommit`). A send keeps its slot
+  (`max_parallel_sends`) until it is recorded. A send that fails for good is written
+  failed the same way (and its event dead-lettered); a bounced address, failed unsent.
+- **inbox**: the item is stored under the delivery key (a second insert of it is a no-op)
+  and the delivery is written sent, with its event, in the same batch: no pending write.
+- **digest and held acknowledgements**: written pending, added to their digest, then marked
+  queued; the flusher sends the digest and writes each item sent or failed.
+
+What a crash leads to (the consumer then reads the batch again):
+- before a send: the delivery has no record, so it is sent, once, by the retried batch;
+- after the channel accepted a message and before its record was written: the retried
+  batch sends it again, with the same Message-ID / Idempotency-Key, so the receiver drops
+  it; at most `max_parallel_sends` messages can be in that window at the instant of a
+  crash. This is the one resend, and the same as when a pending record was written first:
+  a pending record was sent again too, so it bought nothing but a second write;
+- after the record: the retried batch finds the delivery sent and sends nothing.
+So no notification is ever delivered twice under two ids, and no receiver that drops
+repeated ids sees it twice. If the database is away after a send, the outcome waits in
+memory (`_unrecorded`) and the retried batch records it instead of sending again.
 
 An acknowledgement (`wait_for_sla` rule) whose ticket has no promised first reply time yet
 is not sent by the consumer: it joins the digest queue with its own short deadline
@@ -199,17 +215,19 @@ class Notifications:
             [d for d in deliveries if d.recipient.channel == "inbox" and d.key not in held]
         )
         await self._store.add_inbox(items)  # delivered: an item stored before is kept as is
-        states, written = await self._store.claim(deliveries, now, settled)
+        later = {
+            d.key for d in deliveries if d.key in held or (d.digest and self._window > timedelta(0))
+        }
+        states, written = await self._store.claim(
+            deliveries, now, settled, write=later | settled.keys()
+        )
         self._delivered_to_inbox([d for d in deliveries if d.key in settled and d.key in written])
         fresh = [d for d in deliveries if states.get(d.key) == "pending"]
         for key, state in states.items():
             if state != "pending":
                 self._unrecorded.pop(key, None)
         waiting = [d for d in fresh if d.key in held]
-        queued = [
-            d for d in fresh if d.digest and self._window > timedelta(0) and d.key not in held
-        ]
-        later = {d.key for d in (*waiting, *queued)}
+        queued = [d for d in fresh if d.key in later and d.key not in held]
         ready = [d for d in fresh if d.key not in later and d.key not in self._unrecorded]
         bouncing = await self._store.bouncing_among(
             (d.recipient.address for d in ready if d.recipient.channel == "email"), now
@@ -527,6 +545,7 @@ class Notifications:
             "sent",
             outbox=[self._outcome_event(d, message_key, None, now)],
             fields={"message_key": message_key},
+            delivery=None if isinstance(d, dict) else d,
         )
 
     def _count_sent(self, d: Delivery | Document, now: datetime) -> None:
@@ -556,6 +575,7 @@ class Notifications:
             detail,
             outbox=[self._outcome_event(d, message_key, detail, now)],
             fields={"message_key": message_key},
+            delivery=None if isinstance(d, dict) else d,
         )
 
     # --- digests -------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 preferences, the in-app inbox and pending digests. Every filtered field is indexed.
 
 Collections:
-- `deliveries`: `_id` = delivery key (unique by construction); state pending → queued
-  (waiting in a digest) → sent | failed; outcome events in its `_outbox`.
+- `deliveries`: `_id` = delivery key (unique by construction); state sent | failed,
+  written once with the outcome after the channel took the message (email, webhook) or
+  with the inbox item; a digested one goes pending → queued (waiting in its digest) →
+  sent | failed. Outcome events in its `_outbox`.
 - `tickets`: per ticket, the requester's contact, subject, group, category and the
   promised first reply time, from earlier events.
 - `preferences`: per requester, channel → muted categories.
@@ -21,14 +23,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.errors import BulkWriteError
 
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
 from shared.ids import new_id
-from shared.mongo import find_in, insert_new
+from shared.mongo import DUPLICATE_KEY, find_in, insert_new
 from shared.outbox import new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
     from datetime import datetime, timedelta
 
     from pymongo.asynchronous.collection import AsyncCollection
@@ -123,41 +126,55 @@ class NotifierStore:
         deliveries: Sequence[Delivery],
         now: datetime,
         settled: Mapping[str, Outcome] | None = None,
+        write: Collection[str] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
-        """Write each planned delivery as pending unless it exists; return every key's state
-        and the keys written now (a fresh batch costs one insert; only a redelivered one
-        reads the states back).
+        """Return every delivery's state ("pending": not yet done) and the keys written now.
 
-        Written before anything is sent: a redelivered event finds its deliveries and only
-        those not yet sent are sent. A delivery `settled` already (an inbox item, stored
-        before this) is written with its outcome and outcome event at once.
+        Only the deliveries in `write` (all when None) are written here, unless they exist:
+        those `settled` already (an inbox item, stored before this) with their outcome and
+        outcome event, the others as pending (those about to wait in a digest). The rest
+        are first written by `finish`, with their outcome, once their channel took them; a
+        redelivered event finds those that were and sends only the others. A fresh batch
+        costs one insert, plus one read when some deliveries are not written here.
         """
         if not deliveries:
             return {}, set()
         settled = settled or {}
-        docs = [_delivery_document(d, now, settled.get(d.key)) for d in deliveries]
+        docs = [
+            _delivery_document(d, now, settled.get(d.key))
+            for d in deliveries
+            if write is None or d.key in write
+        ]
         written = {str(docs[i]["_id"]) for i in await insert_new(self.deliveries, docs)}
-        if len(written) == len(docs):
-            return {str(doc["_id"]): str(doc["state"]) for doc in docs}, written
-        return await self.states([d.key for d in deliveries]), written  # some existed
+        states = {str(doc["_id"]): str(doc["state"]) for doc in docs if doc["_id"] in written}
+        if len(written) == len(deliveries):
+            return states, written
+        found = await self.states([d.key for d in deliveries if d.key not in written])
+        for d in deliveries:
+            states.setdefault(d.key, found.get(d.key, "pending"))
+        return states, written
 
     async def states(self, keys: Sequence[str]) -> dict[str, str]:
         docs = await find_in(self.deliveries, "_id", keys, projection={"state": 1})
         return {doc["_id"]: doc["state"] for doc in docs}
 
     async def finish(self, outcomes: Sequence[Outcome], now: datetime) -> None:
-        """Final state of each attempted delivery and its outcome event, in one write."""
+        """Final state of each attempted delivery and its outcome event, in one write. An
+        outcome that names its delivery writes the whole record if there is none yet."""
         if not outcomes:
             return
-        ops = []
-        for o in outcomes:
-            update: Document = {
-                "$set": {"state": o.state, "error": o.error, "done_at": now, **o.fields}
-            }
-            if o.outbox:
-                update.update(outbox_update(o.outbox, now))
-            ops.append(UpdateOne({"_id": o.key}, update))
-        await self.deliveries.bulk_write(ops, ordered=True)
+        ops = [_finish(o, now, upsert=o.delivery is not None) for o in outcomes]
+        try:
+            await self.deliveries.bulk_write(ops, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors") or []
+            if exc.details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in errors
+            ):
+                raise
+            # Two upserts of one new record at once: the other made it; update it now.
+            again = [_finish(outcomes[e["index"]], now, upsert=False) for e in errors]
+            await self.deliveries.bulk_write(again, ordered=False)
 
     async def failed_count(self) -> int:
         return await self.deliveries.count_documents({"state": "failed"})
@@ -334,7 +351,7 @@ class NotifierStore:
 class Outcome:
     """What happened to one delivery, and the event that says so."""
 
-    __slots__ = ("error", "fields", "key", "outbox", "state")
+    __slots__ = ("delivery", "error", "fields", "key", "outbox", "state")
 
     def __init__(
         self,
@@ -343,26 +360,40 @@ class Outcome:
         error: str | None = None,
         outbox: Sequence[Document] = (),
         fields: Mapping[str, Any] | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
         self.key = key
         self.state = state
         self.error = error
         self.outbox = list(outbox)
         self.fields = dict(fields or {})
+        # the delivery itself, when this outcome may be its record's first write
+        self.delivery = delivery
 
 
-def _delivery_document(d: Delivery, now: datetime, outcome: Outcome | None) -> Document:
-    doc: Document = {
-        "_id": d.key,
+def _finish(o: Outcome, now: datetime, *, upsert: bool) -> UpdateOne:
+    update: Document = {"$set": {"state": o.state, "error": o.error, "done_at": now, **o.fields}}
+    if o.outbox:
+        update.update(outbox_update(o.outbox, now))
+    if upsert and o.delivery is not None:
+        update["$setOnInsert"] = _record_fields(o.delivery, now)
+    return UpdateOne({"_id": o.key}, update, upsert=upsert)
+
+
+def _record_fields(d: Delivery, now: datetime) -> Document:
+    return {
         "ticket_id": d.ticket_id,
         "cause_event_id": d.event_id,
         "event_type": d.event_type,
         "channel": d.recipient.channel,
         "recipient_kind": d.recipient.kind,
         "template": d.template,
-        "state": "pending",
         "created_at": now,
     }
+
+
+def _delivery_document(d: Delivery, now: datetime, outcome: Outcome | None) -> Document:
+    doc: Document = {"_id": d.key, **_record_fields(d, now), "state": "pending"}
     if outcome is not None:
         doc.update(state=outcome.state, error=outcome.error, done_at=now, **outcome.fields)
         doc.update(new_document_outbox(outcome.outbox, now))

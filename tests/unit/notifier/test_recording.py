@@ -4,7 +4,7 @@ accepted by their channel but not yet recorded (each would be resent once, same 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,14 +115,16 @@ class SlowStore:
         deliveries: Sequence[Delivery],
         now: datetime,
         settled: Mapping[str, Outcome] | None = None,
+        write: Collection[str] | None = None,
     ) -> tuple[dict[str, str], set[str]]:
         settled = settled or {}
         if self.down_after_claim:
             self.down, self.down_after_claim = True, False
-        written = {d.key for d in deliveries if d.key not in self.states}
-        for d in deliveries:
+        chosen = [d for d in deliveries if write is None or d.key in write]
+        written = {d.key for d in chosen if d.key not in self.states}
+        for d in chosen:
             self.states.setdefault(d.key, settled[d.key].state if d.key in settled else "pending")
-        return {d.key: self.states[d.key] for d in deliveries}, written
+        return {d.key: self.states.get(d.key, "pending") for d in deliveries}, written
 
     async def queue(self, items: Sequence[Any], now: datetime) -> None:
         assert not items
