@@ -272,9 +272,10 @@ async def main(infra: Infra, total: int) -> dict[str, float]:
     window = env("WINDOW_S", 60)
     due = min(total, int(env("DUE_PER_S", 50) * window))
     tag = prefix()
-    # The open-clocks recount visits every open clock (~20 µs each on SecantusDB, a minute
-    # at 1M, with the database serving nothing else); it is off here, the cheap at-risk
-    # recount stays on. On MongoDB it is an index count.
+    # The open-clocks gauge is kept from the service's writes; its reconciliation recounts
+    # every open clock (~20 µs each on SecantusDB, a minute at 1M, with the database serving
+    # nothing else), and would run at the first start since the clocks are loaded here
+    # directly: it is off, the cheap at-risk recount stays on. On MongoDB it is an index count.
     settings = service_settings(SlaSettings, infra, tag, open_clocks_refresh_s=0)
     topics = Topics(f"{tag}.")
     names = [topics.tickets, topics.sla, Topics.dlq(topics.tickets)]

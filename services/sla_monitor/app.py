@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 from fastapi import FastAPI, Header
+from pymongo.errors import PyMongoError
 
-from services.sla_monitor.handlers import SlaService, TimerLoop
+from services.sla_monitor.handlers import SlaService, TimerLoop, set_open_clocks
 from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import load_policies
 from services.sla_monitor.privacy import SlaEraser
@@ -26,10 +27,14 @@ from shared.tasks import LoopWorker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from datetime import datetime
 
     from prometheus_client import Gauge
 
+    from services.sla_monitor.metrics import SlaMetrics
+
 SERVICE = "sla_monitor"
+OPEN_CLOCKS_READ_S = 15.0  # how often the counts other instances keep moving are read back
 log = structlog.get_logger(__name__)
 
 
@@ -48,6 +53,37 @@ def timer_gauge(
             await asyncio.sleep(max(every_s, 4 * (time.monotonic() - started)))
 
     return LoopWorker(name, loop)
+
+
+def open_clocks_gauge(
+    store: SlaStore, metrics: SlaMetrics, now: Callable[[], datetime], reconcile_s: float
+) -> LoopWorker:
+    """Reads the deployment-wide open-clock counts (kept by every instance's writes) back
+    into the gauge, and reconciles them with a recount every `reconcile_s` (0 never),
+    never more often than four times the recount's own duration."""
+
+    async def loop() -> None:
+        due = time.monotonic() + reconcile_s
+        every = min(OPEN_CLOCKS_READ_S, reconcile_s) if reconcile_s > 0 else OPEN_CLOCKS_READ_S
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if reconcile_s > 0 and time.monotonic() >= due:
+                    started = time.monotonic()
+                    counts: dict[str, int] | None = await store.reconcile_open(now())
+                    metrics.open_clocks_updates.labels("recounted").inc()
+                    took = time.monotonic() - started
+                    due = time.monotonic() + max(reconcile_s, 4 * took)
+                else:
+                    counts = await store.open_counts()
+            except PyMongoError as exc:
+                metrics.open_clocks_updates.labels("failed").inc()
+                log.warning("sla_open_clocks_unread", error=f"{type(exc).__name__}: {exc}"[:300])
+                continue
+            if counts is not None:
+                set_open_clocks(metrics, counts)
+
+    return LoopWorker("sla-open-clocks", loop)
 
 
 def create_app(
@@ -103,15 +139,14 @@ def create_app(
                 cfg.at_risk_clocks_refresh_s,
             )
         )
-        if cfg.open_clocks_refresh_s > 0:
-            rt.workers.append(
-                timer_gauge(
-                    "sla-open-clocks",
-                    lambda: store.timer_counts("open_metrics"),
-                    metrics.open_clocks,
-                    cfg.open_clocks_refresh_s,
-                )
-            )
+        counts = await store.open_counts()
+        if counts is None and cfg.open_clocks_refresh_s > 0:  # never counted: count once
+            counts = await store.reconcile_open(rt.clock.now())
+            metrics.open_clocks_updates.labels("recounted").inc()
+        set_open_clocks(metrics, counts or {})
+        rt.workers.append(
+            open_clocks_gauge(store, metrics, rt.clock.now, cfg.open_clocks_refresh_s)
+        )
         parts.update(store=store, service=service, timer=timer)
         app.state.sla = parts
 

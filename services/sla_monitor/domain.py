@@ -465,6 +465,19 @@ def fact_id(data: SlaClockData, cause: str | None) -> str:
     return stable_id(*parts)
 
 
+def open_metrics(sla: TicketSla | None) -> frozenset[SlaMetric]:
+    """Metrics whose timer is not stopped (running or paused)."""
+    if sla is None:
+        return frozenset()
+    return frozenset(m for m, t in sla.timers.items() if t.state is not SlaTimerState.stopped)
+
+
+def open_delta(before: TicketSla | None, after: TicketSla) -> dict[SlaMetric, int]:
+    """How a change moved the count of open timers, per metric (only metrics that moved)."""
+    was, now = open_metrics(before), open_metrics(after)
+    return {m: 1 for m in now - was} | {m: -1 for m in was - now}
+
+
 def copy_sla(sla: TicketSla) -> TicketSla:
     """A deep enough copy to try a change and throw it away."""
     return replace(

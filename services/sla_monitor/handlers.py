@@ -13,8 +13,15 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import structlog
+from pymongo.errors import PyMongoError
 
-from services.sla_monitor.domain import SlaTimerState, TicketSla, copy_sla, fact_id
+from services.sla_monitor.domain import (
+    SlaTimerState,
+    TicketSla,
+    copy_sla,
+    fact_id,
+    open_delta,
+)
 from services.sla_monitor.policy import RecordedOnly
 from shared.errors import Retryable
 from shared.events import (
@@ -149,6 +156,7 @@ class SlaService:
         loaded = await self._store.load(list(by_ticket))
         await self.ensure_versions(sla for sla, _ in loaded.values())
         ops: list[InsertOne[Document] | UpdateOne] = []
+        moved: dict[str, tuple[str, dict[SlaMetric, int]]] = {}  # ticket: (marker, open delta)
         now = self._clock.now()
         written = 0
         for ticket_id, items in by_ticket.items():
@@ -170,11 +178,17 @@ class SlaService:
                 continue
             next_due = sla.next_due(self.policies_for(sla))
             written += len(outbox)
+            moved[ticket_id] = (new_ids[0], open_delta(existing, sla))
             if existing is None:
                 ops.append(self._store.insert_op(sla, next_due, outbox, new_ids, now))
             else:
                 ops.append(self._store.update_op(sla, next_due, outbox, new_ids, now))
-        if await self._store.write(ops):
+        lost = await self._store.write(ops)
+        applied = set(moved)
+        if lost:  # the retried batch skips what did apply: count those now
+            applied = await self._store.applied({t: marker for t, (marker, _) in moved.items()})
+        await self._count_open([moved[t][1] for t in applied])
+        if lost:
             raise Retryable("a ticket's SLA changed while applying events; retrying the batch")
         if ops:
             self._on_events(written)  # a backlog's batches may wait for the relay a little
@@ -252,6 +266,29 @@ class SlaService:
             return
         counter.labels(data.metric.value, data.priority.value, data.policy).inc()
 
+    async def _count_open(self, deltas: Sequence[dict[SlaMetric, int]]) -> None:
+        """Moves the kept open-clock counts by what saved changes opened and stopped."""
+        total: dict[str, int] = defaultdict(int)
+        for delta in deltas:
+            for metric, n in delta.items():
+                total[metric.value] += n
+        moved = {metric: n for metric, n in total.items() if n}
+        if not moved:
+            return
+        try:
+            counts = await self._store.add_open(moved)
+        except PyMongoError as exc:
+            self._metrics.open_clocks_updates.labels("failed").inc()
+            log.warning(
+                "sla_open_clocks_not_counted",
+                delta=moved,
+                error=f"{type(exc).__name__}: {exc}"[:300],
+                effect="the open-clocks gauge is off by this until the next reconciliation",
+            )
+            return
+        self._metrics.open_clocks_updates.labels("counted").inc()
+        set_open_clocks(self._metrics, counts)
+
     # --- operator -----------------------------------------------------------------------
 
     async def reapply(self, ticket_id: str, correlation_id: str) -> TicketSla | None:
@@ -262,6 +299,7 @@ class SlaService:
                 return None
             await self.ensure_versions([sla])
             now = self._clock.now()
+            before = copy_sla(sla)
             sla.reapply(
                 priority=sla.priority,
                 category=sla.category,
@@ -272,6 +310,7 @@ class SlaService:
             outbox = self._outbox(sla, correlation_id, now)
             op = self._store.update_op(sla, sla.next_due(self.current), outbox, [], now)
             if not await self._store.write([op]):
+                await self._count_open([open_delta(before, sla)])
                 self._on_events(1)
                 sla.version += 1
                 return sla
@@ -305,6 +344,11 @@ class SlaService:
         if lost:
             log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state
         return fired
+
+
+def set_open_clocks(metrics: SlaMetrics, counts: dict[str, int]) -> None:
+    for metric in SlaMetric:
+        metrics.open_clocks.labels(metric.value).set(counts.get(metric.value, 0))
 
 
 class TimerLoop(BackgroundTask):

@@ -11,8 +11,12 @@ from shared.metrics import LATENCY_BUCKETS
 
 @dataclass(frozen=True)
 class SlaMetrics:
-    # clocks not yet stopped (running or paused), by metric, across the whole deployment
+    # clocks not yet stopped (running or paused), by metric, across the whole deployment:
+    # kept from each saved change, reconciled by a recount now and then
     open_clocks: Gauge
+    # changes to the open-clocks counts: counted (a batch's), recounted (a reconciliation),
+    # failed (either; the gauge drifts until the next reconciliation)
+    open_clocks_updates: Counter
     # open clocks past a warning threshold and not yet breached (the at-risk backlog)
     at_risk_clocks: Gauge
     # sla.warning events published, by metric, priority and policy
@@ -37,6 +41,12 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
     return SlaMetrics(
         open_clocks=Gauge(
             "helpstream_sla_monitor_open_clocks", "Open SLA clocks.", ("metric",), registry=registry
+        ),
+        open_clocks_updates=Counter(
+            "helpstream_sla_monitor_open_clocks_updates",
+            "Open-clocks count changes and recounts.",
+            ("how",),
+            registry=registry,
         ),
         at_risk_clocks=Gauge(
             "helpstream_sla_monitor_at_risk_clocks",

@@ -17,11 +17,12 @@ class SlaSettings(ServiceSettings):
         0.2, gt=0, le=10, description="How often due clocks are looked for when idle."
     )
     open_clocks_refresh_s: float = Field(
-        300.0,
+        3600.0,
         ge=0,
-        description="How often the open-clocks gauge is recounted, 0 never. The count visits"
-        " every open clock: an index count on MongoDB, ~20 µs a clock on SecantusDB, which"
-        " serves nothing else meanwhile.",
+        description="How often the open-clocks gauge, kept from every saved change, is"
+        " reconciled with a recount (drift after a crash), 0 never; also at the first start."
+        " The recount visits every open clock: an index count on MongoDB, ~20 µs a clock on"
+        " SecantusDB, which serves nothing else meanwhile.",
     )
     at_risk_clocks_refresh_s: float = Field(
         30.0,

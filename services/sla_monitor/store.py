@@ -11,17 +11,17 @@ import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from pymongo import ASCENDING, InsertOne, UpdateOne
+from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from services.sla_monitor.domain import SlaTimer, SlaTimerState, TicketSla
+from services.sla_monitor.domain import SlaTimer, SlaTimerState, TicketSla, open_metrics
 from services.sla_monitor.policy import PolicySet, from_json
 from shared.events import Category, Priority, SlaMetric, Status
 from shared.mongo import DUPLICATE_KEY, find_in
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Sequence
+    from collections.abc import Collection, Mapping, Sequence
     from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from shared.mongo import Document
 
+OPEN_TIMERS = "open_timers"  # the counters document: open timers per metric, all tickets
 SEEN_KEEP = 200  # ticket event ids remembered per ticket, for redelivery dedupe
 _LABEL = re.compile(r"v(\d+)-([0-9a-f]{8})")  # how tickets name a stored policy version
 
@@ -83,9 +84,7 @@ def to_document(sla: TicketSla, next_due: datetime | None) -> Document:
         "last_event_at": sla.last_event_at,
         "clocks": {m.value: _timer_doc(c) for m, c in sla.timers.items()},
         "agent_replied_at": sla.agent_replied_at,
-        "open_metrics": sorted(
-            m.value for m, c in sla.timers.items() if c.state is not SlaTimerState.stopped
-        ),
+        "open_metrics": sorted(m.value for m in open_metrics(sla)),
         "at_risk_metrics": sorted(
             m.value
             for m, c in sla.timers.items()
@@ -124,6 +123,7 @@ class SlaStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["ticket_sla"]
         self.versions: AsyncCollection[Document] = db["policy_versions"]
+        self.counters: AsyncCollection[Document] = db["sla_counters"]
 
     async def ensure_indexes(self) -> None:
         await self.tickets.create_index([("partition", ASCENDING), ("next_due", ASCENDING)])
@@ -251,3 +251,37 @@ class SlaStore:
             metric.value: await self.tickets.count_documents({field: metric.value})
             for metric in SlaMetric
         }
+
+    # --- open timers, counted as they change ----------------------------------------
+
+    async def applied(self, markers: Mapping[str, str]) -> set[str]:
+        """Of these tickets, those whose document holds their marker (the first ticket event
+        id a write pushed to `seen`): which writes of a batch that lost some races applied."""
+        docs = await self.tickets.find({"_id": {"$in": list(markers)}}, {"seen": 1}).to_list()
+        return {d["_id"] for d in docs if markers[d["_id"]] in d.get("seen", ())}
+
+    async def add_open(self, delta: Mapping[str, int]) -> dict[str, int]:
+        """Moves the deployment-wide open-timer counts; returns them after the move."""
+        doc = await self.counters.find_one_and_update(
+            {"_id": OPEN_TIMERS},
+            {"$inc": {f"counts.{metric}": n for metric, n in delta.items()}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        return dict(doc["counts"]) if doc else {}
+
+    async def open_counts(self) -> dict[str, int] | None:
+        """The kept counts; None if nobody has counted yet."""
+        doc = await self.counters.find_one({"_id": OPEN_TIMERS})
+        return dict(doc.get("counts", {})) if doc else None
+
+    async def reconcile_open(self, at: datetime) -> dict[str, int]:
+        """Recounts (visiting every open timer, indexed) and replaces the kept counts: drift
+        from a crash between a ticket's write and its count, or a count that failed, ends
+        here. A change counted while the recount runs may be lost or counted twice; the
+        next reconciliation settles it."""
+        counts = await self.timer_counts("open_metrics")
+        await self.counters.update_one(
+            {"_id": OPEN_TIMERS}, {"$set": {"counts": counts, "reconciled_at": at}}, upsert=True
+        )
+        return counts
