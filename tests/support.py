@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -98,7 +99,14 @@ class Tap:
     async def _take(self, batches: dict[Any, list[Any]]) -> None:
         for part in batches.values():
             self.raw.extend(part)
-            self.records.extend(await self._opener.open(part) if self._opener else part)
+            if self._opener is None:
+                self.records.extend(part)
+                continue
+            opened = await self._opener.open_values([r.value for r in part])  # commands too
+            self.records.extend(
+                dataclasses.replace(r, value=value)
+                for r, (value, _) in zip(part, opened, strict=True)
+            )
 
     async def collect(self, count: int, timeout: float = 20.0) -> list[Any]:
         """Wait until at least `count` records arrived (or time runs out)."""

@@ -103,12 +103,16 @@ class Gateway:
     async def commands(self, count: int) -> list[tuple[ConsumerRecord[bytes, bytes], Any]]:
         """The first `count` records on the commands topic, each checked to be signed by the
         gateway's key, with the decoded command."""
-        async with Tap(self.infra.kafka_bootstrap, self.runtime.topics.commands) as tap:
-            records = await tap.collect(count)
+        async with Tap(
+            self.infra.kafka_bootstrap, self.runtime.topics.commands, self.settings
+        ) as tap:
+            await tap.collect(count)
         key = signing_key(self.settings.mail_gateway_api_key.get_secret_value())
         decoded = []
-        for record in records:
-            check(read_headers(record.headers), key, record.value, datetime.now(UTC))
+        # the signature covers the bytes as sent (personal fields sealed); the command is
+        # read as intake reads it, opened
+        for sent, record in zip(tap.raw, tap.records, strict=True):
+            check(read_headers(sent.headers), key, sent.value, datetime.now(UTC))
             decoded.append((record, parse_command(record.value)))
         return decoded
 
@@ -117,7 +121,7 @@ class Gateway:
             return await tap.settle(quiet=1.5)
 
     async def bounces(self, count: int) -> list[CloudEvent[MailBounced]]:
-        async with Tap(self.infra.kafka_bootstrap, self.runtime.topics.mail) as tap:
+        async with Tap(self.infra.kafka_bootstrap, self.runtime.topics.mail, self.settings) as tap:
             records = await tap.collect(count)
         return [parse_event(r.value) for r in records]  # type: ignore[misc]
 
