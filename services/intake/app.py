@@ -57,7 +57,7 @@ from services.intake.privacy import PrivacyService
 from services.intake.privacy_routes import install_privacy_routes
 from services.intake.retention import RUNS, Retention
 from services.intake.settings import IntakeSettings
-from services.intake.store import TicketStore
+from services.intake.store import GroupedOpens, TicketStore
 from services.intake.triage import load_rules
 from services.intake.views import MessageView, TicketPage, TicketView
 from shared.commands import AddMessage, Command, EscalateTicket, OpenTicket, UpdateTicket
@@ -207,8 +207,15 @@ def create_app(
                 )
             except KeyRevoked:
                 log.warning("mail gateway API key revoked; it stays revoked (rotate it)")
+        group_commit_s = cfg.http_group_commit_ms / 1000
         audit = AuditTrail(
-            rt.db, rt.clock, timedelta(days=cfg.audit_retention_days), store.resolve, metrics
+            rt.db,
+            rt.clock,
+            timedelta(days=cfg.audit_retention_days),
+            store.resolve,
+            metrics,
+            group_commit_s=group_commit_s,
+            on_group=metrics.group_flushed("audit"),
         )
         await audit.ensure_indexes()
         incident_store = IncidentStore(rt.db)
@@ -241,6 +248,11 @@ def create_app(
             answers=answers,
             limits=TicketLimits(cfg.max_messages_per_ticket, cfg.max_ticket_text_bytes),
             on_deflected=parts["self_service"].count_deflection,
+            grouped=(
+                GroupedOpens(store, window_s=group_commit_s, observe=metrics.group_flushed)
+                if group_commit_s > 0
+                else None
+            ),
         )
         rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
         rt.add_consumer(

@@ -22,8 +22,10 @@ One document per read or change (`audit` collection), written in the flow that m
   `service:intake`, `link:incident_scope`.
 
 API requests are written after the answer is made and before it is sent, so a request the
-caller saw succeed is in the trail. Entries hold ids and route templates, never a token,
-an email or a ticket's text. A TTL index on `at` removes them after `audit_retention_days`.
+caller saw succeed is in the trail; with `group_commit_s`, the entries of requests answered
+within that many seconds of each other share one insert. Entries hold ids and route
+templates, never a token, an email or a ticket's text. A TTL index on `at` removes them
+after `audit_retention_days`.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
 
+from shared.group_commit import GroupCommit
 from shared.mongo import insert_new
 
 if TYPE_CHECKING:
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 
     from services.intake.metrics import IntakeMetrics
     from shared.clock import Clock
+    from shared.group_commit import FlushObserver
     from shared.mongo import Document
 
 MAX_PAGE = 500
@@ -137,12 +141,20 @@ class AuditTrail:
         retention: timedelta,
         resolve: Callable[[str], Awaitable[str | None]],
         metrics: IntakeMetrics | None = None,
+        *,
+        group_commit_s: float = 0.0,
+        on_group: FlushObserver | None = None,
     ) -> None:
         self.audit = db["audit"]
         self._clock = clock
         self._retention = retention
         self._resolve = resolve
         self._metrics = metrics
+        self._requests: GroupCommit[AuditEntry, None] | None = (
+            GroupCommit(self._write_requests, window_s=group_commit_s, on_flush=on_group)
+            if group_commit_s > 0
+            else None
+        )
 
     async def ensure_indexes(self) -> None:
         await self.audit.create_index([("ticket", ASCENDING), ("at", DESCENDING)])
@@ -204,7 +216,15 @@ class AuditTrail:
         entry = self.entry(
             actor, action, ticket, requester=requester, tickets=tickets, incident=incident
         )
-        await self.record_many([entry], "http")
+        if self._requests is not None:
+            await self._requests.submit(entry)
+        else:
+            await self.record_many([entry], "http")
+
+    async def _write_requests(self, entries: Sequence[AuditEntry]) -> list[BaseException | None]:
+        """The entries of requests answered at about the same time: one insert."""
+        await self.record_many(entries, "http")
+        return [None] * len(entries)
 
     async def record_many(self, entries: Sequence[AuditEntry], flow: str) -> None:
         """One insert for all of `entries` (`flow`: http, link, commands, services); an entry

@@ -29,6 +29,7 @@ from services.intake.domain import (
     TicketLimits,
     ticket_number,
 )
+from services.intake.store import NewTicket
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
 from shared.commands import (
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from services.intake.faq import ArticleIndex
     from services.intake.incident_service import IncidentService
     from services.intake.metrics import IntakeMetrics
-    from services.intake.store import TicketStore
+    from services.intake.store import GroupedOpens, TicketStore
     from services.intake.triage import TriageRules
     from shared.clock import Clock
     from shared.commands import Command
@@ -327,8 +328,10 @@ class TicketService:
         on_deflected: Callable[[Ticket], None] = lambda _: None,
         audit: AuditTrail | None = None,
         opener: CommandOpener | None = None,
+        grouped: GroupedOpens | None = None,
     ) -> None:
         self.incidents = incidents
+        self._grouped = grouped  # HTTP opens of the same moment share their writes
         self._opener = opener
         self._audit = audit
         self._on_deflected = on_deflected  # a ticket solved by an article over Kafka
@@ -450,13 +453,9 @@ class TicketService:
             (follow_up_of,) = await self._follow_ups([cmd])
             if follow_up_of is None:
                 raise FollowUpNotFound(cmd.follow_up_of)
-        (number,) = await self._store.next_numbers(1)
-        ticket = await self._new_ticket(cmd, new_id(), number, follow_up_of)
-        now = self._clock.now()
+        ticket = await self._new_ticket(cmd, new_id(), await self._next_number(), follow_up_of)
         outbox = self._outbox(ticket, correlation_id)
-        if not await self._store.insert(
-            ticket, outbox, now, open_key=open_key, request_hash=digest
-        ):
+        if not await self._insert(NewTicket(ticket, outbox, self._clock.now(), open_key, digest)):
             assert open_key is not None
             existing = await self._store.by_open_key(open_key)
             assert existing is not None
@@ -464,6 +463,20 @@ class TicketService:
         self._count_created(ticket)
         self._on_events(len(outbox))
         return Opened(ticket, created=True)
+
+    async def _next_number(self) -> int:
+        """An HTTP open's number: shared with the opens of the same moment when grouped."""
+        if self._grouped is not None:
+            return await self._grouped.next_number()
+        (number,) = await self._store.next_numbers(1)
+        return number
+
+    async def _insert(self, new: NewTicket) -> bool:
+        if self._grouped is not None:
+            return await self._grouped.insert(new)
+        return await self._store.insert(
+            new.ticket, new.outbox, new.now, open_key=new.open_key, request_hash=new.request_hash
+        )
 
     async def _follow_ups(self, cmds: Sequence[OpenTicket]) -> list[TicketRef | None]:
         """For each command, the ticket its `follow_up_of` names if that ticket exists and

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from services.intake.domain import Ticket
 
 
@@ -66,6 +68,21 @@ class IntakeMetrics:
     # seconds to write one request's or one batch's audit entries, by flow (http, link,
     # commands, services)
     audit_write_seconds: Histogram
+    # HTTP requests whose writes shared one group commit, per group, by write (numbers,
+    # tickets, audit)
+    group_commit_size: Histogram
+    # seconds to write one group, by write and outcome (written, failed)
+    group_commit_seconds: Histogram
+
+    def group_flushed(self, write: str) -> Callable[[int, float, BaseException | None], None]:
+        """Counts each group commit flush of `write` (a `shared.group_commit` observer)."""
+
+        def observe(size: int, seconds: float, error: BaseException | None) -> None:
+            self.group_commit_size.labels(write).observe(size)
+            outcome = "failed" if error is not None else "written"
+            self.group_commit_seconds.labels(write, outcome).observe(seconds)
+
+        return observe
 
 
 def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
@@ -214,6 +231,20 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             "helpstream_intake_audit_write_seconds",
             "Time to write one request's or one command batch's audit entries.",
             ("flow",),
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
+            registry=registry,
+        ),
+        group_commit_size=Histogram(
+            "helpstream_intake_group_commit_size",
+            "HTTP requests whose writes shared one group commit, by write.",
+            ("write",),
+            buckets=(1, 2, 4, 8, 16, 32, 64, 100),
+            registry=registry,
+        ),
+        group_commit_seconds=Histogram(
+            "helpstream_intake_group_commit_seconds",
+            "Time to write one group commit, by write and outcome.",
+            ("write", "outcome"),
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0),
             registry=registry,
         ),

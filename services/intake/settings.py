@@ -76,6 +76,14 @@ class IntakeSettings(ServiceSettings):
         description="sla_monitor's API; the status page shows the promised next reply time "
         "from it (and is shown without it when sla_monitor does not answer).",
     )
+    http_group_commit_ms: float = Field(
+        2.0,
+        ge=0,
+        le=50,
+        description="HTTP opens (their ticket numbers and inserts) and audit entries of "
+        "requests arriving within this many milliseconds of each other are written together, "
+        "one round trip per group; a lone request waits at most this long. 0 turns it off.",
+    )
     max_messages_per_ticket: int = Field(
         500,
         ge=2,

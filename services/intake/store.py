@@ -6,10 +6,11 @@ writers never interleave and the events always leave with the state that caused 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from services.intake.domain import Message, Ticket, ticket_number
 from shared.commands import Attachment
@@ -24,16 +25,18 @@ from shared.events import (
     Status,
     TicketRef,
 )
-from shared.mongo import find_in, insert_new
+from shared.group_commit import DEFAULT_MAX_ITEMS, GroupCommit
+from shared.mongo import DUPLICATE_KEY, find_in, insert_new
 from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import datetime
 
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from shared.group_commit import FlushObserver
     from shared.mongo import Document
 
 APPLIED_KEEP = 500  # command ids and Idempotency-Keys remembered per ticket, for dedupe
@@ -141,6 +144,17 @@ def from_document(doc: Document) -> Ticket:
     )
 
 
+@dataclass(frozen=True)
+class NewTicket:
+    """A ticket to insert with its first events; `open_key` (an Idempotency-Key) once only."""
+
+    ticket: Ticket
+    outbox: Sequence[Document]
+    now: datetime
+    open_key: str | None = None
+    request_hash: str | None = None
+
+
 class TicketStore:
     """The tickets collection. Every write that changes a ticket carries its events."""
 
@@ -174,6 +188,31 @@ class TicketStore:
         except DuplicateKeyError:
             return False
         return True
+
+    async def insert_group(self, news: Sequence[NewTicket]) -> list[bool | BaseException]:
+        """One unordered insert for tickets opened by different requests; for each, True
+        when written, False when its `open_key` was used before (as `insert`), or the error
+        of its document alone. An error of the whole write (the database away, a write
+        concern not met) raises."""
+        if not news:
+            return []
+        docs = [
+            self._new_document(n.ticket, n.outbox, n.now, n.open_key, n.request_hash) for n in news
+        ]
+        outcomes: list[bool | BaseException] = [True] * len(docs)
+        try:
+            await self.tickets.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if exc.details.get("writeConcernErrors"):
+                raise
+            for error in exc.details.get("writeErrors") or []:
+                code = error.get("code")
+                outcomes[error["index"]] = (
+                    False
+                    if code == DUPLICATE_KEY
+                    else WriteError(str(error.get("errmsg", "write failed")), code, error)
+                )
+        return outcomes
 
     async def insert_many(
         self, tickets: Sequence[tuple[Ticket, Sequence[Document], str]], now: datetime
@@ -347,3 +386,48 @@ class TicketStore:
             query["_id"] = {"$lt": before}
         docs = await self.tickets.find(query, HIDDEN).sort("_id", DESCENDING).limit(limit).to_list()
         return [from_document(d) for d in docs]
+
+
+class GroupedOpens:
+    """The writes of HTTP opens that arrive within `window_s` of each other, shared: their
+    numbers are reserved with one `$inc` by the group's size (increasing in the order they
+    asked), their tickets written with one unordered insert. A duplicate `open_key` (the
+    same Idempotency-Key sent twice at once) fails only its own insert, as `insert` does.
+    `observe(write)` reports each flush of `numbers` and `tickets`."""
+
+    def __init__(
+        self,
+        store: TicketStore,
+        *,
+        window_s: float,
+        max_items: int = DEFAULT_MAX_ITEMS,
+        observe: Callable[[str], FlushObserver] | None = None,
+    ) -> None:
+        self._store = store
+        self._numbers: GroupCommit[None, int] = GroupCommit(
+            self._reserve,
+            window_s=window_s,
+            max_items=max_items,
+            on_flush=observe("numbers") if observe else None,
+        )
+        self._inserts: GroupCommit[NewTicket, bool] = GroupCommit(
+            store.insert_group,
+            window_s=window_s,
+            max_items=max_items,
+            on_flush=observe("tickets") if observe else None,
+        )
+
+    async def next_number(self) -> int:
+        return await self._numbers.submit(None)
+
+    async def insert(self, new: NewTicket) -> bool:
+        """False when `open_key` was used before (by an earlier request, or by another of
+        the same group): nothing of this one is written."""
+        return await self._inserts.submit(new)
+
+    async def drain(self) -> None:
+        await self._numbers.drain()
+        await self._inserts.drain()
+
+    async def _reserve(self, asks: Sequence[None]) -> list[int | BaseException]:
+        return list(await self._store.next_numbers(len(asks)))
