@@ -45,6 +45,7 @@ from bench.bench_consumers import smtp_rate
 from services.intake.incident_service import incident_id_for
 from services.notifier.config import DEFAULT_RULES_PATH
 from shared.command_signing import sign_headers
+from shared.commands import command_envelope
 from shared.ids import new_id
 from shared.infra import local_secrets
 from shared.infra.processes import free_port
@@ -63,19 +64,9 @@ TELL_LIMIT_S = 1800.0
 
 
 def command(ctype: str, subject: str, data: dict[str, Any], command_id: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": command_id or new_id(),
-            "source": "/exchange/withdrawals",
-            "type": ctype,
-            "subject": subject,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "correlationid": new_id(),
-            "data": data,
-        }
-    ).encode()
+    return command_envelope(
+        ctype, subject, data, source="/exchange/withdrawals", command_id=command_id
+    )
 
 
 def open_ticket(n: int, tag: str) -> tuple[bytes, bytes]:

@@ -7,7 +7,9 @@ the ticket a command changes (for `ticket.open`, any caller reference).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Self
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -25,6 +27,10 @@ from shared.events import (
     normalized_email,
     parse_envelope,
 )
+from shared.ids import new_id
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_TEXT = 20_000
 
@@ -230,3 +236,32 @@ COMMAND_MODELS: dict[str, type[Command]] = {
 def parse_command(raw: bytes) -> CloudEvent[Command]:
     """A command from `helpstream.commands`: the same models as the HTTP API."""
     return parse_envelope(raw, COMMAND_MODELS)
+
+
+def command_envelope(
+    command_type: str,
+    subject: str,
+    data: Mapping[str, Any],
+    *,
+    source: str,
+    command_id: str | None = None,
+    correlation_id: str | None = None,
+    **extensions: Any,
+) -> bytes:
+    """A command as a platform service puts it on `helpstream.commands` (CloudEvents JSON,
+    structured mode), ready to be signed with `shared.command_signing.sign_headers`."""
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": command_id or new_id(),
+            "source": source,
+            "type": command_type,
+            "subject": subject,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "correlationid": correlation_id or new_id(),
+            "data": data,
+            **extensions,
+        },
+        ensure_ascii=False,
+    ).encode()

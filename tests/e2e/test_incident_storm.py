@@ -29,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.intake.incident_service import incident_id_for
 from shared.command_signing import sign_headers
+from shared.commands import command_envelope
 from shared.ids import new_id
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra
@@ -52,19 +53,9 @@ pytestmark = [pytest.mark.storm, pytest.mark.timeout(1800)]
 def envelope(
     ctype: str, subject: str, data: dict[str, Any], command_id: str | None = None
 ) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": command_id or new_id(),
-            "source": "/exchange/withdrawals",
-            "type": ctype,
-            "subject": subject,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "correlationid": new_id(),
-            "data": data,
-        }
-    ).encode()
+    return command_envelope(
+        ctype, subject, data, source="/exchange/withdrawals", command_id=command_id
+    )
 
 
 def storm_ticket(n: int, uid: str) -> bytes:

@@ -35,6 +35,7 @@ from pymongo import MongoClient
 
 from bench.redaction_corpus import b58check
 from shared.command_signing import sign_headers
+from shared.commands import command_envelope
 from shared.redaction import redact
 from shared.topics import Topics
 from tests.e2e.conftest import API_KEY
@@ -141,20 +142,15 @@ def texts_of(node: Any) -> list[str]:
 
 
 def envelope(kind: str, data: Any, subject: str, **fields: Any) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": f"cmd-{secrets.token_hex(8)}",
-            "source": "/exchange/app",
-            "type": kind,
-            "subject": subject,
-            "time": datetime.now(UTC).isoformat(),
-            "correlationid": f"cmd-{secrets.token_hex(4)}",
-            "data": data,
-            **fields,
-        },
-        ensure_ascii=False,
-    ).encode()
+    """`fields` override the envelope's own (a hostile id, source or correlation id)."""
+    return command_envelope(
+        kind,
+        subject,
+        data,
+        source=fields.pop("source", "/exchange/app"),
+        command_id=f"cmd-{secrets.token_hex(8)}",
+        **fields,
+    )
 
 
 def ticket_with_secrets(s: Secrets, n: int, locale: str) -> dict[str, Any]:

@@ -13,26 +13,21 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from shared.command_signing import sign_headers
-from shared.ids import new_id
+from shared.commands import command_envelope
 from shared.infra.modes import Infra
 from tests.integration.intake.conftest import ADMIN_KEY, Intake, ticket_body
 from tests.support import Tap, eventually
 
 
 def command(ctype: str, subject: str, data: dict[str, Any], command_id: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": command_id or new_id(),
-            "source": "/exchange/withdrawals",
-            "type": f"helpstream.ticket.{ctype}",
-            "subject": subject,
-            "time": datetime.now(UTC).isoformat(),
-            "datacontenttype": "application/json",
-            "correlationid": "corr-cmd-1",
-            "data": data,
-        }
-    ).encode()
+    return command_envelope(
+        f"helpstream.ticket.{ctype}",
+        subject,
+        data,
+        source="/exchange/withdrawals",
+        command_id=command_id,
+        correlation_id="corr-cmd-1",
+    )
 
 
 async def produce_signed(
