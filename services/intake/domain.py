@@ -489,19 +489,8 @@ class Ticket:
             return False
         if any(m.id == message_id for m in self.messages):
             return False
-        self.messages.append(Message(message_id, Author.system, None, text, True, now))
+        self._system_notice(message_id, text, now, incident_id=incident_id)
         self.updated_at = now
-        self._emit(
-            TicketMessageAdded(
-                ticket_id=self.id,
-                ticket=self.summary(),
-                message_id=message_id,
-                author=Author.system,
-                public=True,
-                body=text,
-                incident_id=incident_id,
-            )
-        )
         if outcome != self.status and outcome in TRANSITIONS[self.status]:
             old, self.status = self.status, outcome
             self._emit(
@@ -551,7 +540,10 @@ class Ticket:
         if self.status == Status.closed:
             raise TicketClosed(self.id)
 
-    def _system_notice(self, message_id: str, text: str, now: datetime) -> None:
+    def _system_notice(
+        self, message_id: str, text: str, now: datetime, *, incident_id: str | None = None
+    ) -> None:
+        """A public message from helpstream itself; `incident_id` when it closes an incident."""
         self.messages.append(Message(message_id, Author.system, None, text, True, now))
         self._emit(
             TicketMessageAdded(
@@ -561,6 +553,7 @@ class Ticket:
                 author=Author.system,
                 public=True,
                 body=text,
+                incident_id=incident_id,
             )
         )
 
