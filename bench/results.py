@@ -22,14 +22,19 @@ def machine() -> dict[str, Any]:
     }
 
 
-def record(values: dict[str, Any], path: Path = RESULTS) -> dict[str, Any]:
-    """Merge `values` into the results file (under a lock) and return the whole file."""
+def record(
+    values: dict[str, Any], path: Path = RESULTS, *, run: tuple[str, dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """Merge `values` into the results file (under a lock) and return the whole file;
+    `run`: (benchmark, when and how it ran), kept under `runs`."""
     path.touch(exist_ok=True)
     with path.open("r+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         text = handle.read()
         data: dict[str, Any] = json.loads(text) if text.strip() else {}
         data.update(values)
+        if run is not None:
+            data["runs"] = {**data.get("runs", {}), run[0]: run[1]}
         data["updated_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         data["machine"] = machine()
         handle.seek(0)
