@@ -19,17 +19,16 @@ import structlog
 
 from services.feedback.domain import (
     GroupBy,
+    Rating,
     SurveyRefused,
-    SurveyStatus,
     check_can_change,
     check_open,
     clean_comment,
     issue_token,
     needs_follow_up,
-    period_keys,
     survey_of_token,
 )
-from services.feedback.store import TicketFacts
+from services.feedback.ports import Cancellation, NewSurvey, RatingRecord, TicketFacts
 from shared.events import (
     Category,
     Channel,
@@ -46,7 +45,6 @@ from shared.events import (
 )
 from shared.ids import new_id, stable_id
 from shared.kafka import decode_events
-from shared.outbox import outbox_entry
 from shared.redaction import redact
 from shared.tasks import BackgroundTask
 
@@ -55,15 +53,13 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
     from prometheus_client import Gauge
-    from pymongo import UpdateOne
 
     from services.feedback.domain import CsatCounts, ReasonCode
     from services.feedback.metrics import FeedbackMetrics
-    from services.feedback.store import FeedbackStore, Survey
+    from services.feedback.ports import FeedbackRepository, Outgoing, Survey
     from shared.clock import Clock
     from shared.events import CloudEvent, Contract
     from shared.kafka import Rejected
-    from shared.mongo import Document
     from shared.tokens import SigningKeys
     from shared.topics import Topics
 
@@ -118,7 +114,7 @@ class FeedbackService:
     def __init__(
         self,
         *,
-        store: FeedbackStore,
+        store: FeedbackRepository,
         clock: Clock,
         topics: Topics,
         config: SurveyConfig,
@@ -184,21 +180,21 @@ class FeedbackService:
         events: Sequence[CloudEvent[Contract]],
         facts: dict[str, TicketFacts],
         open_surveys: dict[str, dict[str, datetime]],
-    ) -> tuple[list[Document], list[str], list[UpdateOne]]:
+    ) -> tuple[list[NewSurvey], list[str], list[Cancellation]]:
         """New surveys, their groups (for the metrics) and the cancellations, in event
         order."""
         now = self._clock.now()
-        surveys: list[Document] = []
+        surveys: list[NewSurvey] = []
         groups: list[str] = []
-        ops: list[UpdateOne] = []
+        ops: list[Cancellation] = []
         for event in events:
             data = event.data
             if is_solve(data):
                 assert isinstance(data, TicketStatusChanged)
-                survey, outbox = self._new_survey(event, data, facts.get(data.ticket_id), now)
-                surveys.append(self._store.new_survey(survey, outbox, now))
+                survey = self._new_survey(event, data, facts.get(data.ticket_id), now)
+                surveys.append(survey)
                 groups.append(data.ticket.group)
-                open_surveys.setdefault(data.ticket_id, {})[survey["_id"]] = event.time
+                open_surveys.setdefault(data.ticket_id, {})[survey.id] = event.time
             elif is_reopen(data):
                 still_open = open_surveys.get(event.subject, {})
                 # Only surveys of earlier solves: a redelivered reopen never cancels the
@@ -215,34 +211,11 @@ class FeedbackService:
         data: TicketStatusChanged,
         facts: TicketFacts | None,
         now: datetime,
-    ) -> tuple[Document, list[Document]]:
+    ) -> NewSurvey:
         survey_id = stable_id(event.id, "survey")
         token, expires_at = issue_token(self._config.secret, survey_id, now, self._config.expiry)
         locale = facts.locale if facts else "en"
-        day, week = period_keys(event.time)
         ticket = data.ticket
-        survey: Document = {
-            "_id": survey_id,
-            "ticket_id": data.ticket_id,
-            "solve_event_id": event.id,
-            "correlation_id": event.correlationid,
-            "status": SurveyStatus.requested.value,
-            "solved_at": event.time,
-            "day": day,
-            "week": week,
-            "requested_at": now,
-            "expires_at": expires_at,
-            "requester_id": ticket.requester_id,
-            "locale": locale,
-            "timezone": facts.timezone if facts else "UTC",
-            "subject": facts.subject if facts else None,
-            "agent": ticket.assignee,
-            "group": ticket.group,
-            "category": ticket.category.value,
-            "channel": ticket.channel.value,
-            "article_id": _solving_article(facts, event.time),
-            "revision": 0,
-        }
         requested = FeedbackRequested(
             ticket_id=data.ticket_id,
             survey_id=survey_id,
@@ -251,16 +224,33 @@ class FeedbackService:
             survey_url=f"{self._config.public_base_url.rstrip('/')}/v1/surveys/{token}",
             expires_at=expires_at,
         )
-        return survey, [self._entry(requested, event.correlationid, now, f"{survey_id}/requested")]
-
-    def _cancel(self, event: CloudEvent[Contract], survey_id: str, now: datetime) -> UpdateOne:
-        cancelled = FeedbackCancelled(
-            ticket_id=event.subject, survey_id=survey_id, reason="ticket_reopened"
+        return NewSurvey(
+            id=survey_id,
+            ticket_id=data.ticket_id,
+            solve_event_id=event.id,
+            correlation_id=event.correlationid,
+            solved_at=event.time,
+            requested_at=now,
+            expires_at=expires_at,
+            requester_id=ticket.requester_id,
+            locale=locale,
+            timezone=facts.timezone if facts else "UTC",
+            subject=facts.subject if facts else None,
+            agent=ticket.assignee,
+            group=ticket.group,
+            category=ticket.category.value,
+            channel=ticket.channel.value,
+            article_id=_solving_article(facts, event.time),
+            events=(self._outgoing(requested, event.correlationid, now, f"{survey_id}/requested"),),
         )
-        entry = self._entry(cancelled, event.correlationid, now, f"{survey_id}/cancelled")
-        return self._store.cancel_op(survey_id, "ticket_reopened", [entry], now)
 
-    def _entry(self, data: Contract, correlation_id: str, now: datetime, key: str) -> Document:
+    def _cancel(self, event: CloudEvent[Contract], survey_id: str, now: datetime) -> Cancellation:
+        reason = "ticket_reopened"
+        cancelled = FeedbackCancelled(ticket_id=event.subject, survey_id=survey_id, reason=reason)
+        outgoing = self._outgoing(cancelled, event.correlationid, now, f"{survey_id}/cancelled")
+        return Cancellation(survey_id, reason, now, (outgoing,))
+
+    def _outgoing(self, data: Contract, correlation_id: str, now: datetime, key: str) -> Outgoing:
         event = make_event(
             data,
             source=SOURCE,
@@ -268,7 +258,7 @@ class FeedbackService:
             correlationid=correlation_id,
             event_id=stable_id(key),
         )
-        return outbox_entry(self._topics.feedback, event)
+        return self._topics.feedback, event
 
     # --- HTTP: the requester's survey -------------------------------------------------------
 
@@ -307,17 +297,14 @@ class FeedbackService:
             follow_up = needs_follow_up(
                 submission.score, survey.follow_up_requested, self._config.follow_up_threshold
             )
-            rating: Document = {
-                "score": submission.score,
-                "attitude": dims.attitude,
-                "speed": dims.speed,
-                "clarity": dims.clarity,
-                "reasons": reasons,
-                "comment": comment,
-                "comment_redacted": list(redaction.kinds),
-                "needs_follow_up": follow_up,
-                "submitted_at": now,
-            }
+            record = RatingRecord(
+                rating=Rating(submission.score, dims.attitude, dims.speed, dims.clarity),
+                reasons=tuple(reasons),
+                comment=comment,
+                comment_redacted=tuple(redaction.kinds),
+                needs_follow_up=follow_up,
+                submitted_at=now,
+            )
             submitted = FeedbackSubmitted(
                 ticket_id=survey.ticket_id,
                 survey_id=survey.id,
@@ -330,8 +317,8 @@ class FeedbackService:
                 category=Category(survey.category),
                 channel=Channel(survey.channel),
             )
-            entry = self._entry(submitted, survey.correlation_id, now, new_id())
-            if await self._store.save_rating(survey, rating, [entry], now):
+            outgoing = self._outgoing(submitted, survey.correlation_id, now, new_id())
+            if await self._store.save_rating(survey, record, [outgoing]):
                 self._count(survey, submission.score, follow_up, via)
                 self._on_events(1)
                 self._on_rating()
@@ -407,7 +394,7 @@ class CsatGauge(BackgroundTask):
 
     def __init__(
         self,
-        store: FeedbackStore,
+        store: FeedbackRepository,
         clock: Clock,
         metrics: FeedbackMetrics,
         *,

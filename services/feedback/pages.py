@@ -51,8 +51,8 @@ if TYPE_CHECKING:
 
     from services.feedback.handlers import FeedbackService
     from services.feedback.metrics import FeedbackMetrics
+    from services.feedback.ports import Survey
     from services.feedback.settings import FeedbackSettings
-    from services.feedback.store import Survey
     from shared.web.forms import Form
 
 TEMPLATES = Path(__file__).parent / "page_templates"

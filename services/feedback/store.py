@@ -1,4 +1,5 @@
-"""feedback in MongoDB: per-ticket facts, and one survey document per solve.
+"""feedback in MongoDB (`FeedbackRepository`): per-ticket facts, one survey document per
+solve. Documents and outbox entries are built here and nowhere else.
 
 `tickets` keeps what only `ticket.created` carries (locale, time zone, subject), and the
 last `ticket.solved_by_article`, keyed by ticket id. `surveys` holds one document per
@@ -10,7 +11,6 @@ are one write.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, UpdateOne
@@ -22,9 +22,17 @@ from services.feedback.domain import (
     GroupBy,
     Rating,
     SurveyStatus,
+    period_keys,
 )
+from services.feedback.ports import Survey, TicketFacts, Written
 from shared.mongo import find_in, insert_new
-from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
+from shared.outbox import (
+    OUTBOX,
+    OUTBOX_SINCE,
+    new_document_outbox,
+    outbox_entry,
+    outbox_update,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -33,50 +41,11 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from services.feedback.ports import Cancellation, NewSurvey, Outgoing, RatingRecord
     from shared.mongo import Document
 
 HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0}
 COUNTED = [SurveyStatus.requested.value, SurveyStatus.answered.value]  # cancelled: not a solve
-
-
-@dataclass(frozen=True)
-class TicketFacts:
-    ticket_id: str
-    locale: str = "en"
-    timezone: str = "UTC"
-    subject: str | None = None
-    # the last `ticket.solved_by_article`: the article and the solve it came with
-    solved_by_article: tuple[str, datetime] | None = None
-
-
-@dataclass(frozen=True)
-class Written:
-    inserted: list[int]  # positions of the surveys that were new
-    cancelled: int
-
-
-@dataclass(frozen=True)
-class Survey:
-    id: str
-    ticket_id: str
-    status: SurveyStatus
-    solved_at: datetime
-    expires_at: datetime
-    correlation_id: str
-    requester_id: str
-    locale: str
-    timezone: str
-    subject: str | None
-    agent: str | None
-    group: str
-    category: str
-    channel: str
-    revision: int
-    rating: Rating | None
-    reasons: tuple[str, ...]
-    comment: str | None
-    submitted_at: datetime | None
-    follow_up_requested: bool = False  # a lead was asked already; never again for it
 
 
 def survey_from_document(doc: Document) -> Survey:
@@ -149,7 +118,76 @@ def counts_from_row(row: Document) -> CsatCounts:
     )
 
 
+def outbox_entries(events: Iterable[Outgoing]) -> list[Document]:
+    return [outbox_entry(topic, event) for topic, event in events]
+
+
+def pending_update(events: Sequence[Outgoing], now: datetime) -> Document:
+    """Update operators appending `events` to a document's outbox (none without events)."""
+    return outbox_update(outbox_entries(events), now) if events else {}
+
+
+def survey_document(survey: NewSurvey) -> Document:
+    """A new survey with its first events; `day` and `week` stored for grouping."""
+    day, week = period_keys(survey.solved_at)
+    return {
+        "_id": survey.id,
+        "ticket_id": survey.ticket_id,
+        "solve_event_id": survey.solve_event_id,
+        "correlation_id": survey.correlation_id,
+        "status": SurveyStatus.requested.value,
+        "solved_at": survey.solved_at,
+        "day": day,
+        "week": week,
+        "requested_at": survey.requested_at,
+        "expires_at": survey.expires_at,
+        "requester_id": survey.requester_id,
+        "locale": survey.locale,
+        "timezone": survey.timezone,
+        "subject": survey.subject,
+        "agent": survey.agent,
+        "group": survey.group,
+        "category": survey.category,
+        "channel": survey.channel,
+        "article_id": survey.article_id,
+        "revision": 0,
+        **new_document_outbox(outbox_entries(survey.events), survey.requested_at),
+    }
+
+
+def cancel_operation(cancel: Cancellation) -> UpdateOne:
+    """Only while still unanswered; an answered or already cancelled survey stays."""
+    return UpdateOne(
+        {"_id": cancel.survey_id, "status": SurveyStatus.requested.value},
+        {
+            "$set": {
+                "status": SurveyStatus.cancelled.value,
+                "cancelled_at": cancel.at,
+                "cancel_reason": cancel.reason,
+            },
+            **pending_update(cancel.events, cancel.at),
+        },
+    )
+
+
+def rating_document(record: RatingRecord) -> Document:
+    rating = record.rating
+    return {
+        "score": rating.score,
+        "attitude": rating.attitude,
+        "speed": rating.speed,
+        "clarity": rating.clarity,
+        "reasons": list(record.reasons),
+        "comment": record.comment,
+        "comment_redacted": list(record.comment_redacted),
+        "needs_follow_up": record.needs_follow_up,
+        "submitted_at": record.submitted_at,
+    }
+
+
 class FeedbackStore:
+    """`FeedbackRepository` on MongoDB; `surveys` carries the outbox the relay drains."""
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["tickets"]
         self.surveys: AsyncCollection[Document] = db["surveys"]
@@ -215,30 +253,8 @@ class FeedbackStore:
         )
         return [survey_from_document(d) for d in docs]
 
-    @staticmethod
-    def new_survey(survey: Document, outbox: Sequence[Document], now: datetime) -> Document:
-        """A survey document with its first events, for `write_surveys`."""
-        return {**survey, **new_document_outbox(outbox, now)}
-
-    @staticmethod
-    def cancel_op(
-        survey_id: str, reason: str, outbox: Sequence[Document], now: datetime
-    ) -> UpdateOne:
-        """Only while still unanswered; an answered or already cancelled survey stays."""
-        return UpdateOne(
-            {"_id": survey_id, "status": SurveyStatus.requested.value},
-            {
-                "$set": {
-                    "status": SurveyStatus.cancelled.value,
-                    "cancelled_at": now,
-                    "cancel_reason": reason,
-                },
-                **outbox_update(outbox, now),
-            },
-        )
-
     async def write_surveys(
-        self, created: Sequence[Document], cancels: Sequence[UpdateOne]
+        self, created: Sequence[NewSurvey], cancels: Sequence[Cancellation]
     ) -> Written:
         """New surveys first, then cancellations in order, so a survey created and
         cancelled in one batch ends cancelled.
@@ -247,10 +263,12 @@ class FeedbackStore:
         a survey that exists already (a redelivered solve event) fails on its `_id` and
         is left as it is, exactly what `$setOnInsert` did.
         """
-        inserted = await insert_new(self.surveys, created)
+        inserted = await insert_new(self.surveys, [survey_document(s) for s in created])
         cancelled = 0
         if cancels:
-            result = await self.surveys.bulk_write(list(cancels), ordered=True)
+            result = await self.surveys.bulk_write(
+                [cancel_operation(c) for c in cancels], ordered=True
+            )
             cancelled = result.modified_count
         return Written(inserted, cancelled)
 
@@ -261,27 +279,24 @@ class FeedbackStore:
         return survey_from_document(doc) if doc is not None else None
 
     async def save_rating(
-        self,
-        survey: Survey,
-        rating: Document,
-        outbox: Sequence[Document],
-        now: datetime,
+        self, survey: Survey, record: RatingRecord, events: Sequence[Outgoing]
     ) -> bool:
         """False when the survey changed since it was read (another rating, a reopen) or
         expired meanwhile: the caller reads it again. The revision check also makes the
         follow-up flag exact: two racing low ratings cannot both ask for one."""
-        pending = outbox_update(outbox, now)
+        now = record.submitted_at
+        pending = pending_update(events, now)
         changes: Document = {
             "status": SurveyStatus.answered.value,
-            "rating": rating,
+            "rating": rating_document(record),
             "revision": survey.revision + 1,
         }
-        if rating.get("needs_follow_up"):
+        if record.needs_follow_up:
             changes["follow_up_requested_at"] = now
         update: dict[str, Any] = {
+            **pending,
             "$set": changes,
-            "$push": pending["$push"],
-            "$min": {**pending["$min"], "answered_at": now},
+            "$min": {**pending.get("$min", {}), "answered_at": now},
         }
         result = await self.surveys.update_one(
             {

@@ -23,7 +23,7 @@ from shared.events import DimensionScores
 from shared.redaction import REDACTION_WARNING
 
 if TYPE_CHECKING:
-    from services.feedback.store import Survey
+    from services.feedback.ports import Survey
 
 
 class RatingIn(BaseModel):

@@ -1,0 +1,5 @@
+"""Contract suites: the behaviour a port promises, run against each of its implementations."""
+
+import pytest
+
+pytest.register_assert_rewrite("tests.contract.feedback_repository")
