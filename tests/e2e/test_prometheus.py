@@ -1,4 +1,4 @@
-"""A real Prometheus scrapes the four services and fires the shipped alerts.
+"""A real Prometheus scrapes every service and fires the shipped alerts.
 
 The services run as processes; Prometheus (Debian's binary) scrapes them every second
 and evaluates deploy/prometheus/alerts.yml every second. A few tickets and one poison
@@ -120,7 +120,7 @@ async def test_prometheus_scrapes_the_tickets_and_fires_the_dead_letter_alert(
         assert {r["metric"]["channel"] for r in by_channel} == {"app", "email", "web"}
 
         # Every consumer of the tickets topic dead-letters the poison message.
-        tickets_consumers = {"sla_monitor", "feedback", "notifier"}
+        tickets_consumers = {"sla_monitor", "feedback", "notifier", "mail_gateway"}
         dead_letters: list[dict[str, Any]] = []
 
         async def dead_letter_alert_fires_for_every_consumer() -> bool:
