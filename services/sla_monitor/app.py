@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from services.sla_monitor.metrics import SlaMetrics
 
 SERVICE = "sla_monitor"
+OPEN_CLOCKS_FLUSH_S = 1.0  # how often this instance's changes are written to the counts
 OPEN_CLOCKS_READ_S = 15.0  # how often the counts other instances keep moving are read back
 log = structlog.get_logger(__name__)
 
@@ -56,17 +57,27 @@ def timer_gauge(
 
 
 def open_clocks_gauge(
-    store: SlaStore, metrics: SlaMetrics, now: Callable[[], datetime], reconcile_s: float
+    store: SlaStore,
+    metrics: SlaMetrics,
+    now: Callable[[], datetime],
+    reconcile_s: float,
+    flush: Callable[[], Awaitable[None]],
 ) -> LoopWorker:
-    """Reads the deployment-wide open-clock counts (kept by every instance's writes) back
-    into the gauge, and reconciles them with a recount every `reconcile_s` (0 never),
-    never more often than four times the recount's own duration."""
+    """Writes this instance's open-clock changes every second (`flush`), reads the
+    deployment-wide counts (kept by every instance's writes) back into the gauge, and
+    reconciles them with a recount every `reconcile_s` (0 never), never more often than
+    four times the recount's own duration."""
 
     async def loop() -> None:
         due = time.monotonic() + reconcile_s
         every = min(OPEN_CLOCKS_READ_S, reconcile_s) if reconcile_s > 0 else OPEN_CLOCKS_READ_S
+        read_at = time.monotonic() + every
         while True:
-            await asyncio.sleep(every)
+            await asyncio.sleep(OPEN_CLOCKS_FLUSH_S)
+            await flush()
+            if time.monotonic() < read_at:
+                continue
+            read_at = time.monotonic() + every
             try:
                 if reconcile_s > 0 and time.monotonic() >= due:
                     started = time.monotonic()
@@ -145,7 +156,13 @@ def create_app(
             metrics.open_clocks_updates.labels("recounted").inc()
         set_open_clocks(metrics, counts or {})
         rt.workers.append(
-            open_clocks_gauge(store, metrics, rt.clock.now, cfg.open_clocks_refresh_s)
+            open_clocks_gauge(
+                store,
+                metrics,
+                rt.clock.now,
+                cfg.open_clocks_refresh_s,
+                service.flush_open_counts,
+            )
         )
         parts.update(store=store, service=service, timer=timer)
         app.state.sla = parts

@@ -85,6 +85,7 @@ class SlaService:
         self._missing: dict[str, tuple[float, PolicySet]] = {}
         self._looking = asyncio.Lock()
         self._metrics = metrics
+        self._open_pending: dict[str, int] = defaultdict(int)  # saved, not yet counted
         self._on_events = on_events
 
     def policies_for(self, sla: TicketSla) -> PolicySet:
@@ -187,7 +188,7 @@ class SlaService:
         applied = set(moved)
         if lost:  # the retried batch skips what did apply: count those now
             applied = await self._store.applied({t: marker for t, (marker, _) in moved.items()})
-        await self._count_open([moved[t][1] for t in applied])
+        self._count_open([moved[t][1] for t in applied])
         if lost:
             raise Retryable("a ticket's SLA changed while applying events; retrying the batch")
         if ops:
@@ -266,24 +267,33 @@ class SlaService:
             return
         counter.labels(data.metric.value, data.priority.value, data.policy).inc()
 
-    async def _count_open(self, deltas: Sequence[dict[SlaMetric, int]]) -> None:
-        """Moves the kept open-clock counts by what saved changes opened and stopped."""
-        total: dict[str, int] = defaultdict(int)
+    def _count_open(self, deltas: Sequence[dict[SlaMetric, int]]) -> None:
+        """Notes what saved changes opened and stopped; `flush_open_counts` writes it. The
+        batch does not wait for that write: it commits once its own write is durable."""
         for delta in deltas:
             for metric, n in delta.items():
-                total[metric.value] += n
-        moved = {metric: n for metric, n in total.items() if n}
+                if n:
+                    self._open_pending[metric.value] += n
+
+    async def flush_open_counts(self) -> None:
+        """Moves the deployment-wide open-clock counts by the changes noted since the last
+        flush, in one write; kept for the next flush when the database does not answer
+        (a write that timed out but applied counts twice until the next reconciliation)."""
+        moved = {metric: n for metric, n in self._open_pending.items() if n}
         if not moved:
             return
+        self._open_pending = defaultdict(int)
         try:
             counts = await self._store.add_open(moved)
         except PyMongoError as exc:
+            for metric, n in moved.items():
+                self._open_pending[metric] += n
             self._metrics.open_clocks_updates.labels("failed").inc()
             log.warning(
                 "sla_open_clocks_not_counted",
                 delta=moved,
                 error=f"{type(exc).__name__}: {exc}"[:300],
-                effect="the open-clocks gauge is off by this until the next reconciliation",
+                effect="kept for the next flush",
             )
             return
         self._metrics.open_clocks_updates.labels("counted").inc()
@@ -310,7 +320,7 @@ class SlaService:
             outbox = self._outbox(sla, correlation_id, now)
             op = self._store.update_op(sla, sla.next_due(self.current), outbox, [], now)
             if not await self._store.write([op]):
-                await self._count_open([open_delta(before, sla)])
+                self._count_open([open_delta(before, sla)])
                 self._on_events(1)
                 sla.version += 1
                 return sla
