@@ -66,6 +66,7 @@ from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redac
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from datetime import datetime
 
     from aiokafka.structs import ConsumerRecord
 
@@ -295,6 +296,9 @@ def escalation_cause_id(event: CloudEvent[Contract]) -> str:
     return event.id
 
 
+FIRST_SEEN_LIMIT = 200_000  # records whose first reading is remembered for retries
+
+
 def _command_type(value: bytes | None) -> str:
     """The type of a command that was opened (valid JSON), for a metric label."""
     kind = json.loads(value or b"{}").get("type")
@@ -333,6 +337,7 @@ class TicketService:
         self.incidents = incidents
         self._grouped = grouped  # HTTP opens of the same moment share their writes
         self._opener = opener
+        self._first_seen: dict[tuple[str, int, int], datetime] = {}
         self._audit = audit
         self._on_deflected = on_deflected  # a ticket solved by an article over Kafka
         self._store = store
@@ -755,11 +760,16 @@ class TicketService:
                 self._refuse(record, rejected, exc.reason, exc.detail)
         stored = await self._keys.lookup_many({claim.key_id for _, claim in claims})
         now = self._clock.now()
+        if len(self._first_seen) > FIRST_SEEN_LIMIT:
+            self._first_seen.clear()
         signed = []
         for record, claim in claims:
             # Where the broker stamps arrival (LogAppendTime), a backlog after an outage
-            # leaves fresh commands fresh; elsewhere the window runs to now.
-            received = appended_at(record) or now
+            # leaves fresh commands fresh; elsewhere the window runs to when this process
+            # first read the record: a batch retried after a database timeout (a long
+            # incident fan-out) is judged as when it arrived, never refused as stale
+            # halfway through. A copy published again is another record, judged anew.
+            received = appended_at(record) or self._first_seen.setdefault(_where(record), now)
             try:
                 key = verify_command(
                     claim,
