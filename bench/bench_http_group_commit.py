@@ -91,7 +91,7 @@ def group_sizes(metrics_text: str, write: str) -> float:
     values: dict[str, float] = {}
     for line in metrics_text.splitlines():
         for part in ("sum", "count"):
-            if line.startswith(f"helpstream_intake_group_commit_size_{part}{{") and (
+            if line.startswith(f"helpstream_intake_group_commit_requests_{part}{{") and (
                 f'write="{write}"' in line
             ):
                 values[part] = float(line.rsplit(" ", 1)[1])

@@ -235,7 +235,7 @@ def intake_metrics(registry: CollectorRegistry) -> IntakeMetrics:
             registry=registry,
         ),
         group_commit_size=Histogram(
-            "helpstream_intake_group_commit_size",
+            "helpstream_intake_group_commit_requests",
             "HTTP requests whose writes shared one group commit, by write.",
             ("write",),
             buckets=(1, 2, 4, 8, 16, 32, 64, 100),

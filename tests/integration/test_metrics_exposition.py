@@ -218,9 +218,8 @@ def test_every_service_names_its_metrics_by_convention(
                     family.name
                 )
             if family.type == "histogram":
-                assert family.name.endswith(("_seconds", "_messages", "_score", "_tickets")), (
-                    f"{name}: histogram {family.name} has no unit"
-                )
+                units = ("_seconds", "_messages", "_score", "_tickets", "_requests")
+                assert family.name.endswith(units), f"{name}: histogram {family.name} has no unit"
 
 
 def test_metric_labels_never_carry_ticket_ids_or_emails(

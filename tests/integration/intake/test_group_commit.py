@@ -88,8 +88,8 @@ async def test_fifty_concurrent_opens_get_fifty_tickets_and_numbers_each_on_the_
     assert sorted(e["ticket"] for e in opens) == sorted(ids)  # one entry per request
 
     # every ticket insert went through a group (how many groups depends on timing)
-    assert sample(intake, "group_commit_size_sum", {"write": "tickets"}) >= OPENS
-    assert sample(intake, "group_commit_size_sum", {"write": "numbers"}) >= OPENS
+    assert sample(intake, "group_commit_requests_sum", {"write": "tickets"}) >= OPENS
+    assert sample(intake, "group_commit_requests_sum", {"write": "numbers"}) >= OPENS
 
 
 async def test_one_idempotency_key_sent_ten_times_at_once_opens_one_ticket_named_by_every_answer(
@@ -161,7 +161,7 @@ async def test_opens_are_written_one_by_one_when_group_commit_is_off(make_settin
         assert [a.status_code for a in answers] == [201] * 5
         assert len({a.json()["number"] for a in answers}) == 5
         groups = runtime.registry.get_sample_value(
-            "helpstream_intake_group_commit_size_count", {"write": "tickets"}
+            "helpstream_intake_group_commit_requests_count", {"write": "tickets"}
         )
         assert groups is None  # nothing went through a group
 
