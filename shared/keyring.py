@@ -61,6 +61,7 @@ class Keyring:
         self._keys: AsyncCollection[Document] = db[COLLECTION]
         self._metrics = metrics
         self._cache: dict[str, tuple[float, sealing.RequesterKey]] = {}
+        self._destroyed: dict[str, float] = {}  # when this instance destroyed a key
         self._cache_s = seal_cache_s
         self._cache_size = seal_cache_size
 
@@ -84,7 +85,15 @@ class Keyring:
             missing = wanted - set(keys)
             if missing:
                 keys.update(await self._create(missing, found))
-            self._remember({r: keys[r] for r in wanted if r in keys}, now)
+            # a key destroyed while this read was under way is not remembered
+            self._remember(
+                {
+                    r: keys[r]
+                    for r in wanted
+                    if r in keys and self._destroyed.get(r, -float("inf")) < now
+                },
+                now,
+            )
         self._metrics.keyring_seconds.labels("seal").observe(time.perf_counter() - started)
         return keys
 
@@ -104,8 +113,11 @@ class Keyring:
     async def destroy(self, requester_ids: Iterable[str], now: datetime) -> int:
         """Destroys the keys (idempotent); returns how many keys existed."""
         destroyed = 0
+        if len(self._destroyed) > self._cache_size:
+            self._destroyed.clear()
         for requester in set(requester_ids):
             self._cache.pop(requester, None)
+            self._destroyed[requester] = time.monotonic()
             result = await self._keys.update_one(
                 {"_id": requester},
                 {"$set": {"destroyed_at": now}, "$unset": {"key": "", "key_id": ""}},
