@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import platform
-import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -166,23 +163,9 @@ async def main(infra: Infra, logs: Path) -> dict[str, Any]:
 
 
 def run() -> dict[str, Any]:
-    started = datetime.now(UTC)
-    load = os.getloadavg()
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
+    """When, on which commit and under what load it ran: `python -m bench` records that."""
     with (
         infrastructure() as infra,
         tempfile.TemporaryDirectory(prefix="helpstream-group-commit-") as logs,
     ):
-        values = asyncio.run(main(infra, Path(logs)))
-    ended = datetime.now(UTC)
-    values["http_group_commit_run"] = {
-        "start": started.isoformat(timespec="seconds"),
-        "end": ended.isoformat(timespec="seconds"),
-        "commit": commit,
-        "load_at_start": [round(x, 2) for x in load],
-        "load_at_end": [round(x, 2) for x in os.getloadavg()],
-        "machine": platform.node(),
-    }
-    return values
+        return asyncio.run(main(infra, Path(logs)))
