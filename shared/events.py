@@ -10,7 +10,7 @@ import functools
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, Literal, TypeAlias, TypeVar
 
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -695,6 +695,11 @@ class CloudEvent(BaseModel, Generic[DataT]):
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json(serialize_as_any=True).encode()
+
+
+Outgoing: TypeAlias = "tuple[str, CloudEvent[Contract]]"
+"""An event to publish with a change, and its topic: written in the same write as the
+change, relayed to Kafka afterwards (`shared.unit_of_work`, `shared.outbox`)."""
 
 
 def make_event(

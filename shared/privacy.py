@@ -19,7 +19,7 @@ from shared.ids import stable_id
 from shared.kafka import decode_events
 from shared.metrics import privacy_metrics
 from shared.mongo import insert_new
-from shared.outbox import new_document_outbox, outbox_entry
+from shared.unit_of_work import with_events
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -139,12 +139,11 @@ class ErasureConfirmations:
             subject=request.requester_id,
         )
         # the requester id leaves with the event; the kept document holds only counts
-        return {
-            "_id": request.erasure_id,
-            "counts": counts,
-            "erased_at": now,
-            **new_document_outbox([outbox_entry(self._topic, event)], now),
-        }
+        return with_events(
+            {"_id": request.erasure_id, "counts": counts, "erased_at": now},
+            [(self._topic, event)],
+            now,
+        )
 
 
 def confirm_erasures(

@@ -56,9 +56,9 @@ if TYPE_CHECKING:
 
     from services.feedback.domain import CsatCounts, ReasonCode
     from services.feedback.metrics import FeedbackMetrics
-    from services.feedback.ports import FeedbackRepository, Outgoing, Survey
+    from services.feedback.ports import FeedbackRepository, Survey
     from shared.clock import Clock
-    from shared.events import CloudEvent, Contract
+    from shared.events import CloudEvent, Contract, Outgoing
     from shared.kafka import Rejected
     from shared.tokens import SigningKeys
     from shared.topics import Topics

@@ -13,7 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
-    from services.feedback.ports import Cancellation, NewSurvey, Outgoing, RatingRecord
+    from services.feedback.ports import Cancellation, NewSurvey, RatingRecord
+    from shared.events import Outgoing
 
 COUNTED = frozenset({SurveyStatus.requested, SurveyStatus.answered})  # cancelled: not a solve
 

@@ -8,18 +8,14 @@ implementations pass one contract suite (`tests/contract/feedback_repository.py`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
     from datetime import datetime
 
     from services.feedback.domain import CsatCounts, GroupBy, Rating, SurveyStatus
-    from shared.events import CloudEvent, Contract
-
-Outgoing: TypeAlias = "tuple[str, CloudEvent[Contract]]"
-"""An event to publish with a change, and its topic: stored in the same write as the
-change, relayed to Kafka afterwards."""
+    from shared.events import Outgoing
 
 
 @dataclass(frozen=True)

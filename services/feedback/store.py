@@ -26,13 +26,7 @@ from services.feedback.domain import (
 )
 from services.feedback.ports import Survey, TicketFacts, Written
 from shared.mongo import find_in, insert_new
-from shared.outbox import (
-    OUTBOX,
-    OUTBOX_SINCE,
-    new_document_outbox,
-    outbox_entry,
-    outbox_update,
-)
+from shared.unit_of_work import PENDING, append_events, with_events
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -41,10 +35,11 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
-    from services.feedback.ports import Cancellation, NewSurvey, Outgoing, RatingRecord
+    from services.feedback.ports import Cancellation, NewSurvey, RatingRecord
+    from shared.events import Outgoing
     from shared.mongo import Document
 
-HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0}
+HIDDEN = PENDING
 COUNTED = [SurveyStatus.requested.value, SurveyStatus.answered.value]  # cancelled: not a solve
 
 
@@ -118,19 +113,10 @@ def counts_from_row(row: Document) -> CsatCounts:
     )
 
 
-def outbox_entries(events: Iterable[Outgoing]) -> list[Document]:
-    return [outbox_entry(topic, event) for topic, event in events]
-
-
-def pending_update(events: Sequence[Outgoing], now: datetime) -> Document:
-    """Update operators appending `events` to a document's outbox (none without events)."""
-    return outbox_update(outbox_entries(events), now) if events else {}
-
-
 def survey_document(survey: NewSurvey) -> Document:
     """A new survey with its first events; `day` and `week` stored for grouping."""
     day, week = period_keys(survey.solved_at)
-    return {
+    doc: Document = {
         "_id": survey.id,
         "ticket_id": survey.ticket_id,
         "solve_event_id": survey.solve_event_id,
@@ -151,8 +137,8 @@ def survey_document(survey: NewSurvey) -> Document:
         "channel": survey.channel,
         "article_id": survey.article_id,
         "revision": 0,
-        **new_document_outbox(outbox_entries(survey.events), survey.requested_at),
     }
+    return with_events(doc, survey.events, survey.requested_at)
 
 
 def cancel_operation(cancel: Cancellation) -> UpdateOne:
@@ -165,7 +151,7 @@ def cancel_operation(cancel: Cancellation) -> UpdateOne:
                 "cancelled_at": cancel.at,
                 "cancel_reason": cancel.reason,
             },
-            **pending_update(cancel.events, cancel.at),
+            **append_events(cancel.events, cancel.at),
         },
     )
 
@@ -285,7 +271,7 @@ class FeedbackStore:
         expired meanwhile: the caller reads it again. The revision check also makes the
         follow-up flag exact: two racing low ratings cannot both ask for one."""
         now = record.submitted_at
-        pending = pending_update(events, now)
+        pending = append_events(events, now)
         changes: Document = {
             "status": SurveyStatus.answered.value,
             "rating": rating_document(record),

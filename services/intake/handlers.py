@@ -61,7 +61,6 @@ from shared.events import (
 )
 from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, appended_at, decode_events
-from shared.outbox import outbox_entry
 from shared.redaction import OFF_LOOP_CHARS, REDACTION_WARNING, Redaction, redact, redact_async
 
 if TYPE_CHECKING:
@@ -79,8 +78,7 @@ if TYPE_CHECKING:
     from services.intake.triage import TriageRules
     from shared.clock import Clock
     from shared.commands import Command
-    from shared.events import CloudEvent, Contract
-    from shared.mongo import Document
+    from shared.events import CloudEvent, Contract, Outgoing
     from shared.topics import Topics
 
 SOURCE = "/helpstream/intake"
@@ -480,7 +478,7 @@ class TicketService:
         if self._grouped is not None:
             return await self._grouped.insert(new)
         return await self._store.insert(
-            new.ticket, new.outbox, new.now, open_key=new.open_key, request_hash=new.request_hash
+            new.ticket, new.events, new.now, open_key=new.open_key, request_hash=new.request_hash
         )
 
     async def _follow_ups(self, cmds: Sequence[OpenTicket]) -> list[TicketRef | None]:
@@ -627,7 +625,7 @@ class TicketService:
                 return Changed(ticket, result)
             applied = [applied_request(key, digest)] if key is not None else []
             if await self._store.save_many(
-                [self._store.change_op(ticket, outbox, self._clock.now(), applied)]
+                [self._store.change(ticket, outbox, applied)], self._clock.now()
             ):
                 ticket.version += 1
                 if key is not None:
@@ -662,11 +660,11 @@ class TicketService:
         message = next((m for m in ticket.messages if m.id == message_id), None)
         return Changed(ticket, message, replayed=True)
 
-    def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
+    def _outbox(self, ticket: Ticket, correlation_id: str) -> list[Outgoing]:
         now = self._clock.now()
         correlation_id = safe_reference(correlation_id)
         return [
-            outbox_entry(
+            (
                 self._topics.tickets,
                 make_event(data, source=SOURCE, time=now, correlationid=correlation_id),
             )
@@ -901,7 +899,7 @@ class TicketService:
                 continue
             ticket, seen = loaded[ticket_id]
             applied_ids: list[str] = []
-            outbox: list[Document] = []
+            outbox: list[Outgoing] = []
             for record, command in items:
                 command_id = safe_reference(command.id)
                 if command_id in seen:
@@ -925,10 +923,10 @@ class TicketService:
                 if isinstance(data, SolveByArticle):
                     deflected.append(ticket)
             if applied_ids:
-                ops.append(self._store.change_op(ticket, outbox, self._clock.now(), applied_ids))
+                ops.append(self._store.change(ticket, outbox, applied_ids))
         if audited is not None:
             await self._write_audit(audited, "commands")  # with the batch's opens: one insert
-        if await self._store.save_many(ops) < len(ops):
+        if await self._store.save_many(ops, self._clock.now()) < len(ops):
             raise Retryable("a ticket changed while commands were applied; retrying the batch")
         if ops:
             self._on_events(len(ops))
@@ -956,7 +954,7 @@ class TicketService:
             if ticket_id not in loaded:
                 continue  # a ticket of another intake deployment, or long deleted
             ticket, _ = loaded[ticket_id]
-            outbox: list[Document] = []
+            outbox: list[Outgoing] = []
             causes_before = len(ticket.escalation_causes)
             for event, reason in items:
                 if ticket.escalate(
@@ -978,9 +976,9 @@ class TicketService:
                         )
                 outbox.extend(self._outbox(ticket, event.correlationid))
             if outbox or len(ticket.escalation_causes) != causes_before:
-                ops.append(self._store.change_op(ticket, outbox, self._clock.now()))
+                ops.append(self._store.change(ticket, outbox))
         await self._write_audit(audited, "services")  # stable ids: a retry writes them once
-        if await self._store.save_many(ops) < len(ops):
+        if await self._store.save_many(ops, self._clock.now()) < len(ops):
             raise Retryable("a ticket changed while escalating; retrying the batch")
         if ops:
             self._on_events(len(ops))

@@ -37,7 +37,6 @@ from shared.errors import Invalid, Retryable
 from shared.events import IncidentText, Status, TicketIncidentUpdate, make_event
 from shared.ids import stable_id
 from shared.kafka import Rejected
-from shared.outbox import outbox_entry
 from shared.redaction import redact_async
 from shared.tasks import BackgroundTask
 
@@ -52,8 +51,7 @@ if TYPE_CHECKING:
     from services.intake.store import TicketStore
     from shared.clock import Clock
     from shared.commands import Command
-    from shared.events import CloudEvent
-    from shared.mongo import Document
+    from shared.events import CloudEvent, Outgoing
     from shared.topics import Topics
 
 SOURCE = "/helpstream/intake"
@@ -233,8 +231,7 @@ class IncidentService:
         self.open.put(incident)
         told = 0
         async for page in self._store.linked_tickets(incident_id, untold=update.id):
-            now = self._clock.now()
-            ops = []
+            told_now: list[Outgoing] = []
             for ticket in page:
                 event = make_event(
                     TicketIncidentUpdate(
@@ -250,12 +247,11 @@ class IncidentService:
                     correlationid=correlation_id,
                     event_id=stable_id(update.id, ticket.id),
                 )
-                entry = outbox_entry(self._topics.tickets, event)
-                ops.append(self._store.told_op(ticket.id, update.id, [entry], now))
+                told_now.append((self._topics.tickets, event))
             await self._audit_tickets(acting, incident_id, [(t.id, update.id) for t in page])
-            await self._store.write_events(ops)
-            told += len(ops)
-            self._on_events(len(ops))
+            await self._store.tell(update.id, told_now, self._clock.now())
+            told += len(told_now)
+            self._on_events(len(told_now))
         self._metrics.incident_update_fanout.inc(told)
         self._metrics.incident_seconds.labels("update").observe(time.perf_counter() - started)
         return incident, told
@@ -324,7 +320,7 @@ class IncidentService:
             if not changed:
                 return ticket
             outbox = self._ticket_outbox(ticket, correlation_id)
-            if await self._tickets.save_many([self._tickets.change_op(ticket, outbox, now)]):
+            if await self._tickets.save_many([self._tickets.change(ticket, outbox)], now):
                 ticket.version += 1
                 self._metrics.incident_links.labels("unlinked" if cmd.unlink else "agent").inc()
                 self._on_events(len(outbox))
@@ -458,15 +454,12 @@ class IncidentService:
         for _ in range(SAVE_ATTEMPTS):
             now = self._clock.now()
             changed = [t for t in pending if change(t)]
-            ops = [
-                self._tickets.change_op(t, self._ticket_outbox(t, correlation_id), now)
-                for t in changed
-            ]
+            ops = [self._tickets.change(t, self._ticket_outbox(t, correlation_id)) for t in changed]
             if not ops:
                 return done
             versions = [(t.id, f"{incident_id}@{t.version}") for t in changed]
             await self._audit_tickets(acting, incident_id, versions)
-            matched = await self._tickets.save_many(ops)
+            matched = await self._tickets.save_many(ops, now)
             self._on_events(len(ops))
             if matched == len(ops):
                 return done + matched
@@ -483,10 +476,10 @@ class IncidentService:
             await asyncio.sleep(0)
         raise IncidentConflict("tickets kept changing while linking")
 
-    def _outbox(self, incident: Incident, correlation_id: str) -> list[Document]:
+    def _outbox(self, incident: Incident, correlation_id: str) -> list[Outgoing]:
         now = self._clock.now()
         return [
-            outbox_entry(
+            (
                 self._topics.tickets,
                 make_event(
                     data, source=SOURCE, time=now, correlationid=correlation_id, subject=incident.id
@@ -495,10 +488,10 @@ class IncidentService:
             for data in incident.take_events()
         ]
 
-    def _ticket_outbox(self, ticket: Ticket, correlation_id: str) -> list[Document]:
+    def _ticket_outbox(self, ticket: Ticket, correlation_id: str) -> list[Outgoing]:
         now = self._clock.now()
         return [
-            outbox_entry(
+            (
                 self._topics.tickets,
                 make_event(data, source=SOURCE, time=now, correlationid=correlation_id),
             )

@@ -4,16 +4,15 @@ tickets linked to an incident, page by page."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import DuplicateKeyError
 
 from services.intake.incidents import LINKABLE, Incident, IncidentStatus, IncidentUpdate
 from services.intake.store import HIDDEN
 from services.intake.store import from_document as ticket_from_document
 from shared.events import IncidentScope, IncidentText
-from shared.outbox import new_document_outbox, outbox_update
+from shared.unit_of_work import Change, VersionedDocuments, append_events
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from services.intake.domain import Ticket
+    from shared.events import Outgoing
     from shared.mongo import Document
 
 PAGE = 500  # tickets read per round trip when linking, updating, resolving
@@ -87,39 +87,34 @@ class IncidentStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.incidents: AsyncCollection[Document] = db["incidents"]
+        self.documents = VersionedDocuments(self.incidents)
         self.tickets: AsyncCollection[Document] = db["tickets"]
 
     async def ensure_indexes(self) -> None:
         await self.incidents.create_index([("status", ASCENDING)])
 
-    async def insert(self, incident: Incident, outbox: Sequence[Document], now: datetime) -> bool:
+    async def insert(self, incident: Incident, events: Sequence[Outgoing], now: datetime) -> bool:
         """False when an incident with this id exists (a redelivered declaration)."""
-        doc = {**to_document(incident), "swept": False, **new_document_outbox(outbox, now)}
-        try:
-            await self.incidents.insert_one(doc)
-        except DuplicateKeyError:
-            return False
-        return True
+        return not await self.documents.commit([self._change(incident, events, new=True)], now)
 
     async def get(self, incident_id: str) -> Incident | None:
         doc = await self.incidents.find_one({"_id": incident_id}, HIDDEN)
         return from_document(doc) if doc is not None else None
 
-    async def save(self, incident: Incident, outbox: Sequence[Document], now: datetime) -> bool:
+    async def save(self, incident: Incident, events: Sequence[Outgoing], now: datetime) -> bool:
         """False when someone changed the incident since it was read."""
-        doc = to_document(incident)
-        doc.pop("_id")
-        doc["version"] = incident.version + 1
-        update: dict[str, Any] = {"$set": doc}
-        if outbox:
-            update.update(outbox_update(outbox, now))
-        result = await self.incidents.update_one(
-            {"_id": incident.id, "version": incident.version}, update
-        )
-        if result.matched_count == 1:
-            incident.version += 1
-            return True
-        return False
+        if await self.documents.commit([self._change(incident, events)], now):
+            return False
+        incident.version += 1
+        return True
+
+    @staticmethod
+    def _change(incident: Incident, events: Sequence[Outgoing], *, new: bool = False) -> Change:
+        state = to_document(incident)
+        del state["_id"], state["version"]
+        if new:
+            state["swept"] = False
+        return Change(incident.id, state, None if new else incident.version, events)
 
     async def open_incidents(self) -> list[tuple[Incident, bool]]:
         """Every open incident, and whether its late sweep has run."""
@@ -183,18 +178,18 @@ class IncidentStore:
             if len(docs) < PAGE:
                 return
 
-    def told_op(
-        self, ticket_id: str, update_id: str, outbox: Sequence[Document], now: datetime
-    ) -> UpdateOne:
-        """An incident update's event for a ticket whose state does not change: appended to
-        its outbox without touching its version (so no ticket change is lost to it), with
-        the mark that it was handed this update."""
-        return UpdateOne(
-            {"_id": ticket_id, TOLD: {"$ne": update_id}},
-            {**outbox_update(outbox, now), "$set": {TOLD: update_id}},
-        )
-
-    async def write_events(self, ops: Sequence[UpdateOne]) -> None:
-        """In chunks: each one durable on its own, so a retry redoes only what is left."""
+    async def tell(self, update_id: str, events: Sequence[Outgoing], now: datetime) -> None:
+        """An incident update's event for each ticket (its subject) whose state does not
+        change: appended to its outbox without touching its version (so no ticket change
+        is lost to it), with the mark that it was handed this update; a ticket marked
+        already is skipped. Written in chunks, each durable on its own, so a retry redoes
+        only what is left."""
+        ops = [
+            UpdateOne(
+                {"_id": event.subject, TOLD: {"$ne": update_id}},
+                {**append_events([(topic, event)], now), "$set": {TOLD: update_id}},
+            )
+            for topic, event in events
+        ]
         for start in range(0, len(ops), WRITE_CHUNK):
-            await self.tickets.bulk_write(list(ops[start : start + WRITE_CHUNK]), ordered=False)
+            await self.tickets.bulk_write(ops[start : start + WRITE_CHUNK], ordered=False)

@@ -24,10 +24,10 @@ from shared.events import (
 )
 from shared.events import make_event as _make_event
 from shared.ids import new_id
-from shared.outbox import new_document_outbox, outbox_entry
 from shared.privacy import ERASED
 from shared.privacy_export import MAX_RECORDS
 from shared.sealing import mail_owner
+from shared.unit_of_work import with_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -216,15 +216,18 @@ class PrivacyService:
             correlationid=correlation_id,
             subject=requester_id,
         )
-        doc: Document = {
-            "erasure_id": erasure_id,
-            "requested_at": now,
-            "requested_by": by,
-            "tickets": len(ticket_ids),
-            "confirmations": {SERVICE: {"counts": {"tickets": len(ticket_ids)}, "at": now}},
-            "completed_at": None,
-            **new_document_outbox([outbox_entry(self._topics.tickets, event)], now),
-        }
+        doc: Document = with_events(
+            {
+                "erasure_id": erasure_id,
+                "requested_at": now,
+                "requested_by": by,
+                "tickets": len(ticket_ids),
+                "confirmations": {SERVICE: {"counts": {"tickets": len(ticket_ids)}, "at": now}},
+                "completed_at": None,
+            },
+            [(self._topics.tickets, event)],
+            now,
+        )
         filter_: Document = {"_id": requester_id}
         if current is not None:  # replace the finished one, unless another request did
             filter_["erasure_id"] = current.erasure_id

@@ -20,8 +20,8 @@ from pymongo import ASCENDING, UpdateOne
 from services.intake.privacy import SOURCE, anonymized_ticket
 from shared.events import RequesterErasureRequested, Status, make_event
 from shared.ids import new_id
-from shared.outbox import new_document_outbox, outbox_entry
 from shared.tasks import BackgroundTask
+from shared.unit_of_work import with_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from shared.clock import Clock
+    from shared.events import Outgoing
     from shared.metrics import PrivacyMetrics
     from shared.mongo import Document
     from shared.topics import Topics
@@ -88,7 +89,7 @@ class Retention(BackgroundTask):
         for doc in due:
             by_requester[str((doc.get("requester") or {}).get("id", ""))].append(doc)
         ops: list[UpdateOne] = []
-        entries: list[Document] = []
+        entries: list[Outgoing] = []
         for requester_id, docs in by_requester.items():
             pseudonym = f"erased-{new_id().replace('-', '')[-16:]}"
             ops.extend(
@@ -109,12 +110,12 @@ class Retention(BackgroundTask):
                 request, source=SOURCE, time=now, correlationid=request.erasure_id,
                 subject=request.requester_id,
             )  # fmt: skip
-            entries.append(outbox_entry(self._topics.tickets, event))
+            entries.append((self._topics.tickets, event))
         # the run's record first: a crash after it repeats the anonymization, never loses
         # the request to the other services
         run_id = new_id()
         await self.runs.insert_one(
-            {"_id": run_id, "at": now, "tickets": len(due), **new_document_outbox(entries, now)}
+            with_events({"_id": run_id, "at": now, "tickets": len(due)}, entries, now)
         )
         await self._tickets.bulk_write(ops, ordered=False)
         self._metrics.erased_records.labels("retention_tickets").inc(len(due))

@@ -7,9 +7,9 @@ writers never interleave and the events always leave with the state that caused 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import BulkWriteError, DuplicateKeyError, WriteError
 
 from services.intake.domain import Message, Ticket, ticket_number
@@ -27,7 +27,7 @@ from shared.events import (
 )
 from shared.group_commit import DEFAULT_MAX_ITEMS, GroupCommit
 from shared.mongo import DUPLICATE_KEY, find_in, insert_new
-from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
+from shared.unit_of_work import PENDING, Change, VersionedDocuments, with_events
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -36,11 +36,13 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from shared.events import Outgoing
     from shared.group_commit import FlushObserver
     from shared.mongo import Document
 
-APPLIED_KEEP = 500  # command ids and Idempotency-Keys remembered per ticket, for dedupe
-HIDDEN = {OUTBOX: 0, OUTBOX_SINCE: 0, "applied": 0}
+APPLIED = "applied"  # command ids and Idempotency-Keys a ticket applied, for dedupe
+APPLIED_KEEP = 500
+HIDDEN = {**PENDING, APPLIED: 0}
 NUMBER_COUNTER = "ticket_number"
 FIRST_NUMBER = 100_001  # six digits from the first ticket: short to say, never "#1"
 
@@ -149,7 +151,7 @@ class NewTicket:
     """A ticket to insert with its first events; `open_key` (an Idempotency-Key) once only."""
 
     ticket: Ticket
-    outbox: Sequence[Document]
+    events: Sequence[Outgoing]
     now: datetime
     open_key: str | None = None
     request_hash: str | None = None
@@ -160,6 +162,9 @@ class TicketStore:
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["tickets"]
+        self.documents = VersionedDocuments(
+            self.tickets, applied_field=APPLIED, applied_keep=APPLIED_KEEP
+        )
         self.counters: AsyncCollection[Document] = db["counters"]
 
     async def ensure_indexes(self) -> None:
@@ -174,7 +179,7 @@ class TicketStore:
     async def insert(
         self,
         ticket: Ticket,
-        outbox: Sequence[Document],
+        events: Sequence[Outgoing],
         now: datetime,
         *,
         open_key: str | None = None,
@@ -183,7 +188,7 @@ class TicketStore:
         """False when `open_key` was used before (an idempotent retry): nothing is written."""
         try:
             await self.tickets.insert_one(
-                self._new_document(ticket, outbox, now, open_key, request_hash)
+                self._new_document(ticket, events, now, open_key, request_hash)
             )
         except DuplicateKeyError:
             return False
@@ -197,7 +202,7 @@ class TicketStore:
         if not news:
             return []
         docs = [
-            self._new_document(n.ticket, n.outbox, n.now, n.open_key, n.request_hash) for n in news
+            self._new_document(n.ticket, n.events, n.now, n.open_key, n.request_hash) for n in news
         ]
         outcomes: list[bool | BaseException] = [True] * len(docs)
         try:
@@ -215,22 +220,22 @@ class TicketStore:
         return outcomes
 
     async def insert_many(
-        self, tickets: Sequence[tuple[Ticket, Sequence[Document], str]], now: datetime
+        self, tickets: Sequence[tuple[Ticket, Sequence[Outgoing], str]], now: datetime
     ) -> list[int]:
-        """Batch insert of (ticket, outbox, open_key); duplicates of earlier opens are skipped.
+        """Batch insert of (ticket, events, open_key); duplicates of earlier opens are skipped.
         Returns the positions of the tickets inserted."""
-        docs = [self._new_document(t, outbox, now, key, None) for t, outbox, key in tickets]
+        docs = [self._new_document(t, events, now, key, None) for t, events, key in tickets]
         return await insert_new(self.tickets, docs)
 
     @staticmethod
     def _new_document(
         ticket: Ticket,
-        outbox: Sequence[Document],
+        events: Sequence[Outgoing],
         now: datetime,
         open_key: str | None,
         request_hash: str | None,
     ) -> Document:
-        doc = {**to_document(ticket), **new_document_outbox(outbox, now)}
+        doc = with_events(to_document(ticket), events, now)
         if open_key is not None:
             doc["open_key"] = open_key
             doc["request_hash"] = request_hash
@@ -321,52 +326,32 @@ class TicketStore:
 
     async def get_applied(self, ticket_id: str) -> tuple[Ticket, list[str]] | None:
         """The ticket with what was applied to it (command ids, Idempotency-Key records)."""
-        doc = await self.tickets.find_one({"_id": ticket_id}, {OUTBOX: 0, OUTBOX_SINCE: 0})
+        doc = await self.tickets.find_one({"_id": ticket_id}, PENDING)
         if doc is None:
             return None
-        return from_document(doc), list(doc.get("applied", []))
+        return from_document(doc), list(doc.get(APPLIED, []))
 
     async def get_many(self, ticket_ids: Sequence[str]) -> dict[str, tuple[Ticket, set[str]]]:
         """Tickets by id, each with the command ids already applied to it."""
-        docs = await find_in(
-            self.tickets, "_id", ticket_ids, projection={OUTBOX: 0, OUTBOX_SINCE: 0}
-        )
-        return {d["_id"]: (from_document(d), set(d.get("applied", []))) for d in docs}
+        found = await self.documents.read(ticket_ids)
+        return {t: (from_document(doc), applied) for t, (doc, applied) in found.items()}
 
-    def change_op(
-        self,
-        ticket: Ticket,
-        outbox: Sequence[Document],
-        now: datetime,
-        applied: Sequence[str] = (),
-    ) -> UpdateOne:
-        """The write for a changed ticket: only if nobody changed it since it was read."""
-        expected = ticket.version
-        doc = to_document(ticket)
-        doc.pop("_id")
-        doc["version"] = expected + 1
-        update: dict[str, Any] = {"$set": doc}
-        if outbox:
-            update.update(outbox_update(outbox, now))
-        if applied:
-            update["$push"] = {
-                **update.get("$push", {}),
-                "applied": {"$each": list(applied), "$slice": -APPLIED_KEEP},
-            }
-        return UpdateOne({"_id": ticket.id, "version": expected}, update)
+    def change(
+        self, ticket: Ticket, events: Sequence[Outgoing], applied: Sequence[str] = ()
+    ) -> Change:
+        """A changed ticket, to be written only if nobody changed it since it was read."""
+        state = to_document(ticket)
+        del state["_id"], state["version"]
+        return Change(ticket.id, state, ticket.version, events, applied)
 
-    async def save(self, ticket: Ticket, outbox: Sequence[Document], now: datetime) -> None:
-        result = await self.tickets.bulk_write([self.change_op(ticket, outbox, now)])
-        if result.matched_count != 1:
+    async def save(self, ticket: Ticket, events: Sequence[Outgoing], now: datetime) -> None:
+        if await self.documents.commit([self.change(ticket, events)], now):
             raise VersionConflict(ticket.id)
         ticket.version += 1
 
-    async def save_many(self, ops: Sequence[UpdateOne]) -> int:
-        """Returns how many matched; fewer than len(ops) means a concurrent change."""
-        if not ops:
-            return 0
-        result = await self.tickets.bulk_write(list(ops), ordered=False)
-        return result.matched_count
+    async def save_many(self, changes: Sequence[Change], now: datetime) -> int:
+        """Returns how many were written; fewer than `len(changes)` means a concurrent change."""
+        return len(changes) - await self.documents.commit(changes, now)
 
     async def list(
         self,

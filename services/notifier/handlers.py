@@ -86,7 +86,6 @@ from shared.events import (
 )
 from shared.ids import new_id, stable_id
 from shared.kafka import Rejected, decode_events, handler_error, is_transient
-from shared.outbox import outbox_entry
 from shared.tracing import send_span
 
 if TYPE_CHECKING:
@@ -104,7 +103,7 @@ if TYPE_CHECKING:
     from services.notifier.templates import Rendered, Templates
     from services.notifier.webhook import WebhookSender
     from shared.clock import Clock
-    from shared.events import CloudEvent, Contract
+    from shared.events import CloudEvent, Contract, Outgoing
     from shared.kafka import Accepted
     from shared.mongo import Document
     from shared.topics import Topics
@@ -519,7 +518,7 @@ class Notifications:
 
     def _outcome_event(
         self, d: Delivery | Document, key: str, error: str | None, now: datetime
-    ) -> Document:
+    ) -> Outgoing:
         common = _outcome_fields(d, key)
         data = (
             NotificationFailed(**common, error=error)
@@ -533,7 +532,7 @@ class Notifications:
             correlationid=_correlation(d) or key,
             event_id=stable_id(common["notification_id"], "failed" if error else "delivered"),
         )
-        return outbox_entry(self._topics.notifications, event)
+        return self._topics.notifications, event
 
     def _sent(
         self, d: Delivery | Document, message_key: str, now: datetime, *, count: bool = True
@@ -543,7 +542,7 @@ class Notifications:
         return Outcome(
             _key(d),
             "sent",
-            outbox=[self._outcome_event(d, message_key, None, now)],
+            events=[self._outcome_event(d, message_key, None, now)],
             fields={"message_key": message_key},
             delivery=None if isinstance(d, dict) else d,
         )
@@ -573,7 +572,7 @@ class Notifications:
             _key(d),
             "failed",
             detail,
-            outbox=[self._outcome_event(d, message_key, detail, now)],
+            events=[self._outcome_event(d, message_key, detail, now)],
             fields={"message_key": message_key},
             delivery=None if isinstance(d, dict) else d,
         )

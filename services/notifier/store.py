@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError
 from services.notifier.domain import Category, Preferences, Requester, TicketFacts
 from shared.ids import new_id
 from shared.mongo import DUPLICATE_KEY, find_in, insert_new
-from shared.outbox import new_document_outbox, outbox_update
+from shared.unit_of_work import append_events, with_events
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from services.notifier.domain import Delivery
+    from shared.events import Outgoing
     from shared.mongo import Document
 
 FINAL_STATES = frozenset({"sent", "failed"})
@@ -351,21 +352,21 @@ class NotifierStore:
 class Outcome:
     """What happened to one delivery, and the event that says so."""
 
-    __slots__ = ("delivery", "error", "fields", "key", "outbox", "state")
+    __slots__ = ("delivery", "error", "events", "fields", "key", "state")
 
     def __init__(
         self,
         key: str,
         state: str,
         error: str | None = None,
-        outbox: Sequence[Document] = (),
+        events: Sequence[Outgoing] = (),
         fields: Mapping[str, Any] | None = None,
         delivery: Delivery | None = None,
     ) -> None:
         self.key = key
         self.state = state
         self.error = error
-        self.outbox = list(outbox)
+        self.events = list(events)
         self.fields = dict(fields or {})
         # the delivery itself, when this outcome may be its record's first write
         self.delivery = delivery
@@ -373,8 +374,7 @@ class Outcome:
 
 def _finish(o: Outcome, now: datetime, *, upsert: bool) -> UpdateOne:
     update: Document = {"$set": {"state": o.state, "error": o.error, "done_at": now, **o.fields}}
-    if o.outbox:
-        update.update(outbox_update(o.outbox, now))
+    update.update(append_events(o.events, now))
     if upsert and o.delivery is not None:
         update["$setOnInsert"] = _record_fields(o.delivery, now)
     return UpdateOne({"_id": o.key}, update, upsert=upsert)
@@ -396,7 +396,7 @@ def _delivery_document(d: Delivery, now: datetime, outcome: Outcome | None) -> D
     doc: Document = {"_id": d.key, **_record_fields(d, now), "state": "pending"}
     if outcome is not None:
         doc.update(state=outcome.state, error=outcome.error, done_at=now, **outcome.fields)
-        doc.update(new_document_outbox(outcome.outbox, now))
+        return with_events(doc, outcome.events, now)
     return doc
 
 

@@ -145,7 +145,7 @@ def create_app(
         rt.workers.append(
             timer_gauge(
                 "sla-at-risk-clocks",
-                lambda: store.timer_counts("at_risk_metrics"),
+                store.at_risk_counts,
                 metrics.at_risk_clocks,
                 cfg.at_risk_clocks_refresh_s,
             )

@@ -23,6 +23,7 @@ from services.sla_monitor.domain import (
     open_delta,
 )
 from services.sla_monitor.policy import RecordedOnly
+from services.sla_monitor.ports import SlaChange
 from shared.errors import Retryable
 from shared.events import (
     Author,
@@ -39,7 +40,6 @@ from shared.events import (
     make_event,
 )
 from shared.kafka import decode_events
-from shared.outbox import outbox_entry
 from shared.tasks import BackgroundTask
 from shared.tracing import new_trace, traceparent_for
 
@@ -49,15 +49,13 @@ if TYPE_CHECKING:
 
     from aiokafka import TopicPartition
     from aiokafka.structs import ConsumerRecord
-    from pymongo import InsertOne, UpdateOne
 
     from services.sla_monitor.metrics import SlaMetrics
     from services.sla_monitor.policy import PolicySet
-    from services.sla_monitor.store import SlaStore
+    from services.sla_monitor.ports import SlaRepository
     from shared.clock import Clock
-    from shared.events import CloudEvent, Contract
+    from shared.events import CloudEvent, Contract, Outgoing
     from shared.kafka import Rejected
-    from shared.mongo import Document
     from shared.topics import Topics
 
 SOURCE = "/helpstream/sla_monitor"
@@ -69,7 +67,7 @@ class SlaService:
     def __init__(
         self,
         *,
-        store: SlaStore,
+        store: SlaRepository,
         clock: Clock,
         topics: Topics,
         policies: PolicySet,
@@ -146,17 +144,26 @@ class SlaService:
     async def on_ticket_events(
         self, records: Sequence[ConsumerRecord[bytes, bytes]]
     ) -> Sequence[Rejected]:
+        """The consumer's batch: decoded here, applied by `apply`; poison goes back."""
         accepted, rejected = decode_events(records)
+        await self.apply([(item.record.partition, item.value) for item in accepted])
+        return rejected
+
+    async def apply(self, events: Sequence[tuple[int, CloudEvent[Contract]]]) -> None:
+        """Moves the timers of each ticket by its events (with the partition each came
+        from), in event time; events applied before are skipped. Raises `Retryable` when a
+        ticket changed meanwhile: the changes that were written are counted, and the
+        retried batch skips them."""
         by_ticket: dict[str, list[tuple[int, CloudEvent[Contract]]]] = defaultdict(list)
-        for item in accepted:
-            if getattr(item.value.data, "ticket", None) is None:
+        for partition, event in events:
+            if getattr(event.data, "ticket", None) is None:
                 continue  # an incident's own events: its tickets' events move their timers
-            by_ticket[item.value.subject].append((item.record.partition, item.value))
+            by_ticket[event.subject].append((partition, event))
         if not by_ticket:
-            return rejected
+            return
         loaded = await self._store.load(list(by_ticket))
         await self.ensure_versions(sla for sla, _ in loaded.values())
-        ops: list[InsertOne[Document] | UpdateOne] = []
+        changes: list[SlaChange] = []
         moved: dict[str, tuple[str, dict[SlaMetric, int]]] = {}  # ticket: (marker, open delta)
         now = self._clock.now()
         written = 0
@@ -165,7 +172,7 @@ class SlaService:
             existing, seen = loaded.get(ticket_id, (None, set()))
             sla = copy_sla(existing) if existing is not None else None
             new_ids: list[str] = []
-            outbox: list[Document] = []
+            outbox: list[Outgoing] = []
             for partition, event in items:
                 if event.id in seen:
                     continue
@@ -180,20 +187,16 @@ class SlaService:
             next_due = sla.next_due(self.policies_for(sla))
             written += len(outbox)
             moved[ticket_id] = (new_ids[0], open_delta(existing, sla))
-            if existing is None:
-                ops.append(self._store.insert_op(sla, next_due, outbox, new_ids, now))
-            else:
-                ops.append(self._store.update_op(sla, next_due, outbox, new_ids, now))
-        lost = await self._store.write(ops)
+            changes.append(SlaChange(sla, next_due, outbox, new_ids, new=existing is None))
+        lost = await self._store.save(changes, now)
         applied = set(moved)
         if lost:  # the retried batch skips what did apply: count those now
             applied = await self._store.applied({t: marker for t, (marker, _) in moved.items()})
         self._count_open([moved[t][1] for t in applied])
         if lost:
             raise Retryable("a ticket's SLA changed while applying events; retrying the batch")
-        if ops:
+        if changes:
             self._on_events(written)  # a backlog's batches may wait for the relay a little
-        return rejected
 
     def _apply(
         self, sla: TicketSla | None, partition: int, event: CloudEvent[Contract]
@@ -245,15 +248,15 @@ class SlaService:
 
     def _outbox(
         self, sla: TicketSla, correlation_id: str, now: datetime, cause: str | None = None
-    ) -> list[Document]:
-        entries = []
+    ) -> list[Outgoing]:
+        entries: list[Outgoing] = []
         for data in sla.take_events():
             self._count(data)
             event_id = fact_id(data, cause) if isinstance(data, SlaClockData) else None
             event = make_event(
                 data, source=SOURCE, time=now, correlationid=correlation_id, event_id=event_id
             )
-            entries.append(outbox_entry(self._topics.sla, event))
+            entries.append((self._topics.sla, event))
         return entries
 
     def _count(self, data: Contract) -> None:
@@ -318,8 +321,8 @@ class SlaService:
                 policies=self.current,
             )
             outbox = self._outbox(sla, correlation_id, now)
-            op = self._store.update_op(sla, sla.next_due(self.current), outbox, [], now)
-            if not await self._store.write([op]):
+            change = SlaChange(sla, sla.next_due(self.current), outbox)
+            if not await self._store.save([change], now):
                 self._count_open([open_delta(before, sla)])
                 self._on_events(1)
                 sla.version += 1
@@ -331,7 +334,7 @@ class SlaService:
     async def fire_due(self, partitions: dict[int, datetime], limit: int = 500) -> int:
         """Fire what is due in each owned partition, up to that partition's watermark."""
         now = self._clock.now()
-        ops: list[InsertOne[Document] | UpdateOne] = []
+        changes: list[SlaChange] = []
         fired = 0
         for partition, watermark in partitions.items():
             horizon = min(now, watermark)
@@ -347,9 +350,9 @@ class SlaService:
                 if due_at is not None and events:
                     self._metrics.fire_lag.observe(max(0.0, (now - due_at).total_seconds()))
                 fired += len(events)
-                ops.append(self._store.update_op(sla, sla.next_due(policies), events, [], now))
-        lost = await self._store.write(ops)
-        if ops:
+                changes.append(SlaChange(sla, sla.next_due(policies), events))
+        lost = await self._store.save(changes, now)
+        if changes:
             self._on_events(1)  # breaches and warnings leave at once, whatever their number
         if lost:
             log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state

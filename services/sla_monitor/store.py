@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pymongo import ASCENDING, InsertOne, ReturnDocument, UpdateOne
-from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from services.sla_monitor.domain import SlaTimer, SlaTimerState, TicketSla, open_metrics
 from services.sla_monitor.policy import PolicySet, from_json
 from shared.events import Category, Priority, SlaMetric, Status
-from shared.mongo import DUPLICATE_KEY, find_in
-from shared.outbox import OUTBOX, OUTBOX_SINCE, new_document_outbox, outbox_update
+from shared.unit_of_work import PENDING, Change, VersionedDocuments
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Mapping, Sequence
@@ -27,10 +26,12 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from services.sla_monitor.ports import SlaChange
     from shared.mongo import Document
 
 OPEN_TIMERS = "open_timers"  # the counters document: open timers per metric, all tickets
-SEEN_KEEP = 200  # ticket event ids remembered per ticket, for redelivery dedupe
+SEEN = "seen"  # the ticket event ids a ticket's SLA applied, for redelivery dedupe
+SEEN_KEEP = 200
 _LABEL = re.compile(r"v(\d+)-([0-9a-f]{8})")  # how tickets name a stored policy version
 
 
@@ -120,8 +121,14 @@ def from_document(doc: Document) -> TicketSla:
 
 
 class SlaStore:
+    """`SlaRepository` on MongoDB: one document per ticket, written through the shared
+    unit of work (versioned, with its outbox and the ids it applied)."""
+
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["ticket_sla"]
+        self.documents = VersionedDocuments(
+            self.tickets, applied_field=SEEN, applied_keep=SEEN_KEEP
+        )
         self.versions: AsyncCollection[Document] = db["policy_versions"]
         self.counters: AsyncCollection[Document] = db["sla_counters"]
 
@@ -175,20 +182,18 @@ class SlaStore:
     # --- tickets ------------------------------------------------------------------
 
     async def load(self, ticket_ids: Sequence[str]) -> dict[str, tuple[TicketSla, set[str]]]:
-        docs = await find_in(
-            self.tickets, "_id", ticket_ids, projection={OUTBOX: 0, OUTBOX_SINCE: 0}
-        )
-        return {d["_id"]: (from_document(d), set(d.get("seen", []))) for d in docs}
+        found = await self.documents.read(ticket_ids)
+        return {t: (from_document(doc), seen) for t, (doc, seen) in found.items()}
 
     async def get(self, ticket_id: str) -> TicketSla | None:
-        doc = await self.tickets.find_one({"_id": ticket_id}, {OUTBOX: 0, OUTBOX_SINCE: 0})
+        doc = await self.tickets.find_one({"_id": ticket_id}, {**PENDING, SEEN: 0})
         return from_document(doc) if doc else None
 
     async def due(self, partition: int, until: datetime, limit: int) -> list[TicketSla]:
         docs = (
             await self.tickets.find(
                 {"partition": partition, "next_due": {"$lte": until}},
-                {OUTBOX: 0, OUTBOX_SINCE: 0, "seen": 0},
+                {**PENDING, SEEN: 0},
             )
             .sort("next_due", ASCENDING)
             .limit(limit)
@@ -196,56 +201,25 @@ class SlaStore:
         )
         return [from_document(d) for d in docs]
 
-    def insert_op(
-        self,
-        sla: TicketSla,
-        next_due: datetime | None,
-        outbox: Sequence[Document],
-        seen: Sequence[str],
-        now: datetime,
-    ) -> InsertOne[Document]:
-        doc = {**to_document(sla, next_due), **new_document_outbox(outbox, now)}
-        doc["seen"] = list(seen)[-SEEN_KEEP:]
-        return InsertOne(doc)
+    async def save(self, changes: Sequence[SlaChange], now: datetime) -> int:
+        return await self.documents.commit([self._change(c) for c in changes], now)
 
-    def update_op(
-        self,
-        sla: TicketSla,
-        next_due: datetime | None,
-        outbox: Sequence[Document],
-        seen: Sequence[str],
-        now: datetime,
-    ) -> UpdateOne:
-        """Only if nobody (the timer, another instance) changed the ticket since it was read."""
-        doc = to_document(sla, next_due)
-        doc.pop("_id")
-        doc["version"] = sla.version + 1
-        update: dict[str, Any] = {"$set": doc}
-        if outbox:
-            update.update(outbox_update(outbox, now))
-        if seen:
-            update["$push"] = {
-                **update.get("$push", {}),
-                "seen": {"$each": list(seen), "$slice": -SEEN_KEEP},
-            }
-        return UpdateOne({"_id": sla.ticket_id, "version": sla.version}, update)
+    @staticmethod
+    def _change(change: SlaChange) -> Change:
+        state = to_document(change.sla, change.next_due)
+        del state["_id"], state["version"]
+        return Change(
+            id=change.sla.ticket_id,
+            state=state,
+            read_version=None if change.new else change.sla.version,
+            events=change.events,
+            applied=change.seen,
+        )
 
-    async def write(self, ops: Sequence[InsertOne[Document] | UpdateOne]) -> int:
-        """Applies what it can; returns how many ops lost a race (to retry)."""
-        if not ops:
-            return 0
-        try:
-            result = await self.tickets.bulk_write(list(ops), ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(err.get("code") != DUPLICATE_KEY for err in errors):
-                raise
-            updates = sum(isinstance(op, UpdateOne) for op in ops)
-            return len(errors) + updates - int(exc.details.get("nMatched", 0))
-        updates = sum(isinstance(op, UpdateOne) for op in ops)
-        return updates - result.matched_count
+    async def at_risk_counts(self) -> dict[str, int]:
+        return await self._timer_counts("at_risk_metrics")
 
-    async def timer_counts(self, field: str) -> dict[str, int]:
+    async def _timer_counts(self, field: str) -> dict[str, int]:
         """Per metric, tickets whose `open_metrics` or `at_risk_metrics` holds it (indexed)."""
         return {
             metric.value: await self.tickets.count_documents({field: metric.value})
@@ -255,10 +229,7 @@ class SlaStore:
     # --- open timers, counted as they change ----------------------------------------
 
     async def applied(self, markers: Mapping[str, str]) -> set[str]:
-        """Of these tickets, those whose document holds their marker (the first ticket event
-        id a write pushed to `seen`): which writes of a batch that lost some races applied."""
-        docs = await self.tickets.find({"_id": {"$in": list(markers)}}, {"seen": 1}).to_list()
-        return {d["_id"] for d in docs if markers[d["_id"]] in d.get("seen", ())}
+        return await self.documents.holding(markers)
 
     async def add_open(self, delta: Mapping[str, int]) -> dict[str, int]:
         """Moves the deployment-wide open-timer counts; returns them after the move."""
@@ -280,7 +251,7 @@ class SlaStore:
         from a crash between a ticket's write and its count, or a count that failed, ends
         here. A change counted while the recount runs may be lost or counted twice; the
         next reconciliation settles it."""
-        counts = await self.timer_counts("open_metrics")
+        counts = await self._timer_counts("open_metrics")
         await self.counters.update_one(
             {"_id": OPEN_TIMERS}, {"$set": {"counts": counts, "reconciled_at": at}}, upsert=True
         )

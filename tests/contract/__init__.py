@@ -2,4 +2,6 @@
 
 import pytest
 
-pytest.register_assert_rewrite("tests.contract.feedback_repository")
+pytest.register_assert_rewrite(
+    "tests.contract.feedback_repository", "tests.contract.sla_repository"
+)

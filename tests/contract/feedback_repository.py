@@ -27,7 +27,8 @@ from shared.events import (
 )
 
 if TYPE_CHECKING:
-    from services.feedback.ports import FeedbackRepository, Outgoing
+    from services.feedback.ports import FeedbackRepository
+    from shared.events import Outgoing
 
 TOPIC = "helpstream.feedback"
 SOLVED = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

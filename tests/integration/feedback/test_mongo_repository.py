@@ -18,7 +18,7 @@ from tests.contract.feedback_repository import FeedbackRepositoryContract, Harne
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from services.feedback.ports import Outgoing
+    from shared.events import Outgoing
 
 
 @dataclass(frozen=True)

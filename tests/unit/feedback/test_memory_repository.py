@@ -11,7 +11,7 @@ from services.feedback.memory_store import MemoryFeedbackRepository
 from tests.contract.feedback_repository import FeedbackRepositoryContract, Harness
 
 if TYPE_CHECKING:
-    from services.feedback.ports import Outgoing
+    from shared.events import Outgoing
 
 
 @dataclass(frozen=True)
