@@ -92,6 +92,8 @@ class OutboxMetrics:
     backlog: Gauge
     # time from the state change to the broker's acknowledgement
     relay_lag_seconds: Histogram
+    # 1 while this instance holds the relay lease (one instance per service publishes)
+    lease_held: Gauge
 
 
 def outbox_metrics(registry: CollectorRegistry, service: str) -> OutboxMetrics:
@@ -110,6 +112,11 @@ def outbox_metrics(registry: CollectorRegistry, service: str) -> OutboxMetrics:
             f"{prefix}_relay_lag_seconds",
             "State change to broker acknowledgement.",
             buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        lease_held=Gauge(
+            f"{prefix}_relay_lease_held",
+            "1 while this instance holds the outbox relay lease (one instance publishes).",
             registry=registry,
         ),
     )

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from pymongo import ASCENDING, UpdateMany, UpdateOne
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from shared import tracing
 from shared.ids import new_id
@@ -39,8 +39,13 @@ log = structlog.get_logger(__name__)
 
 OUTBOX = "_outbox"
 OUTBOX_SINCE = "_outbox_since"
+# Per-document leases of earlier versions; cleared with the outbox wherever still set.
 OUTBOX_CLAIM = "_outbox_claim"
 OUTBOX_LEASE = "_outbox_lease"
+RETIRE = {OUTBOX: "", OUTBOX_SINCE: "", OUTBOX_CLAIM: "", OUTBOX_LEASE: ""}
+# One relay per database publishes, the holder of this lease document.
+RELAY_LEASES = "outbox_relay_lease"
+RELAY_LEASE = "relay"
 
 
 def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
@@ -90,13 +95,14 @@ MIN_CLAIM = 50  # the smallest round the relay shrinks to while the database is 
 class OutboxRelay(BackgroundTask):
     """Drains the outboxes of some collections to Kafka, oldest first.
 
-    A round costs a fixed number of database round trips whatever its size (SecantusDB
-    runs in one Python process beside the consumers, so every write the relay saves is
-    one the consumers get): find the oldest pending documents, lease them with one
-    `update_many` on the `_outbox_since` range, read them back, publish, and clear them
-    with one `update_many` on the lease. Documents written at the same instant (one
-    consumer batch) are leased together, so a round may take a little more than
-    `batch_size`.
+    One relay per database publishes: the holder of a lease document it renews every
+    half lease (so events of one document leave in order, and nobody writes a claim on
+    each document). A round reads the oldest pending documents with their outboxes,
+    publishes with acks=all, and removes what it published with one write per document;
+    that clear is the only write the relay adds to a state change. SecantusDB runs in
+    one Python process beside the consumers, so every write the relay saves is one the
+    consumers get. A holder that dies leaves its lease to run out; a relay that stops
+    hands it back.
     """
 
     def __init__(
@@ -118,6 +124,9 @@ class OutboxRelay(BackgroundTask):
         super().__init__()
         self._sealer = sealer
         self._lease = lease
+        self._holder = new_id()
+        self._held_until: dict[str, datetime] = {}  # database name → lease held until
+        self._tried_at: dict[str, datetime] = {}
         self._collections = list(collections)
         self._producer = producer
         self._metrics = metrics
@@ -150,6 +159,19 @@ class OutboxRelay(BackgroundTask):
         self._wake.set()
 
     name = "outbox-relay"
+
+    async def stop(self) -> None:
+        """Stops, and hands the lease back so another instance (or this one restarted)
+        relays at once rather than after it runs out."""
+        await super().stop()
+        for collection in self._collections[:1]:
+            with contextlib.suppress(PyMongoError):
+                await collection.database[RELAY_LEASES].update_one(
+                    {"_id": RELAY_LEASE, "holder": self._holder},
+                    {"$set": {"until": datetime.now(UTC)}},
+                )
+        self._held_until.clear()
+        self._metrics.lease_held.set(0)
 
     async def run(self) -> None:
         while True:
@@ -227,36 +249,50 @@ class OutboxRelay(BackgroundTask):
     async def _claim(
         self, collection: AsyncCollection[Document]
     ) -> tuple[str, datetime, list[Document]] | None:
-        """Lease a batch of documents to this relay, so instances never publish the same
-        events twice; a relay that dies leaves leases that expire and are taken over."""
-        now = datetime.now(UTC)  # leases are wall-clock, whatever clock the service runs on
-        # "no lease, or an expired one" as one condition, not an $or: that keeps the query
-        # on the `_outbox_since` index (an $or made SecantusDB scan the whole collection)
-        free = {OUTBOX_LEASE: {"$not": {"$gte": now}}}
-        candidates = (
-            await collection.find(
-                {OUTBOX_SINCE: {"$exists": True}, **free}, {"_id": 0, OUTBOX_SINCE: 1}
-            )
+        """The oldest documents with pending events, read once (outboxes included), while
+        this relay holds the lease; None when another relay holds it or nothing waits."""
+        if not await self._lease_held(collection):
+            return None
+        docs = (
+            await collection.find({OUTBOX_SINCE: {"$exists": True}}, {OUTBOX: 1, OUTBOX_SINCE: 1})
             .sort(OUTBOX_SINCE, ASCENDING)
             .limit(self._limit)
             .to_list()
         )
-        if not candidates:
+        if not docs:
             return None
-        # A range on the index, not `_id: {$in: [...]}`: SecantusDB tests an `$in` list
-        # element by element for every document, which made a 500-document lease cost
-        # 250,000 comparisons.
-        claim, bound = new_id(), candidates[-1][OUTBOX_SINCE]
-        await collection.update_many(
-            {OUTBOX_SINCE: {"$lte": bound}, **free},
-            {"$set": {OUTBOX_CLAIM: claim, OUTBOX_LEASE: now + self._lease}},
-        )
-        docs = (
-            await collection.find({OUTBOX_SINCE: {"$lte": bound}, OUTBOX_CLAIM: claim}, {OUTBOX: 1})
-            .sort(OUTBOX_SINCE, ASCENDING)
-            .to_list()
-        )
-        return claim, bound, docs
+        return self._holder, docs[-1][OUTBOX_SINCE], docs
+
+    async def _lease_held(self, collection: AsyncCollection[Document]) -> bool:
+        """Whether this relay holds the database's relay lease, taking or renewing it as
+        needed: one conditional write every half lease, none in between. A relay that
+        does not hold it tries again after a quarter lease."""
+        now = datetime.now(UTC)  # leases are wall-clock, whatever clock the service runs on
+        held_until = self._held_until.get(collection.database.name)
+        if held_until is not None and now + self._lease / 2 < held_until:
+            return True
+        tried = self._tried_at.get(collection.database.name)
+        if held_until is None and tried is not None and now < tried + self._lease / 4:
+            return False
+        self._tried_at[collection.database.name] = now
+        until = now + self._lease
+        try:
+            await collection.database[RELAY_LEASES].update_one(
+                {"_id": RELAY_LEASE, "$or": [{"holder": self._holder}, {"until": {"$lt": now}}]},
+                {"$set": {"holder": self._holder, "until": until}},
+                upsert=True,
+            )
+        except DuplicateKeyError:  # another relay holds it
+            if held_until is not None:
+                log.warning("outbox_relay_lease_lost", database=collection.database.name)
+            self._held_until.pop(collection.database.name, None)
+            self._metrics.lease_held.set(0)
+            return False
+        if held_until is None:
+            log.info("outbox_relay_lease_taken", database=collection.database.name)
+        self._held_until[collection.database.name] = until
+        self._metrics.lease_held.set(1)
+        return True
 
     async def _publish(
         self,
@@ -318,49 +354,31 @@ class OutboxRelay(BackgroundTask):
 
     @staticmethod
     async def _clear(
-        collection: AsyncCollection[Document], claim: str, bound: datetime, docs: list[Document]
+        collection: AsyncCollection[Document], holder: str, bound: datetime, docs: list[Document]
     ) -> None:
-        """Take the published events out of the documents still leased to this relay.
+        """Take the published events out of their documents: one write per document.
 
-        Writers only ever append to an outbox, and only the lease holder removes from
-        it; so a leased document whose outbox still has the size it was read with holds
-        exactly the events just published, and its whole outbox goes in one
-        `update_many`. A document that gained events meanwhile (or a batch read with
-        mixed sizes) has just the published ids pulled. A lease taken over by another
-        relay matches nothing here: that relay publishes the same ids again.
+        Writers only ever append to an outbox, and only a relay removes from it; so an
+        outbox whose size, first and last event are those just published holds exactly
+        them, and is removed whole. One that gained events meanwhile has just the
+        published ids pulled. Matching on the events themselves, not on who read them,
+        keeps a relay that lost its lease while publishing (paused past it) from clearing
+        events it never saw: it can only remove what it published.
         """
-        sizes = {len(doc.get(OUTBOX) or []) for doc in docs}
-        ops: list[UpdateOne | UpdateMany] = []
-        if len(sizes) == 1:
-            ops.append(
-                UpdateMany(
-                    {
-                        OUTBOX_SINCE: {"$lte": bound},  # leased documents only get older
-                        OUTBOX_CLAIM: claim,
-                        OUTBOX: {"$size": sizes.pop()},
-                    },
-                    {"$unset": {OUTBOX: "", OUTBOX_SINCE: "", OUTBOX_CLAIM: "", OUTBOX_LEASE: ""}},
-                )
-            )
-            result = await collection.bulk_write(ops, ordered=True)
-            if result.matched_count == len(docs):
-                return
-            ops = []
-        for doc in docs:  # only documents the fast path left leased still match
+        ops: list[UpdateOne] = []
+        for doc in docs:
+            entries = doc.get(OUTBOX) or []
+            match: Document = {"_id": doc["_id"], OUTBOX: {"$size": len(entries)}}
+            if entries:
+                match[f"{OUTBOX}.0.id"] = entries[0]["id"]
+                match[f"{OUTBOX}.{len(entries) - 1}.id"] = entries[-1]["id"]
+            ops.append(UpdateOne(match, {"$unset": RETIRE}))
+        result = await collection.bulk_write(ops, ordered=False)
+        if result.matched_count == len(docs):
+            return
+        ops = []
+        for doc in docs:  # documents already cleared match nothing here
             ids = [entry["id"] for entry in doc.get(OUTBOX) or []]
-            ops.append(
-                UpdateOne(
-                    {"_id": doc["_id"], OUTBOX_CLAIM: claim},
-                    {
-                        "$pull": {OUTBOX: {"id": {"$in": ids}}},
-                        "$unset": {OUTBOX_CLAIM: "", OUTBOX_LEASE: ""},
-                    },
-                )
-            )
-        ops.append(
-            UpdateMany(
-                {OUTBOX_SINCE: {"$lte": bound}, OUTBOX: {"$size": 0}},
-                {"$unset": {OUTBOX: "", OUTBOX_SINCE: ""}},
-            )
-        )
+            ops.append(UpdateOne({"_id": doc["_id"]}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}}))
+            ops.append(UpdateOne({"_id": doc["_id"], OUTBOX: {"$size": 0}}, {"$unset": RETIRE}))
         await collection.bulk_write(ops, ordered=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import structlog
@@ -153,6 +154,7 @@ class ServiceRuntime:
             outbox_metrics(self.registry, self.service),
             self.clock,
             sealer=EventSealer(self.keyring, self._sealing_metrics),
+            lease=timedelta(seconds=self.settings.outbox_relay_lease_s),
         )
         return self.relay
 

@@ -74,6 +74,13 @@ class ServiceSettings(BaseSettings):
     mongo_timeout_ms: int = Field(
         5000, ge=100, description="Longest any one database operation may take."
     )
+    outbox_relay_lease_s: float = Field(
+        10.0,
+        ge=1.0,
+        description="One instance per service publishes its outbox, the holder of a lease "
+        "it renews every half lease; when the holder dies without stopping, another takes "
+        "over within this plus a quarter of it.",
+    )
     http_host: str = Field("127.0.0.1", description="HTTP bind address.")
     http_port: int = Field(8000, ge=0, le=65535, description="HTTP port (API, /metrics).")
     http_max_body_bytes: int = Field(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
@@ -170,3 +171,106 @@ async def test_starting_on_a_database_with_the_retired_claim_index_drops_it(
     await ensure_outbox_index(tickets)  # a second start (or instance) finds nothing to do
     names = {index["name"] async for index in await tickets.list_indexes()}
     assert names == {"_id_", f"{OUTBOX_SINCE}_1"}
+
+
+async def test_only_the_lease_holder_relays_and_another_takes_over_once_it_stops(
+    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}tickets"
+    tickets = scratch_db["tickets"]
+    first = await pending(tickets, topic, 3)
+    producer = make_producer(settings, "test")
+    await producer.start()
+    registries = [CollectorRegistry(), CollectorRegistry()]
+    holder, other = (
+        OutboxRelay(
+            [tickets],
+            producer,
+            outbox_metrics(registry, "test"),
+            SystemClock(),
+            lease=timedelta(seconds=2),
+        )
+        for registry in registries
+    )
+    held = "helpstream_test_outbox_relay_lease_held"
+    try:
+        async with Tap(infra.kafka_bootstrap, topic) as tap:
+            assert await holder.relay_once() == 3
+            later = [parse_event(created_event(f"L-{i}")) for i in range(2)]
+            await tickets.insert_many(
+                [
+                    {"_id": e.subject, OUTBOX: [outbox_entry(topic, e)], OUTBOX_SINCE: e.time}
+                    for e in later
+                ]
+            )
+            assert await other.relay_once() == 0  # the holder's lease is still running
+            assert registries[0].get_sample_value(held) == 1
+            assert registries[1].get_sample_value(held) == 0
+            await holder.stop()  # hands the lease back
+            await asyncio.sleep(0.6)  # the other tries again after a quarter lease
+            assert await other.relay_once() == 2
+            await tap.collect(5)
+            received = await tap.settle(1.0)
+    finally:
+        await other.stop()
+        await producer.stop()
+    ids = sorted(parse_event(r.value).id for r in received)
+    assert ids == sorted(e.id for e in [*first, *later])
+
+
+class TakenOverBeforeClear:
+    """The relay's first clear comes after it lost its lease (paused past it): another
+    relay has published and cleared the same events, and a writer appended a new event
+    to the same document, so its outbox has the size the paused relay read."""
+
+    def __init__(self, real: Any, other: OutboxRelay, doc_id: str, entry: dict[str, Any]):
+        self._real, self._other, self._doc_id = real, other, doc_id
+        self._entry: dict[str, Any] | None = entry
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        if self._entry is not None:
+            entry, self._entry = self._entry, None
+            await asyncio.sleep(0.05)  # the paused relay's lease (0 s) has run out
+            assert await self._other.relay_once() == 1
+            await self._real.update_one(
+                {"_id": self._doc_id}, outbox_update([entry], datetime.now(UTC))
+            )
+        return await self._real.bulk_write(*args, **kwargs)
+
+
+async def test_a_relay_that_lost_its_lease_mid_round_clears_no_event_it_did_not_publish(
+    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}tickets"
+    tickets = scratch_db["tickets"]
+    (event,) = await pending(tickets, topic, 1)
+    late = parse_event(created_event(event.subject))
+    producer = make_producer(settings, "test")
+    await producer.start()
+
+    def relay(collection: Any, lease: timedelta) -> OutboxRelay:
+        metrics = outbox_metrics(CollectorRegistry(), "test")
+        return OutboxRelay([collection], producer, metrics, SystemClock(), lease=lease)
+
+    other = relay(tickets, timedelta(seconds=30))
+    paused = relay(
+        TakenOverBeforeClear(tickets, other, event.subject, outbox_entry(topic, late)),
+        timedelta(0),
+    )
+    try:
+        async with Tap(infra.kafka_bootstrap, topic) as tap:
+            assert await paused.relay_once() == 1
+            assert await other.relay_once() == 1  # the late event was kept, and goes now
+            await tap.collect(3)
+            received = await tap.settle(1.0)
+        left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
+    finally:
+        await producer.stop()
+    ids = [parse_event(r.value).id for r in received]
+    assert sorted(ids) == sorted([event.id, event.id, late.id])  # a duplicate, no loss
+    assert left == 0
