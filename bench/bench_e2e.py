@@ -8,6 +8,12 @@ latency = email accepted − request sent, matched by the X-Helpstream-Ticket he
 Emails not accepted within DRAIN_S after the last send count at the time waited so
 far, so the p99 is then a lower bound (reported as such).
 HELPSTREAM_BENCH_E2E_SECONDS overrides the seconds per rate (default 10, 4 at 500/s).
+
+Before the fixed rates, on the fresh system, a step search finds the highest offered
+rate whose p99 stays within 1 s with every ticket created and every email delivered
+(`e2e_max_sustained_tickets_per_s`): rates go up through SEARCH_STEPS, 10 s each, and
+the search stops at the first that fails (so no backlog from a failed step is carried
+into the next). HELPSTREAM_BENCH_E2E_SEARCH=0 skips it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,8 @@ API_KEY = "hs_bench_0123456789abcdefghijklmnopqrstuvwxyz"
 RATES: dict[int, float] = {50: 10.0, 200: 10.0, 500: 4.0}
 MAX_IN_FLIGHT = 200
 DRAIN_S = 60.0
+SEARCH_STEPS = (10, 20, 30, 40, 50, 60, 80, 100, 125, 150, 200, 250, 300)
+SEARCH_P99_MS = 1000.0
 
 
 def body(seq: int) -> dict[str, object]:
@@ -150,6 +158,29 @@ async def main(url: str, sink: MailSink, seconds: float | None) -> dict[str, flo
         # one warm-up ticket: connections, caches, consumer positions
         await phase(http, url, sink, 5, 1.0, 0)
         first = 1000
+        if os.environ.get("HELPSTREAM_BENCH_E2E_SEARCH", "1") != "0":
+            sustained = 0
+            for rate in SEARCH_STEPS:
+                figures = await phase(http, url, sink, rate, 10.0, first)
+                first += 100_000
+                held = (
+                    figures["p99"] <= SEARCH_P99_MS
+                    and figures["failed"] == 0
+                    and figures["delivered"] == figures["created"]
+                    and figures["achieved"] >= 0.95 * rate
+                )
+                print(
+                    f"-- search {rate} tickets/s: p99 {figures['p99']:,.0f} ms, "
+                    f"sent {figures['achieved']:.0f}/s, "
+                    f"{figures['delivered']:.0f}/{figures['created']:.0f} delivered: "
+                    + ("held" if held else "not held"),
+                    flush=True,
+                )
+                if not held:
+                    break
+                sustained = rate
+                out["e2e_p99_ms_at_max_sustained"] = round(figures["p99"], 1)
+            out["e2e_max_sustained_tickets_per_s"] = float(sustained)
         for rate, default_s in RATES.items():
             print(f"-- {rate} tickets/s", flush=True)
             figures = await phase(http, url, sink, rate, seconds or default_s, first)

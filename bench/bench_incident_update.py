@@ -51,6 +51,8 @@ from shared.infra.services import service_process
 from shared.topics import Topics
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from bench._common import MailSink
     from shared.infra.modes import Infra
     from shared.infra.processes import ManagedProcess
@@ -88,18 +90,23 @@ def signed(value: bytes) -> list[tuple[str, bytes]]:
     return sign_headers(API_KEY, value, datetime.now(UTC))
 
 
-def update_only_rules(folder: Path) -> Path:
-    """The shipped rules with only `incident_update` left."""
+def only_rules(folder: Path, names: Collection[str]) -> Path:
+    """The shipped notifier rules with only `names` left."""
     raw = yaml.safe_load(DEFAULT_RULES_PATH.read_text(encoding="utf-8"))
-    raw["rules"] = [r for r in raw["rules"] if r["name"] == "incident_update"]
+    raw["rules"] = [r for r in raw["rules"] if r["name"] in names]
     path = folder / "rules.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return path
 
 
 def start_services(
-    infra: Infra, sink: MailSink, logs: Path, tag: str
+    infra: Infra,
+    sink: MailSink,
+    logs: Path,
+    tag: str,
+    rules: Collection[str] = ("incident_update",),
 ) -> tuple[list[ManagedProcess], dict[str, str]]:
+    """intake and notifier as processes, notifier with only the notifier rules named."""
     env = {
         "HELPSTREAM_KAFKA_BOOTSTRAP": infra.kafka_bootstrap,
         "HELPSTREAM_MONGO_URL": infra.mongo_url,
@@ -109,7 +116,7 @@ def start_services(
         "HELPSTREAM_KAFKA_HEARTBEAT_INTERVAL_MS": "300",
         "HELPSTREAM_SMTP_PORT": str(sink.port),
         "HELPSTREAM_LOG_LEVEL": "WARNING",
-        "HELPSTREAM_RULES_FILE": str(update_only_rules(logs)),
+        "HELPSTREAM_RULES_FILE": str(only_rules(logs, rules)),
     }
     secrets = {**local_secrets.generate(), "bootstrap_api_key": API_KEY}
     started: list[ManagedProcess] = []
