@@ -29,7 +29,7 @@ from services.intake.domain import (
     TicketLimits,
     ticket_number,
 )
-from services.intake.store import NewTicket
+from services.intake.ports import NewTicket, TicketChange
 from services.intake.triage import triage
 from shared.command_signing import DEFAULT_REPLAY_WINDOW_S, SignatureError, read_headers
 from shared.commands import (
@@ -74,7 +74,8 @@ if TYPE_CHECKING:
     from services.intake.faq import ArticleIndex
     from services.intake.incident_service import IncidentService
     from services.intake.metrics import IntakeMetrics
-    from services.intake.store import GroupedOpens, TicketStore
+    from services.intake.ports import TicketRepository
+    from services.intake.store import GroupedOpens
     from services.intake.triage import TriageRules
     from shared.clock import Clock
     from shared.commands import Command
@@ -315,7 +316,7 @@ class TicketService:
     def __init__(
         self,
         *,
-        store: TicketStore,
+        store: TicketRepository,
         clock: Clock,
         topics: Topics,
         rules: TriageRules,
@@ -625,7 +626,7 @@ class TicketService:
                 return Changed(ticket, result)
             applied = [applied_request(key, digest)] if key is not None else []
             if await self._store.save_many(
-                [self._store.change(ticket, outbox, applied)], self._clock.now()
+                [TicketChange(ticket, outbox, applied)], self._clock.now()
             ):
                 ticket.version += 1
                 if key is not None:
@@ -923,7 +924,7 @@ class TicketService:
                 if isinstance(data, SolveByArticle):
                     deflected.append(ticket)
             if applied_ids:
-                ops.append(self._store.change(ticket, outbox, applied_ids))
+                ops.append(TicketChange(ticket, outbox, applied_ids))
         if audited is not None:
             await self._write_audit(audited, "commands")  # with the batch's opens: one insert
         if await self._store.save_many(ops, self._clock.now()) < len(ops):
@@ -976,7 +977,7 @@ class TicketService:
                         )
                 outbox.extend(self._outbox(ticket, event.correlationid))
             if outbox or len(ticket.escalation_causes) != causes_before:
-                ops.append(self._store.change(ticket, outbox))
+                ops.append(TicketChange(ticket, outbox))
         await self._write_audit(audited, "services")  # stable ids: a retry writes them once
         if await self._store.save_many(ops, self._clock.now()) < len(ops):
             raise Retryable("a ticket changed while escalating; retrying the batch")

@@ -32,6 +32,7 @@ from services.intake.incidents import (
     TicketFacts,
     linkable,
 )
+from services.intake.ports import TicketChange
 from shared.commands import DeclareIncident, LinkTicket, ResolveIncident, UpdateIncident
 from shared.errors import Invalid, Retryable
 from shared.events import IncidentText, Status, TicketIncidentUpdate, make_event
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from services.intake.audit import AuditEntry, AuditTrail
     from services.intake.incident_store import IncidentStore
     from services.intake.metrics import IntakeMetrics
-    from services.intake.store import TicketStore
+    from services.intake.ports import TicketRepository
     from shared.clock import Clock
     from shared.commands import Command
     from shared.events import CloudEvent, Outgoing
@@ -115,7 +116,7 @@ class IncidentService:
         self,
         *,
         store: IncidentStore,
-        tickets: TicketStore,
+        tickets: TicketRepository,
         clock: Clock,
         topics: Topics,
         metrics: IntakeMetrics,
@@ -320,7 +321,7 @@ class IncidentService:
             if not changed:
                 return ticket
             outbox = self._ticket_outbox(ticket, correlation_id)
-            if await self._tickets.save_many([self._tickets.change(ticket, outbox)], now):
+            if await self._tickets.save_many([TicketChange(ticket, outbox)], now):
                 ticket.version += 1
                 self._metrics.incident_links.labels("unlinked" if cmd.unlink else "agent").inc()
                 self._on_events(len(outbox))
@@ -454,7 +455,7 @@ class IncidentService:
         for _ in range(SAVE_ATTEMPTS):
             now = self._clock.now()
             changed = [t for t in pending if change(t)]
-            ops = [self._tickets.change(t, self._ticket_outbox(t, correlation_id)) for t in changed]
+            ops = [TicketChange(t, self._ticket_outbox(t, correlation_id)) for t in changed]
             if not ops:
                 return done
             versions = [(t.id, f"{incident_id}@{t.version}") for t in changed]

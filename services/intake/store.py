@@ -6,7 +6,6 @@ writers never interleave and the events always leave with the state that caused 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
+    from services.intake.ports import NewTicket, TicketChange
     from shared.events import Outgoing
     from shared.group_commit import FlushObserver
     from shared.mongo import Document
@@ -45,10 +45,6 @@ APPLIED_KEEP = 500
 HIDDEN = {**PENDING, APPLIED: 0}
 NUMBER_COUNTER = "ticket_number"
 FIRST_NUMBER = 100_001  # six digits from the first ticket: short to say, never "#1"
-
-
-class VersionConflict(Exception):
-    """Someone changed the ticket since it was read; reload and try again."""
 
 
 def to_document(ticket: Ticket) -> Document:
@@ -146,19 +142,15 @@ def from_document(doc: Document) -> Ticket:
     )
 
 
-@dataclass(frozen=True)
-class NewTicket:
-    """A ticket to insert with its first events; `open_key` (an Idempotency-Key) once only."""
-
-    ticket: Ticket
-    events: Sequence[Outgoing]
-    now: datetime
-    open_key: str | None = None
-    request_hash: str | None = None
+def _change(change: TicketChange) -> Change:
+    state = to_document(change.ticket)
+    del state["_id"], state["version"]
+    return Change(change.ticket.id, state, change.ticket.version, change.events, change.applied)
 
 
 class TicketStore:
-    """The tickets collection. Every write that changes a ticket carries its events."""
+    """`TicketRepository` on MongoDB: the tickets collection, every write through the
+    shared unit of work (versioned, with its outbox and the ids it applied)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.tickets: AsyncCollection[Document] = db["tickets"]
@@ -336,22 +328,9 @@ class TicketStore:
         found = await self.documents.read(ticket_ids)
         return {t: (from_document(doc), applied) for t, (doc, applied) in found.items()}
 
-    def change(
-        self, ticket: Ticket, events: Sequence[Outgoing], applied: Sequence[str] = ()
-    ) -> Change:
-        """A changed ticket, to be written only if nobody changed it since it was read."""
-        state = to_document(ticket)
-        del state["_id"], state["version"]
-        return Change(ticket.id, state, ticket.version, events, applied)
-
-    async def save(self, ticket: Ticket, events: Sequence[Outgoing], now: datetime) -> None:
-        if await self.documents.commit([self.change(ticket, events)], now):
-            raise VersionConflict(ticket.id)
-        ticket.version += 1
-
-    async def save_many(self, changes: Sequence[Change], now: datetime) -> int:
+    async def save_many(self, changes: Sequence[TicketChange], now: datetime) -> int:
         """Returns how many were written; fewer than `len(changes)` means a concurrent change."""
-        return len(changes) - await self.documents.commit(changes, now)
+        return len(changes) - await self.documents.commit([_change(c) for c in changes], now)
 
     async def list(
         self,

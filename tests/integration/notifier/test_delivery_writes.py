@@ -15,11 +15,19 @@ from pymongo import monitoring
 from services.notifier.settings import NotifierSettings
 from shared.infra.mailcatcher import MailCatcher
 from shared.infra.modes import Infra
+from shared.outbox import OUTBOX
 from tests.integration.notifier.builders import created
 from tests.integration.notifier.conftest import Receiver, mails, start, until
 
 WRITES = frozenset({"insert", "update", "delete", "findAndModify"})
 TICKETS = 20
+
+
+def _relay(update: Any) -> bool:
+    """The outbox relay's writes take published events out (`$unset` or `$pull` of the
+    outbox); the delivery protocol's only ever append to it."""
+    operators = update.get("u") or {}
+    return any(OUTBOX in (operators.get(op) or {}) for op in ("$unset", "$pull"))
 
 
 class WriteCounter(monitoring.CommandListener):
@@ -40,8 +48,7 @@ class WriteCounter(monitoring.CommandListener):
             kind, count = "insert", len(command.get("documents") or [])
         elif event.command_name == "update":
             updates = command.get("updates") or []
-            # the outbox relay's lease and clear are ranges (multi); the protocol's are by _id
-            kind = "relay" if any(u.get("multi") for u in updates) else "update"
+            kind = "relay" if any(_relay(u) for u in updates) else "update"
             count = len(updates)
         else:
             kind, count = event.command_name, 1
