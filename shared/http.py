@@ -107,6 +107,25 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+def database_problem(exc: PyMongoError) -> Response:
+    """503 with Retry-After while the database is away (500 for any other database
+    error); for exception handlers, and for middleware, which they do not cover."""
+    if not is_unavailable(exc):
+        log.error("database_error", error=type(exc).__name__, exc_info=exc)
+        return problem(500, "Internal Server Error", "The request could not be completed.")
+    log.warning("database_unavailable", error=type(exc).__name__)
+    # A write that timed out may still be applied once the database answers again.
+    response = problem(
+        503,
+        "Service Unavailable",
+        "The database is not answering; retry shortly. A write may still be applied:"
+        " repeat the request unchanged (with the same Idempotency-Key where the route"
+        " takes one) to get its result rather than a second one.",
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, ProblemError)
@@ -127,20 +146,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem(exc.status_code, _title(exc.status_code), str(exc.detail))
 
     async def on_unavailable(_: Request, exc: Exception) -> Response:
-        if not is_unavailable(exc):
-            log.error("database_error", error=type(exc).__name__, exc_info=exc)
-            return problem(500, "Internal Server Error", "The request could not be completed.")
-        log.warning("database_unavailable", error=type(exc).__name__)
-        # A write that timed out may still be applied once the database answers again.
-        response = problem(
-            503,
-            "Service Unavailable",
-            "The database is not answering; retry shortly. A write may still be applied:"
-            " repeat the request unchanged (with the same Idempotency-Key where the route"
-            " takes one) to get its result rather than a second one.",
-        )
-        response.headers["Retry-After"] = "5"
-        return response
+        assert isinstance(exc, PyMongoError)
+        return database_problem(exc)
 
     app.add_exception_handler(PyMongoError, on_unavailable)
     app.add_exception_handler(ProblemError, on_problem)

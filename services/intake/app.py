@@ -299,6 +299,7 @@ def create_app(
             incident_store=incident_store,
         )
         app.state.api_keys = keys
+        app.state.intake = parts  # its parts, by name, for operators' tools and tests
 
     app = service_app(
         runtime,

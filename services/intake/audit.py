@@ -36,8 +36,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pymongo import ASCENDING, DESCENDING
+from pymongo.errors import PyMongoError
 
 from shared.group_commit import GroupCommit
+from shared.http import database_problem
 from shared.mongo import insert_new
 
 if TYPE_CHECKING:
@@ -266,6 +268,15 @@ def install_audit(app: FastAPI, trail: Callable[[], AuditTrail]) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
+        try:
+            return await record(request, response)
+        except PyMongoError as exc:
+            # The change may be applied but its audit entry is not: the caller is told to
+            # repeat (an Idempotency-Key replays the answer and records it then).
+            # Exception handlers do not reach middleware, so this answers itself.
+            return database_problem(exc)
+
+    async def record(request: Request, response: Response) -> Response:
         key_id = getattr(request.state, "api_key_id", None)
         if key_id is None or response.status_code >= 400:
             return response
