@@ -28,6 +28,7 @@ from bench.results import record
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+RESULTS_FILE = "bench/results.json"
 LOCK = Path(os.environ.get("HELPSTREAM_BENCH_LOCK", "/tmp/helpstream-bench.lock"))
 
 
@@ -57,7 +58,10 @@ def run_info(started: datetime, load_before: tuple[float, ...]) -> dict[str, Any
         "start": started.isoformat(timespec="seconds"),
         "end": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": _git("rev-parse", "--short", "HEAD"),
-        "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        # results.json aside: an earlier benchmark of the same run has just written it
+        "uncommitted_changes": bool(
+            _git("status", "--porcelain", "--untracked-files=no", "--", ".", f":!{RESULTS_FILE}")
+        ),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "settings": {k: v for k, v in sorted(os.environ.items()) if k.startswith("HELPSTREAM_")},
