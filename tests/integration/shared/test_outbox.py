@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from shared.clock import SystemClock
@@ -27,6 +29,9 @@ from tests.integration.shared.test_batch_consumer import created_event
 from tests.support import Tap
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from aiokafka import AIOKafkaProducer
     from pymongo.asynchronous.collection import AsyncCollection
     from pymongo.asynchronous.database import AsyncDatabase
 
@@ -44,65 +49,76 @@ async def pending(
     return events
 
 
-async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
+@dataclass
+class Outboxes:
+    """A tickets collection with outboxes, a started producer, and relays onto both."""
+
+    infra: Infra
+    topic: str
+    tickets: AsyncCollection[dict[str, Any]]
+    producer: AIOKafkaProducer
+
+    def relay(
+        self, collection: Any = None, registry: CollectorRegistry | None = None, **options: Any
+    ) -> OutboxRelay:
+        metrics = outbox_metrics(registry or CollectorRegistry(), "test")
+        return OutboxRelay(
+            [collection if collection is not None else self.tickets],
+            self.producer,
+            metrics,
+            SystemClock(),
+            **options,
+        )
+
+    def tap(self) -> Tap:
+        return Tap(self.infra.kafka_bootstrap, self.topic)
+
+    async def left(self) -> int:
+        return await self.tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
+
+
+@pytest.fixture
+async def outboxes(
     infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
-) -> None:
+) -> AsyncIterator[Outboxes]:
     settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    tickets = scratch_db["tickets"]
-    events = await pending(tickets, topic, 30)
     producer = make_producer(settings, "test")
     await producer.start()
-    registry = CollectorRegistry()
-    relay = OutboxRelay(
-        [tickets], producer, outbox_metrics(registry, "test"), SystemClock(), batch_size=7
-    )
     try:
-        async with Tap(infra.kafka_bootstrap, topic) as tap:
-            while await relay.relay_once():
-                pass
-            received = await tap.collect(30)
-            await tap.settle(1.0)
-        left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
+        yield Outboxes(infra, f"{settings.topic_prefix}tickets", scratch_db["tickets"], producer)
     finally:
         await producer.stop()
+
+
+async def test_relay_publishes_every_pending_event_once_and_clears_the_outbox(
+    outboxes: Outboxes,
+) -> None:
+    events = await pending(outboxes.tickets, outboxes.topic, 30)
+    registry = CollectorRegistry()
+    relay = outboxes.relay(registry=registry, batch_size=7)
+    async with outboxes.tap() as tap:
+        while await relay.relay_once():
+            pass
+        received = await tap.collect(30)
+        await tap.settle(1.0)
 
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted(e.id for e in events)
     assert {r.key for r in received} == {e.subject.encode() for e in events}
-    assert left == 0
+    assert await outboxes.left() == 0
     assert registry.get_sample_value("helpstream_test_outbox_pending_documents") == 0
 
 
 async def test_two_relays_on_one_collection_publish_each_event_once(
-    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+    outboxes: Outboxes,
 ) -> None:
-    import asyncio
-
-    settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    tickets = scratch_db["tickets"]
-    events = await pending(tickets, topic, 60)
-    producer = make_producer(settings, "test")
-    await producer.start()
-    relays = [
-        OutboxRelay(
-            [tickets],
-            producer,
-            outbox_metrics(CollectorRegistry(), "test"),
-            SystemClock(),
-            batch_size=5,
-        )
-        for _ in range(2)
-    ]
-    try:
-        async with Tap(infra.kafka_bootstrap, topic) as tap:
-            for _ in range(20):
-                await asyncio.gather(*(relay.relay_once() for relay in relays))
-            await tap.collect(60)
-            received = await tap.settle(1.0)
-    finally:
-        await producer.stop()
+    events = await pending(outboxes.tickets, outboxes.topic, 60)
+    relays = [outboxes.relay(batch_size=5) for _ in range(2)]
+    async with outboxes.tap() as tap:
+        for _ in range(20):
+            await asyncio.gather(*(relay.relay_once() for relay in relays))
+        await tap.collect(60)
+        received = await tap.settle(1.0)
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted(e.id for e in events)
 
@@ -130,36 +146,23 @@ class AppendWhileLeased:
 
 
 async def test_an_event_appended_while_its_document_is_leased_is_published_later_not_lost(
-    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+    outboxes: Outboxes,
 ) -> None:
-    settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    tickets = scratch_db["tickets"]
-    events = await pending(tickets, topic, 8)
+    events = await pending(outboxes.tickets, outboxes.topic, 8)
     late = parse_event(created_event("T-3"))
-    producer = make_producer(settings, "test")
-    await producer.start()
-    relay = OutboxRelay(
-        [AppendWhileLeased(tickets, "T-3", outbox_entry(topic, late))],
-        producer,
-        outbox_metrics(CollectorRegistry(), "test"),
-        SystemClock(),
-    )
-    try:
-        async with Tap(infra.kafka_bootstrap, topic) as tap:
-            first = await relay.relay_once()
-            second = await relay.relay_once()
-            await tap.collect(9)
-            received = await tap.settle(1.0)
-        left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
-        leased = await tickets.count_documents({OUTBOX_CLAIM: {"$exists": True}})
-    finally:
-        await producer.stop()
+    appending = AppendWhileLeased(outboxes.tickets, "T-3", outbox_entry(outboxes.topic, late))
+    relay = outboxes.relay(appending)
+    async with outboxes.tap() as tap:
+        first = await relay.relay_once()
+        second = await relay.relay_once()
+        await tap.collect(9)
+        received = await tap.settle(1.0)
+    leased = await outboxes.tickets.count_documents({OUTBOX_CLAIM: {"$exists": True}})
 
     assert (first, second) == (8, 1)  # the late event went out in the next round
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted([*(e.id for e in events), late.id])  # each once
-    assert (left, leased) == (0, 0)
+    assert (await outboxes.left(), leased) == (0, 0)
 
 
 async def test_starting_on_a_database_with_the_retired_claim_index_drops_it(
@@ -174,28 +177,17 @@ async def test_starting_on_a_database_with_the_retired_claim_index_drops_it(
 
 
 async def test_only_the_lease_holder_relays_and_another_takes_over_once_it_stops(
-    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+    outboxes: Outboxes,
 ) -> None:
-    settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    tickets = scratch_db["tickets"]
+    tickets, topic = outboxes.tickets, outboxes.topic
     first = await pending(tickets, topic, 3)
-    producer = make_producer(settings, "test")
-    await producer.start()
     registries = [CollectorRegistry(), CollectorRegistry()]
     holder, other = (
-        OutboxRelay(
-            [tickets],
-            producer,
-            outbox_metrics(registry, "test"),
-            SystemClock(),
-            lease=timedelta(seconds=2),
-        )
-        for registry in registries
+        outboxes.relay(registry=registry, lease=timedelta(seconds=2)) for registry in registries
     )
     held = "helpstream_test_outbox_relay_lease_held"
     try:
-        async with Tap(infra.kafka_bootstrap, topic) as tap:
+        async with outboxes.tap() as tap:
             assert await holder.relay_once() == 3
             later = [parse_event(created_event(f"L-{i}")) for i in range(2)]
             await tickets.insert_many(
@@ -214,7 +206,6 @@ async def test_only_the_lease_holder_relays_and_another_takes_over_once_it_stops
             received = await tap.settle(1.0)
     finally:
         await other.stop()
-        await producer.stop()
     ids = sorted(parse_event(r.value).id for r in received)
     assert ids == sorted(e.id for e in [*first, *later])
 
@@ -243,34 +234,20 @@ class TakenOverBeforeClear:
 
 
 async def test_a_relay_that_lost_its_lease_mid_round_clears_no_event_it_did_not_publish(
-    infra: Infra, make_settings: Any, scratch_db: AsyncDatabase[dict[str, Any]]
+    outboxes: Outboxes,
 ) -> None:
-    settings = make_settings(ServiceSettings)
-    topic = f"{settings.topic_prefix}tickets"
-    tickets = scratch_db["tickets"]
-    (event,) = await pending(tickets, topic, 1)
+    (event,) = await pending(outboxes.tickets, outboxes.topic, 1)
     late = parse_event(created_event(event.subject))
-    producer = make_producer(settings, "test")
-    await producer.start()
-
-    def relay(collection: Any, lease: timedelta) -> OutboxRelay:
-        metrics = outbox_metrics(CollectorRegistry(), "test")
-        return OutboxRelay([collection], producer, metrics, SystemClock(), lease=lease)
-
-    other = relay(tickets, timedelta(seconds=30))
-    paused = relay(
-        TakenOverBeforeClear(tickets, other, event.subject, outbox_entry(topic, late)),
-        timedelta(0),
+    other = outboxes.relay(lease=timedelta(seconds=30))
+    taken_over = TakenOverBeforeClear(
+        outboxes.tickets, other, event.subject, outbox_entry(outboxes.topic, late)
     )
-    try:
-        async with Tap(infra.kafka_bootstrap, topic) as tap:
-            assert await paused.relay_once() == 1
-            assert await other.relay_once() == 1  # the late event was kept, and goes now
-            await tap.collect(3)
-            received = await tap.settle(1.0)
-        left = await tickets.count_documents({OUTBOX_SINCE: {"$exists": True}})
-    finally:
-        await producer.stop()
+    paused = outboxes.relay(taken_over, lease=timedelta(0))
+    async with outboxes.tap() as tap:
+        assert await paused.relay_once() == 1
+        assert await other.relay_once() == 1  # the late event was kept, and goes now
+        await tap.collect(3)
+        received = await tap.settle(1.0)
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted([event.id, event.id, late.id])  # a duplicate, no loss
-    assert left == 0
+    assert await outboxes.left() == 0

@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import pytest
 
 from services.feedback.memory_store import MemoryFeedbackRepository
 from tests.contract.feedback_repository import FeedbackRepositoryContract, Harness
-
-if TYPE_CHECKING:
-    from shared.events import Outgoing
-
-
-@dataclass(frozen=True)
-class MemoryHarness:
-    repository: MemoryFeedbackRepository
-
-    async def pending(self) -> list[Outgoing]:
-        return list(self.repository.published)
+from tests.contract.harnesses import MemoryHarness
 
 
 @pytest.fixture

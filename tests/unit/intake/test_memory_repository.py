@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import pytest
 
 from services.intake.memory_store import MemoryTicketRepository
+from tests.contract.harnesses import MemoryHarness
 from tests.contract.ticket_repository import Harness, TicketRepositoryContract
-
-if TYPE_CHECKING:
-    from shared.events import Outgoing
-
-
-@dataclass(frozen=True)
-class MemoryHarness:
-    repository: MemoryTicketRepository
-
-    async def pending(self) -> list[Outgoing]:
-        return list(self.repository.published)
 
 
 @pytest.fixture

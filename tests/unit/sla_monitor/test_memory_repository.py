@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 import pytest
 
 from services.sla_monitor.memory_store import MemorySlaRepository
+from tests.contract.harnesses import MemoryHarness
 from tests.contract.sla_repository import Harness, SlaRepositoryContract
-
-if TYPE_CHECKING:
-    from shared.events import Outgoing
-
-
-@dataclass(frozen=True)
-class MemoryHarness:
-    repository: MemorySlaRepository
-
-    async def pending(self) -> list[Outgoing]:
-        return list(self.repository.published)
 
 
 @pytest.fixture
