@@ -67,11 +67,6 @@ def outbox_update(entries: Sequence[Document], now: datetime) -> Document:
     return {"$push": {OUTBOX: {"$each": list(entries)}}, "$min": {OUTBOX_SINCE: now}}
 
 
-def new_document_outbox(entries: Sequence[Document], now: datetime) -> Document:
-    """Outbox fields for a document being inserted with its first events."""
-    return {OUTBOX: list(entries), OUTBOX_SINCE: now} if entries else {}
-
-
 RETIRED_INDEXES = (f"{OUTBOX_CLAIM}_1",)
 
 

@@ -17,7 +17,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import DUPLICATE_KEY, find_in
-from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_entry
+from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_entry, outbox_update
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +49,19 @@ class Change:
     events: Sequence[Outgoing] = ()
     applied: Sequence[str] = ()
 
+    @classmethod
+    def of(
+        cls,
+        document: Document,
+        read_version: int | None,
+        events: Sequence[Outgoing] = (),
+        applied: Sequence[str] = (),
+    ) -> Change:
+        """A change from the whole document as a service stores it (`_id` and `version`
+        included; they are the unit of work's to write)."""
+        state = {k: v for k, v in document.items() if k not in ("_id", VERSION)}
+        return cls(document["_id"], state, read_version, events, applied)
+
 
 def outbox_entries(events: Iterable[Outgoing]) -> list[Document]:
     return [outbox_entry(topic, event) for topic, event in events]
@@ -59,9 +72,7 @@ def append_events(events: Sequence[Outgoing], now: datetime) -> Document:
 
     For writes that publish without changing a versioned state: a survey's cancellation,
     a delivery's outcome, an incident update told to a ticket."""
-    if not events:
-        return {}
-    return {"$push": {OUTBOX: {"$each": outbox_entries(events)}}, "$min": {OUTBOX_SINCE: now}}
+    return outbox_update(outbox_entries(events), now) if events else {}
 
 
 def with_events(doc: Document, events: Sequence[Outgoing], now: datetime) -> Document:
@@ -109,15 +120,12 @@ class VersionedDocuments:
     async def commit(self, changes: Sequence[Change], now: datetime) -> int:
         """Writes every change that still can, unordered, in one round trip; returns how
         many lost a race (to read again and retry). Any other error raises."""
-        return await self.write([self.operation(c, now) for c in changes])
-
-    async def write(self, ops: Sequence[Operation]) -> int:
-        """`commit` for operations built already (mixed with a service's own)."""
-        if not ops:
+        if not changes:
             return 0
+        ops = [self.operation(c, now) for c in changes]
         updates = sum(isinstance(op, UpdateOne) for op in ops)
         try:
-            result = await self.collection.bulk_write(list(ops), ordered=False)
+            result = await self.collection.bulk_write(ops, ordered=False)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors") or []
             if exc.details.get("writeConcernErrors") or any(
@@ -127,12 +135,9 @@ class VersionedDocuments:
             return len(errors) + updates - int(exc.details.get("nMatched", 0))
         return updates - result.matched_count
 
-    async def read(
-        self, ids: Sequence[str], *, with_applied: bool = True
-    ) -> dict[str, tuple[Document, set[str]]]:
+    async def read(self, ids: Sequence[str]) -> dict[str, tuple[Document, set[str]]]:
         """Each existing document (its outbox left out) with the ids it applied."""
-        projection = PENDING if with_applied else {**PENDING, self.applied_field: 0}
-        docs = await find_in(self.collection, "_id", ids, projection=projection)
+        docs = await find_in(self.collection, "_id", ids, projection=PENDING)
         return {d["_id"]: (d, set(d.pop(self.applied_field, ()))) for d in docs}
 
     async def holding(self, markers: Mapping[str, str]) -> set[str]:

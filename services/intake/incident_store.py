@@ -110,11 +110,8 @@ class IncidentStore:
 
     @staticmethod
     def _change(incident: Incident, events: Sequence[Outgoing], *, new: bool = False) -> Change:
-        state = to_document(incident)
-        del state["_id"], state["version"]
-        if new:
-            state["swept"] = False
-        return Change(incident.id, state, None if new else incident.version, events)
+        doc = {**to_document(incident), "swept": False} if new else to_document(incident)
+        return Change.of(doc, None if new else incident.version, events)
 
     async def open_incidents(self) -> list[tuple[Incident, bool]]:
         """Every open incident, and whether its late sweep has run."""

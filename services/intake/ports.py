@@ -19,10 +19,6 @@ if TYPE_CHECKING:
     from shared.events import Outgoing, Status, TicketRef
 
 
-class VersionConflict(Exception):
-    """Someone changed the ticket since it was read; reload and try again."""
-
-
 @dataclass(frozen=True)
 class NewTicket:
     """A ticket to insert with its first events; `open_key` (an Idempotency-Key) once only."""

@@ -143,9 +143,8 @@ def from_document(doc: Document) -> Ticket:
 
 
 def _change(change: TicketChange) -> Change:
-    state = to_document(change.ticket)
-    del state["_id"], state["version"]
-    return Change(change.ticket.id, state, change.ticket.version, change.events, change.applied)
+    ticket = change.ticket
+    return Change.of(to_document(ticket), ticket.version, change.events, change.applied)
 
 
 class TicketStore:

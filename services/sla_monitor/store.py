@@ -206,14 +206,11 @@ class SlaStore:
 
     @staticmethod
     def _change(change: SlaChange) -> Change:
-        state = to_document(change.sla, change.next_due)
-        del state["_id"], state["version"]
-        return Change(
-            id=change.sla.ticket_id,
-            state=state,
-            read_version=None if change.new else change.sla.version,
-            events=change.events,
-            applied=change.seen,
+        return Change.of(
+            to_document(change.sla, change.next_due),
+            None if change.new else change.sla.version,
+            change.events,
+            change.seen,
         )
 
     async def at_risk_counts(self) -> dict[str, int]:
