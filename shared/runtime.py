@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from shared.clock import Clock, SystemClock
+from shared.consumer import BatchConsumer, make_broker
 from shared.http import (
     PROBLEM_RESPONSES,
     BodyLimit,
@@ -25,7 +26,7 @@ from shared.http import (
     install_problem_handlers,
     install_red_metrics,
 )
-from shared.kafka import BatchConsumer, DeadLetters, make_producer
+from shared.kafka import DeadLetters, make_producer
 from shared.keyring import EventOpener, EventSealer, Keyring
 from shared.logging import configure_logging
 from shared.metrics import consumer_metrics, http_metrics, outbox_metrics, sealing_metrics
@@ -77,6 +78,8 @@ class ServiceRuntime:
 
     def __post_init__(self) -> None:
         self.topics = Topics(self.settings.topic_prefix)
+        # The service's FastStream broker: every consumer is one of its subscribers.
+        self.broker = make_broker(self.settings, self.service)
         self._consumer_metrics = consumer_metrics(self.registry, self.service)
         self._sealing_metrics = sealing_metrics(self.registry, self.service)
         self._keyring: Keyring | None = None
@@ -140,6 +143,7 @@ class ServiceRuntime:
             on_revoked=on_revoked,
             clock=self.clock,
             opener=self.opener if personal_fields else EventOpener(None, self._sealing_metrics),
+            broker=self.broker,
         )
         self.consumers.append(consumer)
         return consumer
@@ -173,6 +177,7 @@ class ServiceRuntime:
             *((f"worker:{type(w).__name__}", w.stop) for w in self.workers),
             *([("outbox-relay", self.relay.stop)] if self.relay is not None else []),
             *((f"consumer:{c.name}", c.stop) for c in self.consumers),
+            ("faststream-broker", self.broker.stop),
             *([("kafka-producer", self.producer.stop)] if self.producer is not None else []),
             *([("mongodb-client", self.client.close)] if self.client is not None else []),
         ]

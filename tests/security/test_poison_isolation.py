@@ -24,8 +24,9 @@ from pymongo.errors import AutoReconnect
 from services.intake.app import create_app as create_intake
 from services.intake.settings import IntakeSettings
 from services.notifier.settings import NotifierSettings
+from shared.consumer import BatchConsumer
 from shared.events import make_event
-from shared.kafka import BatchConsumer, DeadLetters, Rejected, make_producer
+from shared.kafka import DeadLetters, Rejected, make_producer
 from shared.metrics import consumer_metrics
 from shared.runtime import ServiceRuntime
 from shared.settings import ServiceSettings

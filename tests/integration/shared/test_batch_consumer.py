@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
+from shared.consumer import BatchConsumer
 from shared.errors import Retryable
 from shared.events import (
     Category,
@@ -21,7 +23,7 @@ from shared.events import (
     make_event,
 )
 from shared.infra.modes import Infra
-from shared.kafka import BatchConsumer, DeadLetters, Rejected, decode_events, make_producer
+from shared.kafka import DeadLetters, Rejected, decode_events, make_producer
 from shared.metrics import consumer_metrics
 from shared.settings import ServiceSettings
 from tests.support import Tap, eventually, produce
@@ -163,3 +165,41 @@ async def test_a_batch_that_fails_transiently_is_retried_until_it_succeeds(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_record_with_undecodable_headers_goes_to_the_dlq_and_its_batch_is_applied(
+    infra: Infra, make_settings: Any
+) -> None:
+    """FastStream's own batch parser raises on such a header before any handler runs,
+    and the batch is then neither acknowledged nor rewound (see `shared.consumer`)."""
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}input"
+    applied: list[str] = []
+
+    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[Rejected]:
+        accepted, rejected = decode_events(records)
+        applied.extend(item.value.subject for item in accepted)
+        return rejected
+
+    producer = AIOKafkaProducer(bootstrap_servers=infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, created_event("T-1"), key=b"k")
+        await producer.send_and_wait(
+            topic, b"\xff\xfe poison", key=b"k", headers=[("trace", b"\xff\xfe\x00")]
+        )
+        await producer.send_and_wait(topic, created_event("T-2"), key=b"k")
+    finally:
+        await producer.stop()
+    registry = CollectorRegistry()
+    async with Tap(infra.kafka_bootstrap, f"{topic}.dlq") as dlq:
+        consumer, dlq_producer = await run_consumer(settings, topic, handle, registry)
+        try:
+            (dead,) = await dlq.collect(1, timeout=30)
+            await eventually(lambda: _true(applied == ["T-1", "T-2"]))
+        finally:
+            await consumer.stop()
+            await dlq_producer.stop()
+    headers = dict(dead.headers)
+    assert headers["error-type"] == b"invalid_json"
+    assert headers["trace"] == b"\xff\xfe\x00"  # the original header, as it was
