@@ -176,6 +176,7 @@ class BatchConsumer:
             description=description,
         )
         self._subscriber(self._on_batch, parser=self._parse, decoder=_raw_records)
+        self._join = LoopWorker(f"consumer-join:{name}", self._join_group)
         self._lag = LoopWorker(f"consumer-lag:{name}", self._watch_lag)
 
     @property
@@ -188,15 +189,32 @@ class BatchConsumer:
         return set(consumer.assignment()) if consumer is not None else set()
 
     async def start(self) -> None:
+        """Returns at once: the subscriber joins its group in the background (a start
+        waits for the group's assignment, which a service's HTTP API must not), and
+        retries for as long as the broker cannot be reached. /readyz says when it is in."""
         await self._broker.connect()
-        await self._subscriber.start()
+        self._join.start()
         self._lag.start()
 
     async def stop(self) -> None:
         await self._lag.stop()
+        await self._join.stop()
         await self._subscriber.stop()
         if self._own_broker:
             await self._broker.stop()
+
+    async def _join_group(self) -> None:
+        while True:
+            try:
+                await self._subscriber.start()
+            except Exception as exc:  # the broker is away: leave nothing half open, retry
+                with contextlib.suppress(Exception):
+                    await self._subscriber.stop()
+                await self._back_off(exc)
+                continue
+            self._failures = 0
+            self.last_error = None
+            return
 
     def forget(self, partitions: set[TopicPartition]) -> None:
         """A revoked partition's progress is its next owner's to report."""

@@ -37,6 +37,7 @@ from shared.topics import Topics
 from shared.tracing import configure as configure_tracing
 from shared.tracing import flush as flush_traces
 from shared.tracing import instrument_app
+from shared.wiring import CONSUMERS, group_id
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -121,20 +122,24 @@ class ServiceRuntime:
     def add_consumer(
         self,
         name: str,
-        topics: Sequence[str],
         handle: BatchHandler,
         *,
         on_assigned: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         on_revoked: Callable[[set[TopicPartition]], Awaitable[None]] | None = None,
         personal_fields: bool = True,
     ) -> BatchConsumer:
-        """`personal_fields=False`: the handler never reads sealed fields, so they are
+        """A subscriber of the service's broker, reading the topics `shared.wiring.CONSUMERS`
+        gives this service's consumer `name`: the table the AsyncAPI document's receive
+        operations and the Kafka ACLs come from, so neither can describe another wiring.
+
+        `personal_fields=False`: the handler never reads sealed fields, so they are
         withheld (erased values) without fetching keys."""
+        topics = [self.settings.topic_prefix + t for t in CONSUMERS[self.service][name]]
         consumer = BatchConsumer(
             name=name,
             service=self.service,
             topics=topics,
-            group_id=f"{self.settings.topic_prefix}helpstream-{self.service}-{name}",
+            group_id=group_id(self.service, name, self.settings.topic_prefix),
             settings=self.settings,
             handle=handle,
             dead_letters=DeadLetters(self.kafka, f"{self.service}.{name}"),

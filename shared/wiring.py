@@ -1,6 +1,7 @@
 """Who consumes what: each service's consumer groups and the topics they read.
 
-One truth for the AsyncAPI document (receive operations and their group ids), the Kafka
+One truth for the consumers themselves (`ServiceRuntime.add_consumer` subscribes to these
+topics and nothing else), the AsyncAPI document (receive operations, group ids), the Kafka
 ACLs (`shared.topic_provisioning.ACCESS` reads, checked against this by a test) and the
 tests that feed every consumer. Each service's app registers exactly these consumers.
 """

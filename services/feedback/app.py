@@ -81,9 +81,7 @@ def create_app(
         erasures = confirm_erasures(
             rt, eraser, FeedbackRequesterErased, rt.topics.feedback, relay.wake
         )
-        rt.add_consumer(
-            "tickets", [rt.topics.tickets], with_erasures(service.on_ticket_events, erasures)
-        )
+        rt.add_consumer("tickets", with_erasures(service.on_ticket_events, erasures))
         rt.workers.append(gauge)  # stopped before the runtime closes the database
         parts.update(service=service, gauge=gauge)
 

@@ -254,11 +254,9 @@ def create_app(
                 else None
             ),
         )
-        rt.add_consumer("commands", [rt.topics.commands], service.on_commands)
+        rt.add_consumer("commands", service.on_commands)
         rt.add_consumer(
-            "escalations",
-            [rt.topics.sla, rt.topics.feedback],
-            # sla_monitor's and feedback's erasure confirmations come on the same topics
+            "escalations",  # sla_monitor's and feedback's erasure confirmations come too
             with_erasures(
                 service.on_escalation_causes,
                 lambda events: parts["privacy"].on_confirmations(events),
@@ -285,8 +283,7 @@ def create_app(
         await retention.ensure_indexes()
         rt.workers.append(retention)
         rt.add_consumer(
-            "erasures",
-            [rt.topics.notifications, rt.topics.mail],  # notifier's, mail_gateway's confirmations
+            "erasures",  # notifier's, mail_gateway's confirmations
             with_erasures(_poison_only, privacy.on_confirmations),
         )
         parts.update(

@@ -62,7 +62,6 @@ def create_app(
         )
         rt.add_consumer(
             "tickets",
-            [rt.topics.tickets],
             with_erasures(_poison_only, erasures),
             personal_fields=False,  # reads erasure requests only
         )

@@ -157,7 +157,6 @@ def create_app(
         await eraser.ensure_indexes()
         rt.add_consumer(
             "events",
-            [rt.topics.tickets, rt.topics.sla, rt.topics.feedback, rt.topics.mail],
             with_erasures(
                 notifications.on_events,
                 confirm_erasures(

@@ -135,7 +135,6 @@ def create_app(
         erasures = confirm_erasures(rt, SlaEraser(), SlaRequesterErased, rt.topics.sla, relay.wake)
         consumer = rt.add_consumer(
             "tickets",
-            [rt.topics.tickets],
             with_erasures(service.on_ticket_events, erasures),
             personal_fields=False,  # clocks need no address, subject or text
         )
