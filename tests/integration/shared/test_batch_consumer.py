@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from shared.events import (
     make_event,
 )
 from shared.infra.modes import Infra
+from shared.infra.processes import free_port
 from shared.kafka import DeadLetters, Rejected, decode_events, make_producer
 from shared.metrics import consumer_metrics
 from shared.settings import ServiceSettings
@@ -203,3 +205,28 @@ async def test_a_record_with_undecodable_headers_goes_to_the_dlq_and_its_batch_i
     headers = dict(dead.headers)
     assert headers["error-type"] == b"invalid_json"
     assert headers["trace"] == b"\xff\xfe\x00"  # the original header, as it was
+
+
+async def test_a_consumer_started_while_the_broker_is_away_says_so_and_stops_cleanly(
+    make_settings: Any,
+) -> None:
+    """Starting does not wait for the group (a service serves HTTP meanwhile); the join
+    retries in the background and readiness reports why it is not in yet."""
+    settings = make_settings(ServiceSettings, kafka_bootstrap=f"127.0.0.1:{free_port()}")
+    registry = CollectorRegistry()
+    consumer = BatchConsumer(
+        name="probe",
+        service="test",
+        topics=[f"{settings.topic_prefix}input"],
+        group_id=f"{settings.topic_prefix}probe",
+        settings=settings,
+        handle=None,  # type: ignore[arg-type]  # never reached
+        dead_letters=None,  # type: ignore[arg-type]
+        metrics=consumer_metrics(registry, "test"),
+    )
+    await consumer.start()
+    try:
+        await eventually(lambda: _true(consumer.last_error is not None), timeout=30)
+        assert consumer.assigned == set()
+    finally:
+        await asyncio.wait_for(consumer.stop(), 10)
