@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import pathlib
 import time
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from prometheus_client import CollectorRegistry
@@ -38,7 +41,10 @@ if TYPE_CHECKING:
 
     from fastapi import FastAPI
 
+    from shared.runtime import ServiceRuntime
     from shared.settings import ServiceSettings
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 @contextlib.asynccontextmanager
@@ -163,3 +169,31 @@ def consumers_of(topics: Topics) -> dict[str, list[tuple[str, str]]]:
         topics.feedback: [("intake", "escalations"), ("notifier", "events")],
         topics.notifications: [("intake", "erasures")],
     }
+
+
+def subscribers_as_faststream_documents_them(runtime: ServiceRuntime) -> set[tuple[str, str]]:
+    """(consumer, unprefixed topic) of every receive operation in the AsyncAPI document
+    FastStream generates from the service's running broker."""
+    from faststream.specification import AsyncAPI
+
+    spec = json.loads(AsyncAPI(runtime.broker, schema_version="3.0.0").to_specification().to_json())
+    found = set()
+    for operation in spec["operations"].values():
+        if operation["action"] != "receive":
+            continue
+        key = operation["channel"]["$ref"].rsplit("/", 1)[-1]
+        consumer = key.split(":", 1)[0].removeprefix(f"{runtime.service}.")
+        topic = spec["channels"][key]["address"].removeprefix(runtime.settings.topic_prefix)
+        found.add((consumer, topic))
+    return found
+
+
+def receive_operations_in_docs(service: str) -> set[tuple[str, str]]:
+    """(consumer, topic) of the service's receive operations in docs/asyncapi.yaml."""
+    doc = yaml.safe_load((ROOT / "docs" / "asyncapi.yaml").read_text())
+    found = set()
+    for key, operation in doc["operations"].items():
+        if operation["action"] == "receive" and key.startswith(f"{service}."):
+            channel = operation["channel"]["$ref"].rsplit("/", 1)[-1]
+            found.add((key.split(".")[1], doc["channels"][channel]["address"]))
+    return found

@@ -142,6 +142,7 @@ class Sla:
     clock: FixedClock
     settings: SlaSettings
     infra: Infra
+    runtime: ServiceRuntime
 
     async def send(self, *messages: tuple[bytes, bytes]) -> None:
         await produce(
@@ -195,7 +196,7 @@ def make_sla(
         settings = make_settings(SlaSettings, **chosen)
         runtime = ServiceRuntime("sla_monitor", settings, clock=clock)
         async with running(create_app(settings, runtime)) as http:
-            yield Sla(http, clock, settings, infra)
+            yield Sla(http, clock, settings, infra, runtime)
 
     return start
 
