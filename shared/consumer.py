@@ -43,11 +43,12 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 
 from shared import tracing
 from shared.clock import Clock, SystemClock
-from shared.kafka import Rejected, handler_error, is_transient, ssl_context
+from shared.kafka import Rejected, connection_options, handler_error, is_transient
 from shared.tasks import LoopWorker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from ssl import SSLContext
 
     from aiokafka import AIOKafkaConsumer
     from aiokafka.structs import ConsumerRecord
@@ -64,18 +65,19 @@ LAG_INTERVAL_S = 0.5
 
 
 def security(settings: ServiceSettings) -> BaseSecurity | None:
-    """The service's Kafka login in FastStream's terms: plain, TLS, SASL or both."""
-    protocol = settings.kafka_security_protocol
-    context = ssl_context(settings) if protocol in ("SSL", "SASL_SSL") else None
-    if not protocol.startswith("SASL"):
+    """The service's Kafka login in FastStream's terms, read from the same table every
+    other client of the service uses (`shared.kafka.connection_options`)."""
+    options = connection_options(settings)
+    context: SSLContext | None = options.get("ssl_context")
+    mechanism: str | None = options.get("sasl_mechanism")
+    if mechanism is None:
         return BaseSecurity(ssl_context=context) if context is not None else None
-    assert settings.kafka_sasl_password is not None  # checked by the settings
     kind = {"SCRAM-SHA-512": SASLScram512, "SCRAM-SHA-256": SASLScram256}.get(
-        settings.kafka_sasl_mechanism, SASLPlaintext
+        mechanism, SASLPlaintext
     )
     return kind(
-        settings.kafka_sasl_username or "",
-        settings.kafka_sasl_password.get_secret_value(),
+        options["sasl_plain_username"] or "",
+        options["sasl_plain_password"],
         ssl_context=context,
         use_ssl=context is not None,
     )
@@ -135,7 +137,6 @@ class BatchConsumer:
         clock: Clock | None = None,
         opener: EventOpener | None = None,
         broker: KafkaBroker | None = None,
-        description: str | None = None,
     ) -> None:
         self.name = name
         self._opener = opener
@@ -173,7 +174,6 @@ class BatchConsumer:
             batch_timeout_ms=POLL_TIMEOUT_MS,
             listener=_Listener(self),
             title=f"{service}.{name}",
-            description=description,
         )
         self._subscriber(self._on_batch, parser=self._parse, decoder=_raw_records)
         self._join = LoopWorker(f"consumer-join:{name}", self._join_group)
@@ -263,8 +263,12 @@ class BatchConsumer:
         self._count(records, rejected)
 
     def _record_applied(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """Once per partition, from its last record: a batch holds each partition's
+        records in offset order."""
+        last: dict[TopicPartition, ConsumerRecord[bytes, bytes]] = {}
         for record in records:
-            tp = TopicPartition(record.topic, record.partition)
+            last[TopicPartition(record.topic, record.partition)] = record
+        for tp, record in last.items():
             self._applied[tp] = max(self._applied.get(tp, 0), record.offset + 1)
             taken = datetime.fromtimestamp(record.timestamp / 1000, UTC)
             self.watermarks[tp] = max(self.watermarks.get(tp, taken), taken)

@@ -51,3 +51,23 @@ def test_only_a_broker_stamped_time_counts_as_arrival() -> None:
     stamped = appended_at(record(LOG_APPEND_TIME))
     assert stamped is not None
     assert stamped.timestamp() == 1_700_000_000
+
+
+def test_subscribers_log_in_as_the_same_user_as_the_producer() -> None:
+    from faststream.security import SASLScram512
+
+    from shared.consumer import security
+
+    assert security(ServiceSettings(kafka_bootstrap="k:9092")) is None
+    login = security(
+        ServiceSettings(
+            kafka_bootstrap="k:9093",
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_username="helpstream-notifier",
+            kafka_sasl_password="s3cret-scram-password",
+        )
+    )
+    assert isinstance(login, SASLScram512)
+    assert (login.username, login.password) == ("helpstream-notifier", "s3cret-scram-password")
+    assert login.use_ssl
+    assert login.ssl_context is not None
