@@ -13,12 +13,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from services.notifier.config import load_rules
-from services.notifier.domain import MANDATORY, Category, RuleSet, unmutable
+from services.notifier.domain import MANDATORY, Category, Preferences, RuleSet, unmutable
 from services.notifier.handlers import Notifications
 from services.notifier.inbox import InboxHub, item_view, resume_point, stream
 from services.notifier.mail import SmtpSender
 from services.notifier.metrics import notifier_metrics
 from services.notifier.pages import install_pages
+from services.notifier.ports import NotifierRepository
 from services.notifier.privacy import NotifierEraser
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
@@ -153,7 +154,7 @@ def create_app(
             topics=rt.topics,
             on_outbox=relay.wake,
         )
-        eraser = NotifierEraser(store)
+        eraser = NotifierEraser(rt.db)
         await eraser.ensure_indexes()
         rt.add_consumer(
             "events",
@@ -175,7 +176,7 @@ def create_app(
             await mail.close()  # connections still in use are closed when they come back
 
         rt.workers.append(LoopWorker("digest-flusher", notifications.run_flusher, closing))
-        parts.update(store=store, client=client, notifications=notifications)
+        parts.update(store=store, client=client, notifications=notifications, eraser=eraser)
 
     app = service_app(
         runtime,
@@ -194,8 +195,9 @@ def create_app(
     )
     app.state.inbox_streams = streams
 
-    def store() -> NotifierStore:
-        return parts["store"]  # type: ignore[no-any-return]
+    def store() -> NotifierRepository:
+        repository: NotifierRepository = parts["store"]
+        return repository
 
     def same(caller: str, requester_id: str) -> None:
         if caller != requester_id:
@@ -207,16 +209,16 @@ def create_app(
         unread_only: bool = False,
         limit: Annotated[int, Query(ge=1, le=100)] = 50,
     ) -> InboxPage:
-        docs = await store().inbox_page(caller, unread_only=unread_only, limit=limit)
-        return InboxPage(items=[InboxItem(**item_view(d)) for d in docs])
+        items = await store().inbox_page(caller, unread_only=unread_only, limit=limit)
+        return InboxPage(items=[InboxItem(**item_view(i)) for i in items])
 
     @app.post("/v1/inbox/{item_id}/read", response_model=InboxItem, tags=["inbox"])
     async def mark_read(item_id: str, caller: RequesterId) -> InboxItem:
         """Mark one item read; the first read time is kept."""
-        doc = await store().mark_read(caller, item_id, runtime.clock.now())
-        if doc is None:
+        item = await store().mark_read(caller, item_id, runtime.clock.now())
+        if item is None:
             raise ProblemError(404, "Not Found", f"no inbox item {item_id!r}")
-        return InboxItem(**item_view(doc))
+        return InboxItem(**item_view(item))
 
     @app.get(
         "/v1/inbox/stream",
@@ -281,13 +283,14 @@ def create_app(
                 "Security notices and breach alerts are always delivered.",
                 refused=refused,
             )
-        await store().put_preferences(requester_id, body.opt_out, runtime.clock.now())
+        opt_out: dict[str, frozenset[Category]] = {
+            ch: frozenset(cats) for ch, cats in body.opt_out.items()
+        }
+        await store().put_preferences(requester_id, Preferences(opt_out), runtime.clock.now())
         return await get_preferences(requester_id, caller)
 
     install_pages(app, cfg, runtime, parts)
-    install_export_route(
-        app, cfg.privacy_api_key, lambda rid: NotifierEraser(parts["store"]).export(rid)
-    )
+    install_export_route(app, cfg.privacy_api_key, lambda rid: parts["eraser"].export(rid))
     install_rate_limits(
         app,
         page_limits(

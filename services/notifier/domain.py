@@ -140,6 +140,32 @@ class TicketFacts:
 
 
 @dataclass(frozen=True)
+class FactUpdate:
+    """What one event taught about its ticket; None: the event did not say (kept as is)."""
+
+    ticket_id: str
+    group: str | None = None
+    category: str | None = None
+    number: int | None = None
+    first_reply_due: datetime | None = None
+
+    def __bool__(self) -> bool:
+        return any(
+            v is not None for v in (self.group, self.category, self.number, self.first_reply_due)
+        )
+
+
+@dataclass(frozen=True)
+class FirstFacts:
+    """Who a ticket belongs to and what it is about: kept from its first `ticket.created`."""
+
+    ticket_id: str
+    requester: Requester
+    subject: str | None
+    created_by: str  # the id of that event
+
+
+@dataclass(frozen=True)
 class Preferences:
     """Per requester: channel → categories muted. Mandatory categories are never muted."""
 
@@ -486,35 +512,31 @@ def backoff_delay(attempt: int, base_s: float, cap_s: float, jitter: float) -> f
     return step / 2 + step / 2 * jitter
 
 
-def fact_updates(data: Contract) -> dict[str, Any]:
-    """What an event teaches about its ticket, as fields to set (replays set the same).
+def fact_updates(ticket_id: str, data: Contract) -> FactUpdate:
+    """What an event teaches about its ticket (replays teach the same).
 
-    Who the ticket belongs to is not among them: see `first_facts`."""
-    fields: dict[str, Any] = {}
+    Who the ticket belongs to is not among it: see `first_facts`."""
     summary = getattr(data, "ticket", None)
-    if summary is not None:
-        fields.update(group=summary.group, category=summary.category.value)
-        if getattr(summary, "number", None):
-            fields["number"] = summary.number
-    due = first_reply_due(data)
-    if due is not None:
-        fields["first_reply_due"] = due
-    return fields
+    return FactUpdate(
+        ticket_id,
+        group=summary.group if summary is not None else None,
+        category=summary.category.value if summary is not None else None,
+        number=getattr(summary, "number", None) or None,
+        first_reply_due=first_reply_due(data),
+    )
 
 
-def first_facts(event_id: str, data: Contract) -> dict[str, Any]:
+def first_facts(ticket_id: str, event_id: str, data: Contract) -> FirstFacts | None:
     """Facts only a ticket's first `ticket.created` may set: who is mailed, and about what.
 
     A later `ticket.created` for the same ticket (a replay carries the same event id; a
     forgery or a misbehaving producer another) never redirects mail or status links."""
     if not isinstance(data, TicketCreated):
-        return {}
+        return None
     r = data.requester
-    return {
-        "requester": {"id": r.id, "email": r.email, "locale": r.locale, "timezone": r.timezone},
-        "subject": data.subject,
-        "created_by": event_id,
-    }
+    return FirstFacts(
+        ticket_id, Requester(r.id, r.email, r.locale, r.timezone), data.subject, event_id
+    )
 
 
 def is_repeated_creation(event_id: str, data: Contract, ticket: TicketFacts) -> bool:

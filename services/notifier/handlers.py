@@ -40,7 +40,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from jinja2 import TemplateError
 from services.notifier.domain import (
     BLOCKS,
     DIGEST_TEMPLATE,
+    Delivery,
     Incoming,
     Preferences,
     Recipient,
@@ -69,8 +70,8 @@ from services.notifier.domain import (
 )
 from services.notifier.mail import Email
 from services.notifier.pages import link_values
+from services.notifier.ports import Bounce, DigestItem, InboxItem, Outcome, QueuedItem
 from services.notifier.recorder import GroupCommit
-from services.notifier.store import Outcome
 from services.notifier.threads import ThreadHeaders
 from shared.errors import Invalid, Retryable
 from shared.events import (
@@ -94,18 +95,16 @@ if TYPE_CHECKING:
 
     from aiokafka.structs import ConsumerRecord
 
-    from services.notifier.domain import Delivery, RuleSet
+    from services.notifier.domain import RuleSet
     from services.notifier.inbox import InboxHub
-    from services.notifier.mail import SmtpSender
     from services.notifier.metrics import NotifierMetrics
+    from services.notifier.ports import LeasedDigest, MailChannel, NotifierRepository
     from services.notifier.settings import NotifierSettings
-    from services.notifier.store import NotifierStore
     from services.notifier.templates import Rendered, Templates
     from services.notifier.webhook import WebhookSender
     from shared.clock import Clock
     from shared.events import CloudEvent, Contract, Outgoing
     from shared.kafka import Accepted
-    from shared.mongo import Document
     from shared.topics import Topics
 
 log = structlog.get_logger(__name__)
@@ -120,10 +119,10 @@ class Notifications:
     def __init__(
         self,
         *,
-        store: NotifierStore,
+        store: NotifierRepository,
         rules: RuleSet,
         templates: Templates,
-        mail: SmtpSender,
+        mail: MailChannel,
         webhook: WebhookSender | None,
         hub: InboxHub,
         settings: NotifierSettings,
@@ -173,9 +172,11 @@ class Notifications:
         if not events:
             return rejected
         await self._store.record_facts(
-            [(e.subject, fact_updates(e.data)) for e in events],
+            [fact_updates(e.subject, e.data) for e in events],
             now,
-            first=[(e.subject, first_facts(e.id, e.data)) for e in events],
+            first=[
+                f for f in (first_facts(e.subject, e.id, e.data) for e in events) if f is not None
+            ],
         )
         tickets = await self._store.ticket_facts(e.subject for e in events)
         accepted, repeated = self._without_repeated_creations(accepted, tickets)
@@ -251,7 +252,8 @@ class Notifications:
             *(self._deliver_and_mark(d) for d in direct), return_exceptions=True
         )
         outcomes: list[Outcome] = [
-            self._suppressed(d, d.key, d.recipient.address, bouncing, now) for d in unsent
+            self._suppressed(_Notice.of(d), d.key, d.recipient.address, bouncing, now)
+            for d in unsent
         ]
         failures: dict[str, Invalid] = {
             key: Invalid("delivery_failed", "a delivery of this event failed earlier")
@@ -270,7 +272,7 @@ class Notifications:
                 self._metrics.send_errors.labels(d.recipient.channel, type(result).__name__).inc()
                 result = handler_error(result)
             if isinstance(result, Invalid):
-                outcomes.append(self._failed(d, d.key, result, done))
+                outcomes.append(self._failed(_Notice.of(d), d.key, result, done))
                 failures[d.key] = result
         await self._store.finish(outcomes, done)
         if outcomes or direct or settled:
@@ -282,20 +284,12 @@ class Notifications:
 
     async def _note_bounces(self, bounces: Sequence[CloudEvent[Contract]], now: datetime) -> None:
         """Each bounced address is not mailed for `bounce_suppress_s` (a replay sets the same)."""
-        found: list[tuple[str, Document]] = []
+        found: list[Bounce] = []
         for event in bounces:
             data = event.data
             assert isinstance(data, MailBounced)
             found.append(
-                (
-                    data.address,
-                    {
-                        "reason": data.reason,
-                        "diagnostic": data.diagnostic[:300],
-                        "ticket_id": data.ticket_id,
-                        "event_id": event.id,
-                    },
-                )
+                Bounce(data.address, data.reason, data.diagnostic[:300], data.ticket_id, event.id)
             )
             self._metrics.bounces.labels(data.reason).inc()
         if found:
@@ -305,7 +299,7 @@ class Notifications:
 
     def _suppressed(
         self,
-        d: Delivery | Document,
+        d: _Notice,
         message_key: str,
         address: str,
         bouncing: Mapping[str, datetime],
@@ -348,11 +342,11 @@ class Notifications:
                 kept.append(item)
         return kept, repeated
 
-    def _inbox_items(self, inbox: Sequence[Delivery]) -> tuple[list[Document], dict[str, Outcome]]:
+    def _inbox_items(self, inbox: Sequence[Delivery]) -> tuple[list[InboxItem], dict[str, Outcome]]:
         """The inbox items of a batch, and their outcomes: storing an item is its delivery,
         so it is stored before the claim, and the claim writes it as sent (one write
         fewer per item). One that cannot be rendered takes the ordinary way, to fail."""
-        items: list[Document] = []
+        items: list[InboxItem] = []
         settled: dict[str, Outcome] = {}
         now = self._clock.now()
         for d in inbox:
@@ -361,7 +355,7 @@ class Notifications:
             except Invalid:
                 continue
             items.append(self._inbox_item(d.recipient, d.key, d.ticket_id, d.template, rendered))
-            settled[d.key] = self._sent(d, d.key, now, count=False)
+            settled[d.key] = self._sent(_Notice.of(d), d.key, now, count=False)
             self._count_promise(d.wait_for_sla, d.values, "inbox")
         return items, settled
 
@@ -369,7 +363,7 @@ class Notifications:
         """Counts the inbox items this batch delivered and tells their open pages."""
         now = self._clock.now()
         for d in written:
-            self._count_sent(d, now)
+            self._count_sent(_Notice.of(d), now)
             if d.recipient.user_id is not None:
                 self._hub.notify(d.recipient.user_id)
 
@@ -387,7 +381,7 @@ class Notifications:
             return
         async with self._gate:
             await self._deliver(d)
-            self._unrecorded[d.key] = self._sent(d, d.key, self._clock.now())
+            self._unrecorded[d.key] = self._sent(_Notice.of(d), d.key, self._clock.now())
             await self._recording.submit(_Accepted(d, None))
 
     async def _record_round(self, batch: Sequence[_Accepted]) -> None:
@@ -399,8 +393,10 @@ class Notifications:
             now = self._clock.now()
             for a in batch:
                 if a.inbox_item is not None:
-                    self._unrecorded[a.delivery.key] = self._sent(a.delivery, a.delivery.key, now)
-                    self._hub.notify(a.inbox_item["requester_id"])
+                    self._unrecorded[a.delivery.key] = self._sent(
+                        _Notice.of(a.delivery), a.delivery.key, now
+                    )
+                    self._hub.notify(a.inbox_item.requester_id)
         await self._record_accepted([a.delivery.key for a in batch])
 
     async def _record_accepted(self, keys: Sequence[str]) -> None:
@@ -410,7 +406,7 @@ class Notifications:
             for outcome in outcomes:
                 self._unrecorded.pop(outcome.key, None)
 
-    async def _deliver(self, d: Delivery) -> Document | None:
+    async def _deliver(self, d: Delivery) -> InboxItem | None:
         """Sends; an inbox item is returned for the caller to store instead."""
         channel = d.recipient.channel
         rendered = self._render(d.template, d.recipient, BLOCKS[channel], d.values)
@@ -458,7 +454,7 @@ class Notifications:
         ticket_id: str,
         rendered: Rendered,
         meta: Mapping[str, Any],
-    ) -> Document | None:
+    ) -> InboxItem | None:
         """Sends by email or webhook; for the inbox, returns the item to store (storing it
         is its delivery)."""
         if recipient.channel == "email":
@@ -501,25 +497,29 @@ class Notifications:
 
     def _inbox_item(
         self, recipient: Recipient, key: str, ticket_id: str, template: str, rendered: Rendered
-    ) -> Document:
+    ) -> InboxItem:
         assert recipient.user_id is not None
-        return {
-            "_id": key,
-            "requester_id": recipient.user_id,
-            "ticket_id": ticket_id,
-            "template": template,
-            "title": rendered.title,
-            "body": rendered.body,
-            "created_at": self._clock.now(),
-            "read_at": None,
-        }
+        return InboxItem(
+            key,
+            recipient.user_id,
+            ticket_id,
+            template,
+            rendered.title,
+            rendered.body,
+            self._clock.now(),
+        )
 
     # --- outcomes ------------------------------------------------------------------------------
 
-    def _outcome_event(
-        self, d: Delivery | Document, key: str, error: str | None, now: datetime
-    ) -> Outgoing:
-        common = _outcome_fields(d, key)
+    def _outcome_event(self, d: _Notice, key: str, error: str | None, now: datetime) -> Outgoing:
+        common = {
+            "ticket_id": d.ticket_id,
+            "notification_id": d.key,
+            "cause_event_id": d.event_id,
+            "channel": d.channel,
+            "template": d.template,
+            "recipient_kind": d.recipient_kind,
+        }
         data = (
             NotificationFailed(**common, error=error)
             if error is not None
@@ -529,92 +529,74 @@ class Notifications:
             data,
             source=SOURCE,
             time=now,
-            correlationid=_correlation(d) or key,
-            event_id=stable_id(common["notification_id"], "failed" if error else "delivered"),
+            correlationid=d.correlation_id or key,
+            event_id=stable_id(d.key, "failed" if error else "delivered"),
         )
         return self._topics.notifications, event
 
-    def _sent(
-        self, d: Delivery | Document, message_key: str, now: datetime, *, count: bool = True
-    ) -> Outcome:
+    def _sent(self, d: _Notice, message_key: str, now: datetime, *, count: bool = True) -> Outcome:
         if count:
             self._count_sent(d, now)
         return Outcome(
-            _key(d),
+            d.key,
             "sent",
             events=[self._outcome_event(d, message_key, None, now)],
-            fields={"message_key": message_key},
-            delivery=None if isinstance(d, dict) else d,
+            message_key=message_key,
+            delivery=d.delivery,
         )
 
-    def _count_sent(self, d: Delivery | Document, now: datetime) -> None:
-        channel, template, event_time = _meta(d)
-        self._metrics.sent.labels(channel, template).inc()
-        self._metrics.latency.labels(channel).observe(max(0.0, (now - event_time).total_seconds()))
-        if template == INCIDENT_UPDATE_TEMPLATE:  # its event time is the update's posting
-            self._metrics.incident_updates_sent.labels(channel).inc()
-            self._metrics.incident_update_seconds.labels(channel).observe(
-                max(0.0, (now - event_time).total_seconds())
-            )
+    def _count_sent(self, d: _Notice, now: datetime) -> None:
+        self._metrics.sent.labels(d.channel, d.template).inc()
+        waited = max(0.0, (now - d.event_time).total_seconds())
+        self._metrics.latency.labels(d.channel).observe(waited)
+        if d.template == INCIDENT_UPDATE_TEMPLATE:  # its event time is the update's posting
+            self._metrics.incident_updates_sent.labels(d.channel).inc()
+            self._metrics.incident_update_seconds.labels(d.channel).observe(waited)
 
     def _count_promise(self, waits: bool, values: Mapping[str, Any], channel: str) -> None:
         """An acknowledgement that goes out without the promised first reply time."""
         if waits and values.get("first_reply_due") is None:
             self._metrics.ack_without_sla.labels(channel).inc()
 
-    def _failed(
-        self, d: Delivery | Document, message_key: str, error: Invalid, now: datetime
-    ) -> Outcome:
-        channel, template, _ = _meta(d)
-        self._metrics.failed.labels(channel, template).inc()
+    def _failed(self, d: _Notice, message_key: str, error: Invalid, now: datetime) -> Outcome:
+        self._metrics.failed.labels(d.channel, d.template).inc()
         detail = f"{error.reason}: {error.detail}"[:500]
         return Outcome(
-            _key(d),
+            d.key,
             "failed",
             detail,
             events=[self._outcome_event(d, message_key, detail, now)],
-            fields={"message_key": message_key},
-            delivery=None if isinstance(d, dict) else d,
+            message_key=message_key,
+            delivery=d.delivery,
         )
 
     # --- digests -------------------------------------------------------------------------------
 
-    def _digest_entry(
-        self, d: Delivery, now: datetime, *, held: bool = False
-    ) -> tuple[str, Document, Document]:
+    def _digest_entry(self, d: Delivery, now: datetime, *, held: bool = False) -> QueuedItem:
         """A digest item; `held`: an acknowledgement waiting alone for its promised time."""
         r = d.recipient
-        head = {
-            "ticket_id": d.ticket_id,
-            "channel": r.channel,
-            "recipient": {
-                "kind": r.kind,
-                "channel": r.channel,
-                "address": r.address,
-                "user_id": r.user_id,
-                "language": r.language,
-                "timezone": r.timezone,
-            },
-            "first_at": now,
-            "due_at": digest_due(now, self._sla_wait if held else self._window),
-            "attempts": 0,
-            "kind": "sla_wait" if held else "digest",
-        }
-        item = {
-            "key": d.key,
-            "template": d.template,
-            "event_id": d.event_id,
-            "event_type": d.event_type,
-            "time": d.event_time,
-            "correlation_id": d.correlation_id,
-            "ticket_id": d.ticket_id,
-            "channel": r.channel,
-            "recipient_kind": r.kind,
-            "values": dict(d.values),
-            "wait_for_sla": d.wait_for_sla,
-        }
         place = sla_wait_id if held else digest_id
-        return place(d.ticket_id, r.channel, r.address), head, item
+        return QueuedItem(
+            digest_id=place(d.ticket_id, r.channel, r.address),
+            kind="sla_wait" if held else "digest",
+            ticket_id=d.ticket_id,
+            recipient=r,
+            first_at=now,
+            due_at=digest_due(now, self._sla_wait if held else self._window),
+            item=DigestItem(
+                key=d.key,
+                template=d.template,
+                event_id=d.event_id,
+                event_type=d.event_type,
+                time=d.event_time,
+                correlation_id=d.correlation_id,
+                ticket_id=d.ticket_id,
+                channel=r.channel,
+                recipient_kind=r.kind,
+                values=dict(d.values),
+                wait_for_sla=d.wait_for_sla,
+            ),
+        )
 
     async def flush_digests(self) -> int:
         """Send the due digests this instance can lease, in waves of `max_parallel_sends`
@@ -643,7 +625,7 @@ class Notifications:
                 now, self._owner, self._lease, self._settings.max_parallel_sends
             )
             results = await asyncio.gather(
-                *(self._flush(doc, token, now + self._lease) for doc in held),
+                *(self._flush(digest, token, now + self._lease) for digest in held),
                 return_exceptions=True,
             )
             failure = failure or next((r for r in results if isinstance(r, BaseException)), None)
@@ -656,98 +638,103 @@ class Notifications:
         self._metrics.bouncing.set(await self._store.bouncing_count(self._clock.now()))
         return sent
 
-    async def _flush(self, doc: Document, token: str, lease_until: datetime) -> int:
-        items: list[Document] = sorted(doc.get("items") or [], key=lambda i: i["time"])
-        states = await self._store.states([i["key"] for i in items])
-        live = [i for i in items if states.get(i["key"]) == "queued"]
+    async def _flush(self, digest: LeasedDigest, token: str, lease_until: datetime) -> int:
+        items = sorted(digest.items, key=lambda i: i.time)
+        keys = [i.key for i in items]
+        states = await self._store.states(keys)
+        live = [i for i in items if states.get(i.key) == "queued"]
         sent = 0
         if live:
-            recipient = Recipient(**doc["recipient"])
-            message_key = digest_message_key(i["key"] for i in live)
+            recipient = digest.recipient
+            message_key = digest_message_key(i.key for i in live)
             now = self._clock.now()
             if now + timedelta(seconds=self._settings.slowest_send_s) >= lease_until:
                 log.warning("digest_lease_too_short", channel=recipient.channel)
                 return 0  # the database was slow: sent by whoever holds it next
-            live = await self._with_promise(doc, live)
+            live = await self._with_promise(digest, live)
+            notices = [_Notice.in_digest(i) for i in live]
             bouncing = await self._store.bouncing_among(
                 [recipient.address] if recipient.channel == "email" else [], now
             )
             if bouncing:
                 outcomes = [
-                    self._suppressed(i, message_key, recipient.address, bouncing, now) for i in live
+                    self._suppressed(n, message_key, recipient.address, bouncing, now)
+                    for n in notices
                 ]
                 await self._store.finish(outcomes, now)
-                await self._store.drop_digest_items(doc["_id"], token, [i["key"] for i in items])
+                await self._store.drop_digest_items(digest.id, token, keys)
                 self._on_outbox(1)
                 return 0
             try:
                 rendered = self._render_digest(recipient, live)
-                with send_span(recipient.channel, live[-1].get("correlation_id")):
+                with send_span(recipient.channel, live[-1].correlation_id or None):
                     item = await self._send(
                         recipient,
                         message_key,
-                        doc["ticket_id"],
+                        digest.ticket_id,
                         rendered,
                         {
-                            "template": live[0]["template"] if len(live) == 1 else DIGEST_TEMPLATE,
-                            "cause_event_id": live[0]["event_id"],
-                            "cause_event_type": live[0]["event_type"],
-                            "occurred_at": live[0]["time"].isoformat(),
-                            "digest_of": [i["event_id"] for i in live],
+                            "template": live[0].template if len(live) == 1 else DIGEST_TEMPLATE,
+                            "cause_event_id": live[0].event_id,
+                            "cause_event_type": live[0].event_type,
+                            "occurred_at": live[0].time.isoformat(),
+                            "digest_of": [i.event_id for i in live],
                         },
                     )
                 if item is not None:
                     await self._store.add_inbox([item])
-                    self._hub.notify(item["requester_id"])
+                    self._hub.notify(item.requester_id)
             except Invalid as exc:
-                outcomes = [self._failed(i, message_key, exc, now) for i in live]
+                outcomes = [self._failed(n, message_key, exc, now) for n in notices]
             except Retryable as exc:
-                if doc.get("attempts", 0) + 1 < self._settings.digest_max_attempts:
-                    log.warning("digest_retry", attempts=doc.get("attempts", 0) + 1, error=str(exc))
+                if digest.attempts + 1 < self._settings.digest_max_attempts:
+                    log.warning("digest_retry", attempts=digest.attempts + 1, error=str(exc))
                     retry_at = self._clock.now() + timedelta(seconds=self._settings.digest_poll_s)
-                    await self._store.digest_attempt_failed(doc["_id"], token, retry_at)
+                    await self._store.digest_attempt_failed(digest.id, token, retry_at)
                     return 0
                 given_up = Invalid("digest_failed", str(exc))
-                outcomes = [self._failed(i, message_key, given_up, now) for i in live]
+                outcomes = [self._failed(n, message_key, given_up, now) for n in notices]
             else:
-                outcomes = [self._sent(i, message_key, self._clock.now()) for i in live]
+                outcomes = [self._sent(n, message_key, self._clock.now()) for n in notices]
                 for i in live:
-                    self._count_promise(i.get("wait_for_sla", False), i["values"], i["channel"])
+                    self._count_promise(i.wait_for_sla, i.values, i.channel)
                 sent = 1
             await self._store.finish(outcomes, self._clock.now())
             self._on_outbox(1)
-        await self._store.drop_digest_items(doc["_id"], token, [i["key"] for i in items])
+        await self._store.drop_digest_items(digest.id, token, keys)
         return sent
 
-    async def _with_promise(self, doc: Document, items: list[Document]) -> list[Document]:
+    async def _with_promise(
+        self, digest: LeasedDigest, items: list[DigestItem]
+    ) -> list[DigestItem]:
         """Held acknowledgements print the ticket's promised time as known now."""
-        if doc.get("kind") != "sla_wait":
+        if digest.kind != "sla_wait":
             return items
-        facts = (await self._store.ticket_facts([doc["ticket_id"]])).get(doc["ticket_id"])
+        facts = (await self._store.ticket_facts([digest.ticket_id])).get(digest.ticket_id)
         due = facts.first_reply_due if facts else None
         number = facts.number if facts else None
         self._metrics.ack_held.labels("sla" if due else "deadline").inc()
         out = []
         for item in items:
-            values = {**item["values"]}
+            values = {**item.values}
             values["first_reply_due"] = due or values.get("first_reply_due")
             if number and not values.get("ticket_number"):
-                values.update(ticket_ref(item["ticket_id"], number))
-            out.append({**item, "values": values})
+                values.update(ticket_ref(item.ticket_id, number))
+            out.append(replace(item, values=values))
         return out
 
-    def _render_digest(self, recipient: Recipient, items: Sequence[Document]) -> Rendered:
+    def _render_digest(self, recipient: Recipient, items: Sequence[DigestItem]) -> Rendered:
         blocks = BLOCKS[recipient.channel]
         if len(items) == 1:
-            return self._render(items[0]["template"], recipient, blocks, items[0]["values"])
+            return self._render(items[0].template, recipient, blocks, items[0].values)
         parts = []
         for item in items:
-            one = self._render(item["template"], recipient, BLOCKS["inbox"], item["values"])
-            parts.append({"title": one.title, "body": one.body, "time": item["time"]})
-        first = items[0]["values"]
+            one = self._render(item.template, recipient, BLOCKS["inbox"], item.values)
+            parts.append({"title": one.title, "body": one.body, "time": item.time})
+        first = items[0].values
         values = {
-            **ticket_ref(items[0]["ticket_id"], first.get("ticket_number")),
-            "ticket_id": items[0]["ticket_id"],
+            **ticket_ref(items[0].ticket_id, first.get("ticket_number")),
+            "ticket_id": items[0].ticket_id,
             "items": parts,
         }
         return self._render(DIGEST_TEMPLATE, recipient, blocks, values)
@@ -771,42 +758,53 @@ class _Accepted:
     """A delivery its channel accepted (or, for the inbox, the item to store), to record."""
 
     delivery: Delivery
-    inbox_item: Document | None
+    inbox_item: InboxItem | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Notice:
+    """The delivery an outcome is about, sent alone or as an item of a digest."""
+
+    key: str
+    ticket_id: str
+    event_id: str
+    event_time: datetime
+    correlation_id: str
+    channel: str
+    recipient_kind: str
+    template: str
+    delivery: Delivery | None  # when its outcome may be its record's first write
+
+    @classmethod
+    def of(cls, d: Delivery) -> _Notice:
+        r = d.recipient
+        return cls(
+            d.key,
+            d.ticket_id,
+            d.event_id,
+            d.event_time,
+            d.correlation_id,
+            r.channel,
+            r.kind,
+            d.template,
+            d,
+        )
+
+    @classmethod
+    def in_digest(cls, i: DigestItem) -> _Notice:
+        """A queued item's record exists already (written pending)."""
+        return cls(
+            i.key,
+            i.ticket_id,
+            i.event_id,
+            i.time,
+            i.correlation_id,
+            i.channel,
+            i.recipient_kind,
+            i.template,
+            None,
+        )
 
 
 def _to_bouncing(recipient: Recipient, bouncing: Mapping[str, datetime]) -> bool:
     return recipient.channel == "email" and recipient.address.lower() in bouncing
-
-
-def _key(d: Delivery | Document) -> str:
-    return d["key"] if isinstance(d, dict) else d.key
-
-
-def _correlation(d: Delivery | Document) -> str:
-    return str(d["correlation_id"]) if isinstance(d, dict) else d.correlation_id
-
-
-def _meta(d: Delivery | Document) -> tuple[str, str, datetime]:
-    if isinstance(d, dict):
-        return d["channel"], d["template"], d["time"]
-    return d.recipient.channel, d.template, d.event_time
-
-
-def _outcome_fields(d: Delivery | Document, message_key: str) -> dict[str, Any]:
-    if isinstance(d, dict):
-        return {
-            "ticket_id": d["ticket_id"],
-            "notification_id": d["key"],
-            "cause_event_id": d["event_id"],
-            "channel": d["channel"],
-            "template": d["template"],
-            "recipient_kind": d["recipient_kind"],
-        }
-    return {
-        "ticket_id": d.ticket_id,
-        "notification_id": d.key,
-        "cause_event_id": d.event_id,
-        "channel": d.recipient.channel,
-        "template": d.template,
-        "recipient_kind": d.recipient.kind,
-    }

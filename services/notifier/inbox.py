@@ -26,16 +26,15 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
     from datetime import datetime
 
-    from services.notifier.store import NotifierStore
+    from services.notifier.ports import InboxItem, InboxRepository
     from shared.clock import Clock
-    from shared.mongo import Document
 
 
 RESUME_WINDOW = timedelta(days=1)
 
 
 async def resume_point(
-    store: NotifierStore,
+    store: InboxRepository,
     clock: Clock,
     requester_id: str,
     *,
@@ -49,7 +48,7 @@ async def resume_point(
     if last_event_id:
         last = await store.inbox_item(requester_id, last_event_id)
         if last is not None:
-            start, seen = last["created_at"], {last_event_id}
+            start, seen = last.created_at, {last_event_id}
     elif since is not None:
         start = as_utc(since)
     return min(max(start, now - RESUME_WINDOW), now), seen
@@ -75,15 +74,15 @@ class InboxHub:
                 del self._waiters[requester_id]
 
 
-def item_view(doc: Document) -> dict[str, Any]:
+def item_view(item: InboxItem) -> dict[str, Any]:
     return {
-        "id": doc["_id"],
-        "ticket_id": doc["ticket_id"],
-        "template": doc["template"],
-        "title": doc["title"],
-        "body": doc["body"],
-        "created_at": doc["created_at"].isoformat(),
-        "read_at": doc["read_at"].isoformat() if doc.get("read_at") else None,
+        "id": item.id,
+        "ticket_id": item.ticket_id,
+        "template": item.template,
+        "title": item.title,
+        "body": item.body,
+        "created_at": item.created_at.isoformat(),
+        "read_at": item.read_at.isoformat() if item.read_at else None,
     }
 
 
@@ -93,7 +92,7 @@ def sse(event: str, data: dict[str, Any], event_id: str) -> bytes:
 
 
 async def stream(
-    store: NotifierStore,
+    store: InboxRepository,
     hub: InboxHub,
     requester_id: str,
     start: tuple[datetime, set[str]],
@@ -110,18 +109,18 @@ async def stream(
         while not await disconnected():
             wake.clear()
             items = [
-                d
-                for d in await uncancelled(store.inbox_since(requester_id, since))
-                if d["_id"] not in seen
+                i
+                for i in await uncancelled(store.inbox_since(requester_id, since))
+                if i.id not in seen
             ]
-            for doc in items:
-                seen.add(doc["_id"])
-                yield sse("inbox.item", item_view(doc), doc["_id"])
+            for item in items:
+                seen.add(item.id)
+                yield sse("inbox.item", item_view(item), item.id)
             if items:
-                newest = max(d["created_at"] for d in items)
+                newest = max(i.created_at for i in items)
                 if newest > since:
                     since = newest
-                    seen = {d["_id"] for d in items if d["created_at"] >= newest}
+                    seen = {i.id for i in items if i.created_at >= newest}
                 idle = 0.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), poll_s)

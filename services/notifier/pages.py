@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from services.notifier.domain import Recipient
+    from services.notifier.ports import InboxRepository
     from services.notifier.settings import NotifierSettings
-    from services.notifier.store import NotifierStore
     from shared.runtime import ServiceRuntime
 
 log = structlog.get_logger(__name__)
@@ -169,10 +169,10 @@ def install_pages(
             return found
         requester_id, claims, token = found
         assert csrf is not None
-        store: NotifierStore = parts["store"]
+        store: InboxRepository = parts["store"]
         # Taken before reading: an item being recorded meanwhile may carry an earlier time.
         since = runtime.clock.now() - STREAM_OVERLAP
-        docs = await store.inbox_page(requester_id, unread_only=False, limit=INBOX_SIZE)
+        items = await store.inbox_page(requester_id, unread_only=False, limit=INBOX_SIZE)
         lang = language(request, claims)
         tz = claims.get("tz") if isinstance(claims.get("tz"), str) else "UTC"
         nonce, csrf_value = csrf.issue(request, token)
@@ -183,8 +183,8 @@ def install_pages(
             timezone=tz,
             keep=("token",),
             context={
-                "items": docs,
-                "unread": sum(1 for d in docs if d.get("read_at") is None),
+                "items": items,
+                "unread": sum(1 for i in items if i.read_at is None),
                 "query": urlencode({"token": token, "lang": lang}),
                 "token": token,
                 "since": since.isoformat(),
@@ -206,7 +206,7 @@ def install_pages(
         lang = language(request, claims)
         if form is None or not csrf.valid(request, token, form.get(FIELD)):
             return pages.error(request, lang=lang, status=403, kind="forbidden", keep=("token",))
-        store: NotifierStore = parts["store"]
+        store: InboxRepository = parts["store"]
         if await store.mark_read(requester_id, item_id, runtime.clock.now()) is None:
             return pages.error(request, lang=lang, status=404, kind="not_found", keep=("token",))
         query = {"token": token}

@@ -14,26 +14,35 @@ from shared.privacy_export import MAX_RECORDS
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from services.notifier.store import NotifierStore
+    from pymongo.asynchronous.database import AsyncDatabase
+
     from shared.events import RequesterErasureRequested
     from shared.mongo import Document
 
 
 class NotifierEraser:
-    def __init__(self, store: NotifierStore) -> None:
-        self._store = store
+    """Works on `NotifierStore`'s documents themselves, not through the repository port:
+    an export hands them out as they are stored."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tickets = db["tickets"]
+        self.preferences = db["preferences"]
+        self.inbox = db["inbox"]
+        self.digests = db["digests"]
+        self.bouncing = db["bouncing"]
+        self.deliveries = db["deliveries"]
 
     async def ensure_indexes(self) -> None:
-        await self._store.inbox.create_index([("ticket_id", ASCENDING)])  # retention
+        await self.inbox.create_index([("ticket_id", ASCENDING)])  # retention
 
     async def export(self, requester_id: str) -> dict[str, list[Document]]:
-        s = self._store
+        s = self
         inbox = s.inbox.find({"requester_id": requester_id}).limit(MAX_RECORDS)
         preferences = s.preferences.find({"_id": requester_id})
         return {"inbox": await inbox.to_list(), "preferences": await preferences.to_list()}
 
     async def erase(self, request: RequesterErasureRequested) -> Mapping[str, int]:
-        s = self._store
+        s = self
         tickets = {"_id": {"$in": request.ticket_ids}}
         emails = (
             set()

@@ -5,6 +5,7 @@ import pytest
 pytest.register_assert_rewrite(
     "tests.contract.feedback_repository",
     "tests.contract.harnesses",
+    "tests.contract.notifier_repository",
     "tests.contract.sla_repository",
     "tests.contract.ticket_repository",
 )

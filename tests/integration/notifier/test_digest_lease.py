@@ -11,6 +11,8 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
+from services.notifier.domain import Recipient
+from services.notifier.ports import DigestItem, QueuedItem
 from services.notifier.settings import NotifierSettings
 from services.notifier.store import NotifierStore
 from shared.infra.mailcatcher import MailCatcher
@@ -85,9 +87,21 @@ async def notifier_store(infra: Infra, uid: str) -> AsyncIterator[NotifierStore]
         await client.close()
 
 
-def digest_item(key: str, at: datetime) -> tuple[str, dict[str, Any], dict[str, Any]]:
-    head = {"ticket_id": "T-dead", "channel": "email", "first_at": at, "due_at": at}
-    return "digest-dead", head, {"key": key, "time": at}
+def digest_item(key: str, at: datetime) -> QueuedItem:
+    recipient = Recipient("requester", "email", "li.wei@example.com", "u-42", "en", "UTC")
+    item = DigestItem(
+        key,
+        "agent_reply",
+        "e-1",
+        "ticket.message_added",
+        at,
+        "c-1",
+        "T-dead",
+        "email",
+        "requester",
+        {},
+    )
+    return QueuedItem("digest-dead", "digest", "T-dead", recipient, at, at, item)
 
 
 async def test_a_lease_left_by_an_instance_that_died_is_taken_over_once_it_ends(
@@ -104,14 +118,14 @@ async def test_a_lease_left_by_an_instance_that_died_is_taken_over_once_it_ends(
         token, taken_over = await store.claim_due_digests(after, "alive", lease, 10)
         _, held_again = await store.claim_due_digests(after, "another", lease, 10)
 
-        assert [d["_id"] for d in held_by_dead] == ["digest-dead"]
+        assert [d.id for d in held_by_dead] == ["digest-dead"]
         assert while_alive == []  # the lease is still running: nobody else may send it
-        assert [d["_id"] for d in taken_over] == ["digest-dead"]
-        assert taken_over[0]["lease_owner"] == "alive"
+        assert [d.id for d in taken_over] == ["digest-dead"]
+        assert taken_over[0].lease_owner == "alive"
         assert held_again == []
 
         # The old holder waking up cannot touch what its lost lease held...
-        old_token = held_by_dead[0]["lease_token"]
+        old_token = held_by_dead[0].lease_token
         await store.drop_digest_items("digest-dead", old_token, ["k-1"])
         assert await store.digests.count_documents({"_id": "digest-dead"}) == 1
         # ...the new holder ends it.

@@ -88,7 +88,7 @@ async def test_notifier_forgets_the_requester_or_only_the_named_tickets(
     db: AsyncDatabase[dict[str, Any]],
 ) -> None:
     store = NotifierStore(db)
-    eraser = NotifierEraser(store)
+    eraser = NotifierEraser(db)
     await eraser.ensure_indexes()
     for t in ("T-1", "T-2"):
         await store.tickets.insert_one(

@@ -10,6 +10,7 @@ import pytest
 from services.notifier.config import load_rules
 from services.notifier.domain import (
     Category,
+    FactUpdate,
     Incoming,
     Preferences,
     Requester,
@@ -277,17 +278,18 @@ def test_the_promised_first_reply_time_and_the_contact_are_remembered() -> None:
         policy="p",
         policy_version="1",
     )
-    assert fact_updates(applied) == {"first_reply_due": NOW}
+    assert fact_updates("T-1", applied) == FactUpdate("T-1", first_reply_due=NOW)
     created = TicketCreated(
         ticket_id="T-1",
         ticket=summary(),
         requester=RequesterModel(id="u-1", email="li@example.com", timezone="Asia/Shanghai"),
         subject="s",
     )
-    assert fact_updates(created)["group"] == "payments"
-    first = first_facts("ev-1", created)
-    assert first["requester"]["timezone"] == "Asia/Shanghai"
-    assert first["created_by"] == "ev-1"
+    assert fact_updates("T-1", created).group == "payments"
+    first = first_facts("T-1", "ev-1", created)
+    assert first is not None
+    assert first.requester.timezone == "Asia/Shanghai"
+    assert first.created_by == "ev-1"
 
 
 def test_only_the_first_ticket_created_names_who_is_mailed() -> None:

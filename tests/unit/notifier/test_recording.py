@@ -4,28 +4,27 @@ accepted by their channel but not yet recorded (each would be resent once, same 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
 from services.notifier.config import load_rules
-from services.notifier.domain import Delivery, Preferences, TicketFacts
+from services.notifier.domain import Delivery
 from services.notifier.handlers import Notifications
 from services.notifier.inbox import InboxHub
 from services.notifier.mail import Email
+from services.notifier.memory_store import MemoryNotifierRepository
 from services.notifier.metrics import notifier_metrics
+from services.notifier.ports import DeliveryState, InboxItem, Outcome, QueuedItem
 from services.notifier.recorder import GroupCommit
 from services.notifier.settings import NotifierSettings
-from services.notifier.store import Outcome
 from services.notifier.templates import Templates
 from shared.clock import FixedClock
 from shared.errors import Retryable
 from shared.events import Requester, TicketCreated, TicketSummary, make_event
-from shared.mongo import Document
 from shared.topics import Topics
 from tests.support import secret_settings
 
@@ -81,13 +80,13 @@ async def test_every_caller_of_a_failed_round_learns_of_the_failure_and_later_ro
 # --- the consumer ------------------------------------------------------------------------------
 
 
-class SlowStore:
-    """In-memory deliveries whose every write takes a while, as a busy database does."""
+class SlowStore(MemoryNotifierRepository):
+    """The in-memory repository, whose every write of a send takes a while, as a busy
+    database does."""
 
     def __init__(self, write_s: float) -> None:
+        super().__init__()
         self.write_s = write_s
-        self.states: dict[str, str] = {}
-        self.inbox: dict[str, Document] = {}
         self.down = False
         self.down_after_claim = False
 
@@ -96,61 +95,39 @@ class SlowStore:
         if self.down:
             raise ConnectionError("database away")
 
-    async def record_facts(
-        self,
-        updates: Sequence[tuple[str, Document]],
-        now: datetime,
-        first: Sequence[tuple[str, Document]] = (),
-    ) -> None:
-        pass
-
-    async def ticket_facts(self, ticket_ids: Iterable[str]) -> dict[str, TicketFacts]:
-        return {}
-
-    async def preferences_of(self, requester_ids: Iterable[str]) -> dict[str, Preferences]:
-        return {}
-
     async def claim(
         self,
         deliveries: Sequence[Delivery],
         now: datetime,
         settled: Mapping[str, Outcome] | None = None,
         write: Collection[str] | None = None,
-    ) -> tuple[dict[str, str], set[str]]:
-        settled = settled or {}
+    ) -> tuple[dict[str, DeliveryState], set[str]]:
+        found = await super().claim(deliveries, now, settled, write)
         if self.down_after_claim:
             self.down, self.down_after_claim = True, False
-        chosen = [d for d in deliveries if write is None or d.key in write]
-        written = {d.key for d in chosen if d.key not in self.states}
-        for d in chosen:
-            self.states.setdefault(d.key, settled[d.key].state if d.key in settled else "pending")
-        return {d.key: self.states.get(d.key, "pending") for d in deliveries}, written
+        return found
 
-    async def queue(self, items: Sequence[Any], now: datetime) -> None:
+    async def queue(self, items: Sequence[QueuedItem], now: datetime) -> None:
         assert not items
 
-    async def release_sla_waits(self, ticket_ids: Iterable[str], now: datetime) -> int:
-        return 0
-
-    async def bouncing_among(self, addresses: Iterable[str], now: datetime) -> dict[str, datetime]:
-        return {}
-
-    async def add_inbox(self, items: Sequence[Document]) -> None:
+    async def add_inbox(self, items: Sequence[InboxItem]) -> None:
         if not items:
             return
         await self._write()
-        for item in items:
-            self.inbox.setdefault(item["_id"], item)
+        await super().add_inbox(items)
 
     async def finish(self, outcomes: Sequence[Outcome], now: datetime) -> None:
         if not outcomes:
             return
         await self._write()
-        for o in outcomes:
-            self.states[o.key] = o.state
+        await super().finish(outcomes, now)
+
+    def state(self, key: str) -> str | None:
+        record = self.deliveries.get(key)
+        return record.state if record is not None else None
 
     def sent(self) -> int:
-        return sum(1 for state in self.states.values() if state == "sent")
+        return sum(1 for record in self.deliveries.values() if record.state == "sent")
 
 
 class Relay:
@@ -164,7 +141,7 @@ class Relay:
     async def send(self, email: Email) -> str:
         await asyncio.sleep(0.001)
         self.accepted.append(email.key)
-        sent_mail = sum(1 for k in self.accepted if self.store.states.get(k) == "sent")
+        sent_mail = sum(1 for k in self.accepted if self.store.state(k) == "sent")
         self.worst = max(self.worst, len(self.accepted) - sent_mail)
         return "primary"
 
@@ -215,7 +192,7 @@ def notifications(store: SlowStore, relay: Relay, max_parallel_sends: int) -> No
     )
     templates = Templates(settings.templates_dir)
     return Notifications(
-        store=store,  # type: ignore[arg-type]
+        store=store,
         rules=load_rules(settings.rules_file),
         templates=templates,
         mail=relay,  # type: ignore[arg-type]
