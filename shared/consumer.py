@@ -83,6 +83,21 @@ def security(settings: ServiceSettings) -> BaseSecurity | None:
     )
 
 
+class _ProvisionedTopics(logging.Filter):
+    """FastStream warns once per subscriber that it creates no topics. Here that is the
+    design (`helpstream topics` provisions them, with their ACLs), not a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Make sure the topics exist" not in record.getMessage()
+
+
+def faststream_logger(service: str) -> logging.Logger:
+    logger = logging.getLogger(f"helpstream.{service}.faststream")
+    if not any(isinstance(f, _ProvisionedTopics) for f in logger.filters):
+        logger.addFilter(_ProvisionedTopics())
+    return logger
+
+
 def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
     """One FastStream broker per service process, for its subscribers only: events are
     published by the outbox relay's own producer, so the broker opens none. Topics are
@@ -94,7 +109,7 @@ def make_broker(settings: ServiceSettings, service: str) -> KafkaBroker:
         consumer_only=True,
         allow_auto_create_topics=False,
         graceful_timeout=settings.shutdown_step_timeout_s / 2,
-        logger=logging.getLogger(f"helpstream.{service}.faststream"),
+        logger=faststream_logger(service),
         log_level=logging.DEBUG,  # one line per batch is the consumer metrics' job
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka.message import KafkaAckableMessage
@@ -46,3 +48,17 @@ async def test_the_consumers_parser_keeps_every_record_and_never_raises() -> Non
     message = await consumer._parse(BATCH)
     assert message.raw_message == BATCH
     assert message.batch_headers[1]["trace"] == "\ufffd\ufffd"
+
+
+def test_the_provisioned_topics_warning_is_not_logged_but_other_warnings_are(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from shared.consumer import faststream_logger
+
+    logger = faststream_logger("parser-test")
+    faststream_logger("parser-test")  # a second broker adds no second filter
+    with caplog.at_level(logging.WARNING, logger=logger.name):
+        logger.warning("Auto create topics is disabled. Make sure the topics exist.")
+        logger.warning("Consumer stopped: broker unreachable")
+    assert [r.getMessage() for r in caplog.records] == ["Consumer stopped: broker unreachable"]
+    assert len(logger.filters) == 1
