@@ -324,8 +324,10 @@ def create_app(
         """Idempotency-Keys are the caller's own: two API keys never share one."""
         return f"http:{key.id}:{idempotency_key}" if idempotency_key else None
 
-    async def view(ticket: Ticket, key: ApiKey) -> TicketView:
-        follow_ups = await store().follow_ups([ticket.id])
+    async def view(ticket: Ticket, key: ApiKey, *, created: bool = False) -> TicketView:
+        """`created`: the ticket was written just now under a fresh id, so no ticket can
+        follow it up yet; its answer skips the lookup (a read per open, on the hot path)."""
+        follow_ups = {} if created else await store().follow_ups([ticket.id])
         return TicketView.of(
             ticket, internal=Scope.agent in key.scopes, follow_ups=follow_ups.get(ticket.id, [])
         )
@@ -381,7 +383,7 @@ def create_app(
         )
         response.status_code = 201 if opened.created else 200
         response.headers["Location"] = f"/v1/tickets/{opened.ticket.id}"
-        return await view(opened.ticket, key)
+        return await view(opened.ticket, key, created=opened.created)
 
     @app.get("/v1/tickets/{ticket_id}", response_model=TicketView, tags=["tickets"])
     async def get_ticket(ticket_id: TicketPath, key: Caller) -> TicketView:

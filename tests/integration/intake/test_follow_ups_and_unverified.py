@@ -219,3 +219,22 @@ async def test_an_unverified_message_over_kafka_from_a_write_key_is_held(
     await eventually(arrived)
     stored = (await get_ticket(intake, ticket["id"]))["messages"]
     assert [(m["public"], m["unverified"]) for m in stored] == [(False, True)]
+
+
+async def test_a_repeated_open_answers_with_the_follow_ups_its_ticket_gained_since(
+    intake: Intake,
+) -> None:
+    """A new ticket's answer has no follow-ups to look up; a repeat of its request does."""
+    headers = {**intake.auth(), "Idempotency-Key": "withdrawal-W-follow-up"}
+    first = await intake.http.post("/v1/tickets", json=ticket_body(), headers=headers)
+    assert first.status_code == 201, first.text
+    assert first.json()["follow_ups"] == []
+    ticket = first.json()
+    await patch(intake, ticket["id"], status="solved")
+    await patch(intake, ticket["id"], status="closed")
+    follow_up = await intake.open(follow_up_of=ticket["id"])
+
+    again = await intake.http.post("/v1/tickets", json=ticket_body(), headers=headers)
+
+    assert again.status_code == 200, again.text
+    assert again.json()["follow_ups"] == [{"id": follow_up["id"], "number": follow_up["number"]}]
