@@ -7,6 +7,7 @@ The system is started as bench_e2e starts it (four service processes, embedded T
 SecantusDB, the SMTP sink in a child process); after one small warm-up phase, tickets
 are offered open-loop over HTTP at HELPSTREAM_BENCH_PROFILE_RATE per second (default 30)
 for HELPSTREAM_BENCH_PROFILE_SECONDS (default 60), as bench_e2e's `phase` sends them.
+HELPSTREAM_BENCH_PROFILE_TOP_ROWS (default 15) sets how many database rows are printed.
 
 Over a steady window (the sending time without its first 10 %):
 - CPU per process: utime+stime from /proc/<pid>/stat at both ends, as % of one core,
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from shared.infra.processes import ManagedProcess
 
 WARM_UP_FRACTION = 0.1  # of the sending time, left out of the window
-TOP_ROWS = 15
+TOP_ROWS = int(os.environ.get("HELPSTREAM_BENCH_PROFILE_TOP_ROWS", "15"))
 # `top`'s per-operation sections; `total`, `readLock` and `writeLock` count the same
 # commands again, so they are left out of the sums
 OPERATIONS = ("queries", "getmore", "insert", "update", "remove", "commands")

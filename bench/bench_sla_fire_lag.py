@@ -78,6 +78,7 @@ PARTITIONS = 4
 BATCH = 1000
 LOAD_LIMIT_S = 15 * 60
 MONGO_LIMIT_MIB = 16 * 1024
+FAR_AHEAD = timedelta(days=1)  # the far clocks' creation time, from the load's start
 LEAD_S = 30.0  # from the end of the load to the first due clock (service start-up)
 DRAIN_S = 30.0
 FIRE_LAG_METRICS = ("helpstream_sla_monitor_fire_lag_seconds", "helpstream_sla_fire_lag_seconds")
@@ -125,13 +126,21 @@ async def load(
     stopped = ""
     pending: asyncio.Task[Any] | None = None
     far = total - due
-    now = datetime.now(UTC)
+    # The far clocks' first due instant is a day away, however long the load takes. Made
+    # at the load's start, their 15-minute first reply warns at three quarters of it, so a
+    # load of over ~11 minutes (1,000,000 clocks took 14.5 on 2026-11-30) left nearly all
+    # of them due when the service started: the window then measured a storm of a million
+    # warnings (the database stalled, nothing fired) instead of its 3,000 breaches.
+    far_created = datetime.now(UTC) + FAR_AHEAD
     try:
         while loaded < far:
             size = min(BATCH, far - loaded)
             batch = [
                 clock_doc(
-                    policies, loaded + j, now - timedelta(seconds=(loaded + j) % 60), warned=False
+                    policies,
+                    loaded + j,
+                    far_created - timedelta(seconds=(loaded + j) % 60),
+                    warned=False,
                 )
                 for j in range(size)
             ]
