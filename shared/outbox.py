@@ -62,9 +62,21 @@ def outbox_entry(topic: str, event: CloudEvent[Any]) -> Document:
     }
 
 
-def outbox_update(entries: Sequence[Document], now: datetime) -> Document:
+# The relay claims the oldest `_outbox_since` first; an outbox holding an urgent event (an
+# SLA warning or breach) is dated here, so it goes before any backlog of ordinary ones.
+URGENT_SINCE = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def outbox_since(now: datetime, *, urgent: bool = False) -> datetime:
+    return URGENT_SINCE if urgent else now
+
+
+def outbox_update(entries: Sequence[Document], now: datetime, *, urgent: bool = False) -> Document:
     """Update operators that append events to a document's outbox."""
-    return {"$push": {OUTBOX: {"$each": list(entries)}}, "$min": {OUTBOX_SINCE: now}}
+    return {
+        "$push": {OUTBOX: {"$each": list(entries)}},
+        "$min": {OUTBOX_SINCE: outbox_since(now, urgent=urgent)},
+    }
 
 
 RETIRED_INDEXES = (f"{OUTBOX_CLAIM}_1",)
@@ -88,13 +100,14 @@ MIN_CLAIM = 50  # the smallest round the relay shrinks to while the database is 
 
 
 class OutboxRelay(BackgroundTask):
-    """Drains the outboxes of some collections to Kafka, oldest first.
+    """Drains the outboxes of some collections to Kafka: urgent ones (timer fires) first,
+    then the oldest.
 
     One relay per database publishes: the holder of a lease document it renews every
     half lease (so events of one document leave in order, and nobody writes a claim on
-    each document). A round reads the oldest pending documents with their outboxes,
-    publishes with acks=all, and removes what it published with one write per document;
-    that clear is the only write the relay adds to a state change. SecantusDB runs in
+    each document). A round reads the pending documents with their outboxes, publishes
+    with acks=all, and removes what it published with one write per document; that
+    clear is the only write the relay adds to a state change. SecantusDB runs in
     one Python process beside the consumers, so every write the relay saves is one the
     consumers get. A holder that dies leaves its lease to run out; a relay that stops
     hands it back.

@@ -17,7 +17,7 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from shared.mongo import DUPLICATE_KEY, find_in
-from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_entry, outbox_update
+from shared.outbox import OUTBOX, OUTBOX_SINCE, outbox_entry, outbox_since, outbox_update
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
@@ -48,6 +48,7 @@ class Change:
     read_version: int | None
     events: Sequence[Outgoing] = ()
     applied: Sequence[str] = ()
+    urgent: bool = False  # its events go before any backlog (`shared.outbox.URGENT_SINCE`)
 
     @classmethod
     def of(
@@ -56,30 +57,34 @@ class Change:
         read_version: int | None,
         events: Sequence[Outgoing] = (),
         applied: Sequence[str] = (),
+        *,
+        urgent: bool = False,
     ) -> Change:
         """A change from the whole document as a service stores it (`_id` and `version`
         included; they are the unit of work's to write)."""
         state = {k: v for k, v in document.items() if k not in ("_id", VERSION)}
-        return cls(document["_id"], state, read_version, events, applied)
+        return cls(document["_id"], state, read_version, events, applied, urgent)
 
 
 def outbox_entries(events: Iterable[Outgoing]) -> list[Document]:
     return [outbox_entry(topic, event) for topic, event in events]
 
 
-def append_events(events: Sequence[Outgoing], now: datetime) -> Document:
+def append_events(events: Sequence[Outgoing], now: datetime, *, urgent: bool = False) -> Document:
     """Update operators that append `events` to a document's outbox (none without events).
 
     For writes that publish without changing a versioned state: a survey's cancellation,
     a delivery's outcome, an incident update told to a ticket."""
-    return outbox_update(outbox_entries(events), now) if events else {}
+    return outbox_update(outbox_entries(events), now, urgent=urgent) if events else {}
 
 
-def with_events(doc: Document, events: Sequence[Outgoing], now: datetime) -> Document:
+def with_events(
+    doc: Document, events: Sequence[Outgoing], now: datetime, *, urgent: bool = False
+) -> Document:
     """A new document carrying its first events."""
     if not events:
         return doc
-    return {**doc, OUTBOX: outbox_entries(events), OUTBOX_SINCE: now}
+    return {**doc, OUTBOX: outbox_entries(events), OUTBOX_SINCE: outbox_since(now, urgent=urgent)}
 
 
 class VersionedDocuments:
@@ -101,7 +106,7 @@ class VersionedDocuments:
         doc = {"_id": change.id, **change.state, VERSION: 0}
         if change.applied:
             doc[self.applied_field] = list(change.applied)[-self.applied_keep :]
-        return with_events(doc, change.events, now)
+        return with_events(doc, change.events, now, urgent=change.urgent)
 
     def operation(self, change: Change, now: datetime) -> Operation:
         """The write of one change: an insert, or an update only if nobody changed the
@@ -109,7 +114,7 @@ class VersionedDocuments:
         if change.read_version is None:
             return InsertOne(self.new_document(change, now))
         update: dict[str, Any] = {"$set": {**change.state, VERSION: change.read_version + 1}}
-        update.update(append_events(change.events, now))
+        update.update(append_events(change.events, now, urgent=change.urgent))
         if change.applied:
             update["$push"] = {
                 **update.get("$push", {}),

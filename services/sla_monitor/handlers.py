@@ -350,7 +350,7 @@ class SlaService:
                 if due_at is not None and events:
                     self._metrics.fire_lag.observe(max(0.0, (now - due_at).total_seconds()))
                 fired += len(events)
-                changes.append(SlaChange(sla, sla.next_due(policies), events))
+                changes.append(SlaChange(sla, sla.next_due(policies), events, urgent=True))
         lost = await self._store.save(changes, now)
         if changes:
             self._on_events(1)  # breaches and warnings leave at once, whatever their number

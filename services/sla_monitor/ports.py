@@ -30,6 +30,7 @@ class SlaChange:
     events: Sequence[Outgoing] = ()  # published with the change, never without it
     seen: Sequence[str] = ()  # the ticket events it applies, remembered for redeliveries
     new: bool = False
+    urgent: bool = False  # timer fires: published before any backlog of ordinary events
 
 
 class SlaRepository(Protocol):

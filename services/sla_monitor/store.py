@@ -211,6 +211,7 @@ class SlaStore:
             None if change.new else change.sla.version,
             change.events,
             change.seen,
+            urgent=change.urgent,
         )
 
     async def at_risk_counts(self) -> dict[str, int]:

@@ -251,3 +251,24 @@ async def test_a_relay_that_lost_its_lease_mid_round_clears_no_event_it_did_not_
     ids = [parse_event(r.value).id for r in received]
     assert sorted(ids) == sorted([event.id, event.id, late.id])  # a duplicate, no loss
     assert await outboxes.left() == 0
+
+
+async def test_an_urgent_event_written_behind_a_backlog_goes_out_in_the_next_round(
+    outboxes: Outboxes,
+) -> None:
+    """An SLA breach must not wait for a backlog of ordinary events (fire lag)."""
+    await pending(outboxes.tickets, outboxes.topic, 120)
+    breach = parse_event(created_event("T-breached"))
+    now = datetime.now(UTC)
+    await outboxes.tickets.insert_one({"_id": breach.subject})
+    await outboxes.tickets.update_one(
+        {"_id": breach.subject},
+        outbox_update([outbox_entry(outboxes.topic, breach)], now, urgent=True),
+    )
+    relay = outboxes.relay(batch_size=50)
+    async with outboxes.tap() as tap:
+        first_round = await relay.relay_once()
+        received = await tap.collect(first_round)
+
+    assert first_round == 50
+    assert breach.id in {parse_event(r.value).id for r in received}

@@ -199,3 +199,36 @@ async def test_a_batch_that_lost_a_race_is_retried_and_keeps_what_was_written() 
 
     await service.apply(batch)  # the consumer's retry
     assert h.published(SlaFulfilled) == [("T-1", SlaMetric.first_reply)]
+
+
+class UrgencyRecording(MemorySlaRepository):
+    """Remembers, for each saved change with events, their kinds and whether it was urgent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: list[tuple[bool, set[str]]] = []
+
+    async def save(self, changes: Sequence[SlaChange], now: datetime) -> int:
+        for change in changes:
+            if change.events:
+                kinds = {type(e.data).__name__ for _, e in change.events}
+                self.saved.append((change.urgent, kinds))
+        return await super().save(changes, now)
+
+
+async def test_timer_fires_are_saved_urgent_and_ticket_events_are_not() -> None:
+    """The outbox relay sends urgent changes before any backlog: a breach must not queue
+    behind the clocks of a flood of new tickets."""
+    h = Harness()
+    repo = h.repo = UrgencyRecording()
+    service = await h.service()
+    await service.apply([created("T-1")])
+    for at in (timedelta(minutes=50), timedelta(hours=1, minutes=1)):
+        h.clock.set(T0 + at)
+        await service.fire_due({0: h.clock.now()})
+
+    assert repo.saved[0][0] is False  # the ticket's clocks started
+    fired = [kinds for urgent, kinds in repo.saved[1:] if urgent]
+    assert fired
+    assert {"SlaWarning", "SlaBreached"} <= set().union(*fired)
+    assert all(urgent for urgent, _ in repo.saved[1:])
