@@ -94,6 +94,8 @@ class OutboxMetrics:
     relay_lag_seconds: Histogram
     # 1 while this instance holds the relay lease (one instance per service publishes)
     lease_held: Gauge
+    # of `relayed`, those the urgent lane published (SLA timer fires, ahead of any backlog)
+    urgent_relayed: Counter
 
 
 def outbox_metrics(registry: CollectorRegistry, service: str) -> OutboxMetrics:
@@ -117,6 +119,11 @@ def outbox_metrics(registry: CollectorRegistry, service: str) -> OutboxMetrics:
         lease_held=Gauge(
             f"{prefix}_relay_lease_held",
             "1 while this instance holds the outbox relay lease (one instance publishes).",
+            registry=registry,
+        ),
+        urgent_relayed=Counter(
+            f"{prefix}_urgent_events_relayed",
+            "Events relayed in urgent rounds, ahead of any backlog.",
             registry=registry,
         ),
     )

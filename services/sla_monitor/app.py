@@ -131,6 +131,7 @@ def create_app(
             known=known,
             metrics=metrics,
             on_events=relay.wake,
+            on_urgent=relay.wake_urgent,
         )
         erasures = confirm_erasures(rt, SlaEraser(), SlaRequesterErased, rt.topics.sla, relay.wake)
         consumer = rt.add_consumer(

@@ -74,6 +74,7 @@ class SlaService:
         known: dict[str, PolicySet],
         metrics: SlaMetrics,
         on_events: Callable[[int], None] = lambda _: None,
+        on_urgent: Callable[[], None] = lambda: None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -85,6 +86,7 @@ class SlaService:
         self._metrics = metrics
         self._open_pending: dict[str, int] = defaultdict(int)  # saved, not yet counted
         self._on_events = on_events
+        self._on_urgent = on_urgent
 
     def policies_for(self, sla: TicketSla) -> PolicySet:
         """The version the ticket is pinned to, once `ensure_versions` has looked for it.
@@ -353,7 +355,7 @@ class SlaService:
                 changes.append(SlaChange(sla, sla.next_due(policies), events, urgent=True))
         lost = await self._store.save(changes, now)
         if changes:
-            self._on_events(1)  # breaches and warnings leave at once, whatever their number
+            self._on_urgent()  # breaches and warnings leave at once, ahead of any backlog
         if lost:
             log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state
         return fired

@@ -19,6 +19,7 @@ from shared.outbox import (
     OUTBOX,
     OUTBOX_CLAIM,
     OUTBOX_SINCE,
+    URGENT_SINCE,
     OutboxRelay,
     ensure_outbox_index,
     outbox_entry,
@@ -26,7 +27,7 @@ from shared.outbox import (
 )
 from shared.settings import ServiceSettings
 from tests.integration.shared.test_batch_consumer import created_event
-from tests.support import Tap
+from tests.support import Tap, eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -272,3 +273,92 @@ async def test_an_urgent_event_written_behind_a_backlog_goes_out_in_the_next_rou
 
     assert first_round == 50
     assert breach.id in {parse_event(r.value).id for r in received}
+
+
+class FirstClearHeld:
+    """A collection on which the relay's first clear waits until released: a round of
+    ordinary events stuck clearing, as a round on a loaded database is for seconds."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.clearing = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    async def bulk_write(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.clearing.is_set():
+            self.clearing.set()
+            await self.release.wait()
+        return await self._real.bulk_write(*args, **kwargs)
+
+
+async def until_drained(outboxes: Outboxes) -> None:
+    async def drained() -> bool:
+        return await outboxes.left() == 0
+
+    await eventually(drained)
+
+
+async def test_an_urgent_event_goes_out_while_a_round_of_ordinary_ones_is_still_clearing(
+    outboxes: Outboxes,
+) -> None:
+    events = await pending(outboxes.tickets, outboxes.topic, 120)
+    held = FirstClearHeld(outboxes.tickets)
+    registry = CollectorRegistry()
+    relay = outboxes.relay(held, registry=registry)
+    breach = parse_event(created_event("T-breached"))
+    async with outboxes.tap() as tap:
+        relay.start()
+        try:
+            await asyncio.wait_for(held.clearing.wait(), 20)
+            await outboxes.tickets.insert_one(
+                {"_id": breach.subject, OUTBOX: [outbox_entry(outboxes.topic, breach)]}
+                | {OUTBOX_SINCE: URGENT_SINCE}
+            )
+            relay.wake_urgent()
+            before_clear = list(await tap.collect(121))  # the round's 120, then the breach
+            held.release.set()
+            await until_drained(outboxes)
+            received = await tap.settle(1.0)
+        finally:
+            await relay.stop()
+
+    ids = [parse_event(r.value).id for r in received]
+    assert breach.id in {parse_event(r.value).id for r in before_clear}
+    assert sorted(ids) == sorted([*(e.id for e in events), breach.id])  # each once
+    assert registry.get_sample_value("helpstream_test_outbox_urgent_events_relayed_total") == 1
+
+
+async def test_a_document_that_turns_urgent_while_its_round_clears_keeps_its_events_in_order(
+    outboxes: Outboxes,
+) -> None:
+    """The urgent lane leaves a document another round is relaying: its breach goes out
+    after the event that round published, never beside it."""
+    events = await pending(outboxes.tickets, outboxes.topic, 3)
+    held = FirstClearHeld(outboxes.tickets)
+    relay = outboxes.relay(held)
+    breach = parse_event(created_event("T-1"))
+    async with outboxes.tap() as tap:
+        relay.start()
+        try:
+            await asyncio.wait_for(held.clearing.wait(), 20)
+            await outboxes.tickets.update_one(
+                {"_id": "T-1"},
+                outbox_update(
+                    [outbox_entry(outboxes.topic, breach)], datetime.now(UTC), urgent=True
+                ),
+            )
+            relay.wake_urgent()
+            await tap.collect(3)
+            while_held = [parse_event(r.value).id for r in await tap.settle(1.0)]
+            held.release.set()
+            await until_drained(outboxes)
+            after = [parse_event(r.value).id for r in await tap.settle(1.0)][len(while_held) :]
+        finally:
+            await relay.stop()
+
+    assert sorted(while_held) == sorted(e.id for e in events)  # no breach beside its round
+    assert after == [breach.id]
+    assert await outboxes.left() == 0

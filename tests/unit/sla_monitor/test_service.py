@@ -61,6 +61,7 @@ class Harness:
         self.clock = FixedClock(T0)
         self.registry = CollectorRegistry()
         self.policies = parse_policies(POLICIES)
+        self.wakes: list[tuple[str, int]] = []  # what the service told the outbox relay
 
     async def service(self) -> SlaService:
         known = await self.repo.register(self.policies)
@@ -71,6 +72,8 @@ class Harness:
             policies=self.policies,
             known=known,
             metrics=sla_metrics(self.registry),
+            on_events=lambda n: self.wakes.append(("events", n)),
+            on_urgent=lambda: self.wakes.append(("urgent", 1)),
         )
 
     def published(self, kind: type[SlaClockData]) -> list[tuple[str, SlaMetric]]:
@@ -232,3 +235,5 @@ async def test_timer_fires_are_saved_urgent_and_ticket_events_are_not() -> None:
     assert fired
     assert {"SlaWarning", "SlaBreached"} <= set().union(*fired)
     assert all(urgent for urgent, _ in repo.saved[1:])
+    # the ticket's write woke the relay's ordinary rounds, each fire its urgent lane
+    assert h.wakes == [("events", 2), ("urgent", 1), ("urgent", 1)]  # 2: both clocks started
