@@ -178,9 +178,9 @@ class OutboxRelay(BackgroundTask):
     def wake_urgent(self) -> None:
         """Called after a write with urgent events (SLA timer fires): they leave in a
         round of their own at once, without waiting for a round of ordinary ones to end
-        (under load one of those took seconds, most of it clearing)."""
+        (under load one of those took seconds, most of it clearing). The ordinary rounds
+        are not woken: they would only read the documents this lane is relaying."""
         self._urgent.set()
-        self.wake()
 
     name = "outbox-relay"
 
@@ -212,8 +212,8 @@ class OutboxRelay(BackgroundTask):
             await self._urgent.wait()
             self._urgent.clear()
             try:
-                while await self.relay_once(urgent=True):
-                    pass
+                while await self.relay_once(urgent=True) >= MIN_CLAIM:
+                    pass  # a full round: more may wait (each takes one event or more)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the ordinary rounds take urgent documents first anyway
