@@ -412,19 +412,20 @@ class OutboxRelay(BackgroundTask):
     async def _clear(collection: AsyncCollection[Document], docs: list[Document]) -> None:
         """Take the published events out of their documents: one write per document.
 
-        Writers only ever append to an outbox, and only a relay removes from it; so an
-        outbox whose size, first and last event are those just published holds exactly
-        them, and is removed whole. One that gained events meanwhile has just the
-        published ids pulled. Matching on the events themselves, not on who read them,
-        keeps a relay that lost its lease while publishing (paused past it) from clearing
-        events it never saw: it can only remove what it published.
+        Writers only ever append to an outbox, only a relay removes from it, and no event
+        id comes back once removed; so an outbox whose size and last event are those just
+        published holds exactly them (anything appended since would stand after that last
+        event, anything removed would shrink it), and is removed whole. One that gained
+        events meanwhile has just the published ids pulled. Matching on the events
+        themselves, not on who read them, keeps a relay that lost its lease while
+        publishing (paused past it) from clearing events it never saw: it can only remove
+        what it published.
         """
         ops: list[UpdateOne] = []
         for doc in docs:
             entries = doc.get(OUTBOX) or []
             match: Document = {"_id": doc["_id"], OUTBOX: {"$size": len(entries)}}
             if entries:
-                match[f"{OUTBOX}.0.id"] = entries[0]["id"]
                 match[f"{OUTBOX}.{len(entries) - 1}.id"] = entries[-1]["id"]
             ops.append(UpdateOne(match, {"$unset": RETIRE}))
         result = await collection.bulk_write(ops, ordered=False)
