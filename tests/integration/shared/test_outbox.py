@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -301,29 +302,40 @@ async def until_drained(outboxes: Outboxes) -> None:
     await eventually(drained)
 
 
+@contextlib.asynccontextmanager
+async def round_held_in_its_clear(
+    outboxes: Outboxes, **options: Any
+) -> AsyncIterator[tuple[OutboxRelay, FirstClearHeld]]:
+    """A started relay whose first round has published and waits to clear."""
+    held = FirstClearHeld(outboxes.tickets)
+    relay = outboxes.relay(held, **options)
+    relay.start()
+    try:
+        await asyncio.wait_for(held.clearing.wait(), 20)
+        yield relay, held
+    finally:
+        await relay.stop()
+
+
 async def test_an_urgent_event_goes_out_while_a_round_of_ordinary_ones_is_still_clearing(
     outboxes: Outboxes,
 ) -> None:
     events = await pending(outboxes.tickets, outboxes.topic, 120)
-    held = FirstClearHeld(outboxes.tickets)
     registry = CollectorRegistry()
-    relay = outboxes.relay(held, registry=registry)
     breach = parse_event(created_event("T-breached"))
-    async with outboxes.tap() as tap:
-        relay.start()
-        try:
-            await asyncio.wait_for(held.clearing.wait(), 20)
-            await outboxes.tickets.insert_one(
-                {"_id": breach.subject, OUTBOX: [outbox_entry(outboxes.topic, breach)]}
-                | {OUTBOX_SINCE: URGENT_SINCE}
-            )
-            relay.wake_urgent()
-            before_clear = list(await tap.collect(121))  # the round's 120, then the breach
-            held.release.set()
-            await until_drained(outboxes)
-            received = await tap.settle(1.0)
-        finally:
-            await relay.stop()
+    async with (
+        outboxes.tap() as tap,
+        round_held_in_its_clear(outboxes, registry=registry) as (relay, held),
+    ):
+        await outboxes.tickets.insert_one(
+            {"_id": breach.subject, OUTBOX: [outbox_entry(outboxes.topic, breach)]}
+            | {OUTBOX_SINCE: URGENT_SINCE}
+        )
+        relay.wake_urgent()
+        before_clear = list(await tap.collect(121))  # the round's 120, then the breach
+        held.release.set()
+        await until_drained(outboxes)
+        received = await tap.settle(1.0)
 
     ids = [parse_event(r.value).id for r in received]
     assert breach.id in {parse_event(r.value).id for r in before_clear}
@@ -337,27 +349,18 @@ async def test_a_document_that_turns_urgent_while_its_round_clears_keeps_its_eve
     """The urgent lane leaves a document another round is relaying: its breach goes out
     after the event that round published, never beside it."""
     events = await pending(outboxes.tickets, outboxes.topic, 3)
-    held = FirstClearHeld(outboxes.tickets)
-    relay = outboxes.relay(held)
     breach = parse_event(created_event("T-1"))
-    async with outboxes.tap() as tap:
-        relay.start()
-        try:
-            await asyncio.wait_for(held.clearing.wait(), 20)
-            await outboxes.tickets.update_one(
-                {"_id": "T-1"},
-                outbox_update(
-                    [outbox_entry(outboxes.topic, breach)], datetime.now(UTC), urgent=True
-                ),
-            )
-            relay.wake_urgent()
-            await tap.collect(3)
-            while_held = [parse_event(r.value).id for r in await tap.settle(1.0)]
-            held.release.set()
-            await until_drained(outboxes)
-            after = [parse_event(r.value).id for r in await tap.settle(1.0)][len(while_held) :]
-        finally:
-            await relay.stop()
+    async with outboxes.tap() as tap, round_held_in_its_clear(outboxes) as (relay, held):
+        entry = outbox_entry(outboxes.topic, breach)
+        await outboxes.tickets.update_one(
+            {"_id": "T-1"}, outbox_update([entry], datetime.now(UTC), urgent=True)
+        )
+        relay.wake_urgent()
+        await tap.collect(3)
+        while_held = [parse_event(r.value).id for r in await tap.settle(1.0)]
+        held.release.set()
+        await until_drained(outboxes)
+        after = [parse_event(r.value).id for r in await tap.settle(1.0)][len(while_held) :]
 
     assert sorted(while_held) == sorted(e.id for e in events)  # no breach beside its round
     assert after == [breach.id]
