@@ -4,23 +4,54 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shared.errors import InfraStartError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
-    from pathlib import Path
+
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+PICKED_BELOW = 12_000  # how many ports under the ephemeral range `free_port` picks among
+
+
+def ephemeral_ports() -> tuple[int, int]:
+    """The range outgoing connections take their local ports from (Linux's default when
+    it cannot be read)."""
+    try:
+        low, high = EPHEMERAL_RANGE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def free_port() -> int:
-    """A port the OS says is free right now (tests pick these; the local run uses fixed ones)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port free right now, for a listener started a little later (tests pick these; the
+    local run uses fixed ones).
+
+    Picked at random below the ephemeral range: a port the OS hands out for binding port 0
+    comes from that range, and so do the local ports of every outgoing connection, so any
+    Kafka or MongoDB client could take it before the listener binds (a mail gateway did,
+    starting after four other services)."""
+    low, _ = ephemeral_ports()
+    first = max(1024, low - PICKED_BELOW)
+    for _ in range(200):
+        port = first + secrets.randbelow(max(1, low - first))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # all taken: any free one
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
