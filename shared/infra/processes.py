@@ -23,14 +23,13 @@ EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 PICKED_BELOW = 12_000  # how many ports under the ephemeral range `free_port` picks among
 
 
-def ephemeral_ports() -> tuple[int, int]:
-    """The range outgoing connections take their local ports from (Linux's default when
-    it cannot be read)."""
+def ephemeral_floor() -> int:
+    """The lowest port outgoing connections take their local ports from (Linux's default
+    when it cannot be read)."""
     try:
-        low, high = EPHEMERAL_RANGE.read_text().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return 32768, 60999
+        return int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def free_port() -> int:
@@ -41,7 +40,7 @@ def free_port() -> int:
     comes from that range, and so do the local ports of every outgoing connection, so any
     Kafka or MongoDB client could take it before the listener binds (a mail gateway did,
     starting after four other services)."""
-    low, _ = ephemeral_ports()
+    low = ephemeral_floor()
     first = max(1024, low - PICKED_BELOW)
     for _ in range(200):
         port = first + secrets.randbelow(max(1, low - first))
