@@ -239,10 +239,17 @@ async def ingest(bootstrap: str, topic: str, rate: float, until: float) -> int:
     return sent
 
 
+STAGES = ("due → fired", "fired → produced", "produced → read")
+
+
 async def collect_fires(
     bootstrap: str, topic: str, due_ids: set[str], until: float
-) -> dict[str, float]:
-    """ticket id → fire lag (s) of each `sla.breached` of the due clocks."""
+) -> dict[str, tuple[float, ...]]:
+    """ticket id → (fire lag, *stages) in seconds of each `sla.breached` of the due clocks.
+
+    The stages split the lag where it can be seen from outside: the event's `time` is the
+    instant the timer's tick read its clock, the record's timestamp when the relay produced
+    it (both clocks are this machine's)."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -253,7 +260,7 @@ async def collect_fires(
         fetch_max_wait_ms=50,
     )
     await consumer.start()
-    lags: dict[str, float] = {}
+    lags: dict[str, tuple[float, ...]] = {}
     try:
         while time.monotonic() < until and len(lags) < len(due_ids):
             batches = await consumer.getmany(timeout_ms=200)
@@ -265,7 +272,14 @@ async def collect_fires(
                         continue
                     if event["subject"] in due_ids and event["subject"] not in lags:
                         due = datetime.fromisoformat(event["data"]["breached_at"]).timestamp()
-                        lags[event["subject"]] = received - due
+                        fired = datetime.fromisoformat(event["time"]).timestamp()
+                        produced = record.timestamp / 1000
+                        lags[event["subject"]] = (
+                            received - due,
+                            fired - due,
+                            produced - fired,
+                            received - produced,
+                        )
     finally:
         await consumer.stop()
     return lags
@@ -332,8 +346,13 @@ async def main(infra: Infra, total: int) -> dict[str, float]:
         for i, t in enumerate(sorted(due_at))
         if t not in lags
     ]
-    every = list(lags.values()) + missing
+    every = [lag[0] for lag in lags.values()] + missing
     p50, p99 = percentile(every, 50), percentile(every, 99)
+    stages = [
+        (f"  {name} p50 / p99 s", f"{percentile(seen, 50):.3f} / {percentile(seen, 99):.3f}")
+        for k, name in enumerate(STAGES, start=1)
+        if (seen := [lag[k] for lag in lags.values()])
+    ]
     rows = [
         ("open clocks loaded", f"{plan['loaded']:,}"),
         ("load time s", plan["seconds"]),
@@ -343,6 +362,7 @@ async def main(infra: Infra, total: int) -> dict[str, float]:
         ("fire lag p50 s", p50),
         ("fire lag p99 s" + (" (lower bound)" if missing else ""), p99),
         ("fire lag max s", max(every) if every else float("nan")),
+        *stages,
         ("service's own fire lag mean s", fire_sum / fire_count if fire_count else float("nan")),
         ("service fires (timer)", fire_count),
         ("SLA events relayed / outbox backlog docs at end", f"{relayed:,.0f} / {backlog}"),

@@ -159,6 +159,7 @@ class BatchConsumer:
         # Per partition: the time up to which every event has been applied (event-time
         # consumers such as SLA timers must not act ahead of it).
         self.watermarks: dict[TopicPartition, datetime] = {}
+        self.advanced = asyncio.Event()  # set whenever a watermark moves
         # Per partition: the offset after the last record this member applied durably.
         self._applied: dict[TopicPartition, int] = {}
         self._revocations = 0  # a committed offset read across a revocation is stale
@@ -287,6 +288,7 @@ class BatchConsumer:
             self._applied[tp] = max(self._applied.get(tp, 0), record.offset + 1)
             taken = datetime.fromtimestamp(record.timestamp / 1000, UTC)
             self.watermarks[tp] = max(self.watermarks.get(tp, taken), taken)
+        self.advanced.set()
 
     def _count(
         self, records: Sequence[ConsumerRecord[bytes, bytes]], rejected: Sequence[Rejected]
@@ -418,6 +420,7 @@ class BatchConsumer:
             self._metrics.lag.labels(self._group_id, tp.topic, tp.partition).set(lag)
             if lag == 0:
                 self.watermarks[tp] = self._clock.now()
+                self.advanced.set()
 
 
 async def _raw_records(message: Any) -> Any:

@@ -139,7 +139,14 @@ def create_app(
             with_erasures(service.on_ticket_events, erasures),
             personal_fields=False,  # clocks need no address, subject or text
         )
-        timer = TimerLoop(service, consumer.watermarks, rt.topics.tickets, cfg.timer_interval_s)
+        timer = TimerLoop(
+            service,
+            consumer.watermarks,
+            rt.topics.tickets,
+            cfg.timer_interval_s,
+            advanced=consumer.advanced,
+            metrics=metrics,
+        )
         consumer.on_assigned, consumer.on_revoked = timer.assigned, timer.revoked
         rt.workers.append(timer)
         rt.workers.append(

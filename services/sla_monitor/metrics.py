@@ -25,8 +25,14 @@ class SlaMetrics:
     breaches: Counter
     # sla.fulfilled events published, by metric, priority and policy
     fulfilled: Counter
-    # from a warning or breach instant to its publication (written to the outbox)
+    # from a warning or breach instant to its outbox write (the relay publishes it next)
     fire_lag: Histogram
+    # timer ticks, by outcome: fired (something), held (a due timer waits for the tickets
+    # consumer's watermark), idle (nothing due), failed (the database did not answer)
+    timer_ticks: Counter
+    # one timer tick: the due queries, the fires' save (and, when nothing fired, the look
+    # for held timers)
+    timer_tick_seconds: Histogram
     # ticket created to first public agent reply, in target time (business or calendar)
     first_reply: Histogram
     # ticket events that could not be applied (unknown ticket state), by reason
@@ -65,7 +71,19 @@ def sla_metrics(registry: CollectorRegistry) -> SlaMetrics:
         ),
         fire_lag=Histogram(
             "helpstream_sla_monitor_fire_lag_seconds",
-            "Due instant to publication of a warning or breach.",
+            "Due instant to the outbox write of a warning or breach.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        ),
+        timer_ticks=Counter(
+            "helpstream_sla_monitor_timer_ticks",
+            "SLA timer ticks, by outcome.",
+            ("outcome",),
+            registry=registry,
+        ),
+        timer_tick_seconds=Histogram(
+            "helpstream_sla_monitor_timer_tick_seconds",
+            "Duration of one SLA timer tick.",
             buckets=LATENCY_BUCKETS,
             registry=registry,
         ),

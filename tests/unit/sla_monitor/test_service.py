@@ -6,13 +6,15 @@ these run in milliseconds and reach the races a real database rarely shows.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from services.sla_monitor.handlers import SlaService
+from services.sla_monitor.handlers import SlaService, TimerLoop
 from services.sla_monitor.memory_store import MemorySlaRepository
 from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import parse_policies
@@ -237,3 +239,55 @@ async def test_timer_fires_are_saved_urgent_and_ticket_events_are_not() -> None:
     assert all(urgent for urgent, _ in repo.saved[1:])
     # the ticket's write woke the relay's ordinary rounds, each fire its urgent lane
     assert h.wakes == [("events", 2), ("urgent", 1), ("urgent", 1)]  # 2: both clocks started
+
+
+async def test_a_timer_due_beyond_the_watermark_is_reported_held_back() -> None:
+    h = Harness()
+    service = await h.service()
+    await service.apply([created("T-1")])
+    h.clock.set(T0 + timedelta(hours=2))
+
+    # the consumer has read partition 0 up to 40 minutes in: the warning (45 min) waits
+    read_to = T0 + timedelta(minutes=40)
+    assert await service.fire_due({0: read_to}) == 0
+    assert await service.held_back({0: read_to}) == {0: T0 + timedelta(minutes=45)}
+    # caught up: nothing is held back, and nothing is asked for
+    assert await service.held_back({0: h.clock.now()}) == {}
+
+
+async def test_the_timer_ticks_again_once_the_watermark_passes_a_held_timer() -> None:
+    h = Harness()
+    service = await h.service()
+    advanced = asyncio.Event()
+    marks = {TopicPartition("tickets", 0): T0 + timedelta(minutes=40)}
+    loop = TimerLoop(service, marks, "tickets", interval_s=3600.0, advanced=advanced)
+    loop.owned = {0}
+    pause = asyncio.create_task(loop.pause({0: T0 + timedelta(minutes=45)}))
+
+    marks[TopicPartition("tickets", 0)] = T0 + timedelta(minutes=44)  # not far enough yet
+    advanced.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not pause.done()
+
+    marks[TopicPartition("tickets", 0)] = T0 + timedelta(minutes=45)
+    advanced.set()
+    await asyncio.wait_for(pause, 10)  # long before the hour-long interval
+
+
+async def test_a_watermark_move_does_not_end_the_pause_when_no_timer_is_held() -> None:
+    h = Harness()
+    service = await h.service()
+    advanced = asyncio.Event()
+    marks = {TopicPartition("tickets", 0): T0}
+    loop = TimerLoop(service, marks, "tickets", interval_s=3600.0, advanced=advanced)
+    loop.owned = {0}
+    pause = asyncio.create_task(loop.pause({}))
+
+    marks[TopicPartition("tickets", 0)] = T0 + timedelta(hours=1)
+    advanced.set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+    assert not pause.done()  # no extra tick: it waits out its interval
+    pause.cancel()
