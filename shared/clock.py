@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import bisect
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -42,3 +44,40 @@ class FixedClock:
 
     def set(self, when: datetime) -> None:
         self._now = when
+
+
+class ClockReadings:
+    """Recent readings of a clock beside the wall clock, to map a wall instant (a Kafka
+    record's timestamp, a fetch's arrival) onto the clock's time.
+
+    An instant maps to the reading before it plus the wall time since (an instant before
+    every reading: the first reading less the wall time to it), but never past the reading
+    after it: exact for the system clock, and for a test clock that jumps, never later
+    than the clock read once the instant had passed."""
+
+    def __init__(self, clock: Clock, keep: int = 256) -> None:
+        self._clock = clock
+        self._keep = keep
+        self._wall: list[float] = []
+        self._read: list[datetime] = []
+
+    def take(self) -> datetime:
+        """Reads the clock now, and keeps the reading."""
+        wall, read = time.time(), self._clock.now()
+        if self._wall and wall < self._wall[-1]:  # the wall clock stepped back: start over
+            self._wall.clear()
+            self._read.clear()
+        self._wall.append(wall)
+        self._read.append(read)
+        if len(self._wall) > 2 * self._keep:
+            del self._wall[: -self._keep], self._read[: -self._keep]
+        return read
+
+    def at(self, wall: float) -> datetime | None:
+        """The clock's time at a wall instant (seconds since the epoch); None before the
+        first reading."""
+        if not self._wall:
+            return None
+        i = max(0, bisect.bisect_right(self._wall, wall) - 1)
+        mapped = self._read[i] + timedelta(seconds=wall - self._wall[i])
+        return min(mapped, self._read[i + 1]) if i + 1 < len(self._read) else mapped

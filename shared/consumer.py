@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
@@ -42,12 +41,13 @@ from faststream.middlewares import AckPolicy
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared import tracing
-from shared.clock import Clock, SystemClock
+from shared.clock import Clock, ClockReadings, SystemClock
 from shared.kafka import Rejected, connection_options, handler_error, is_transient
 from shared.tasks import LoopWorker
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
+    from datetime import datetime
     from ssl import SSLContext
 
     from aiokafka import AIOKafkaConsumer
@@ -156,10 +156,11 @@ class BatchConsumer:
         self.name = name
         self._opener = opener
         self._clock = clock or SystemClock()
-        # Per partition: the time up to which every event has been applied (event-time
-        # consumers such as SLA timers must not act ahead of it).
+        # Per partition: the time of the last event applied (`watermark` adds the time up
+        # to which a caught-up partition is applied).
         self.watermarks: dict[TopicPartition, datetime] = {}
-        self.advanced = asyncio.Event()  # set whenever a watermark moves
+        self.advanced = asyncio.Event()  # set whenever a batch moves a watermark
+        self._readings = ClockReadings(self._clock)
         # Per partition: the offset after the last record this member applied durably.
         self._applied: dict[TopicPartition, int] = {}
         self._revocations = 0  # a committed offset read across a revocation is stale
@@ -232,6 +233,30 @@ class BatchConsumer:
             self.last_error = None
             return
 
+    def watermark(self, tp: TopicPartition) -> datetime | None:
+        """The time up to which every event of the partition has been applied (event-time
+        consumers such as SLA timers must not act ahead of it); None before anything is
+        known.
+
+        That is the last applied event's time, or later once the partition is caught up:
+        a fetch that found nothing left to apply means that everything appended before it
+        arrived is applied. Broker instants are wall time; they are read on the service's
+        clock (`ClockReadings`), so a test clock that jumps never carries the watermark
+        past an event not yet applied."""
+        now = self._readings.take()
+        mark = self.watermarks.get(tp)
+        consumer = self._consumer
+        applied = self._applied.get(tp)
+        if consumer is None or applied is None or tp not in consumer.assignment():
+            return mark
+        high, polled_ms = consumer.highwater(tp), consumer.last_poll_timestamp(tp)
+        if high is None or polled_ms is None or applied < high:
+            return mark
+        caught_up = min(now, self._readings.at(polled_ms / 1000) or now)
+        if mark is None or caught_up > mark:  # kept: a watermark never moves back
+            self.watermarks[tp] = mark = caught_up
+        return mark
+
     def forget(self, partitions: set[TopicPartition]) -> None:
         """A revoked partition's progress is its next owner's to report."""
         self._revocations += 1
@@ -284,9 +309,10 @@ class BatchConsumer:
         last: dict[TopicPartition, ConsumerRecord[bytes, bytes]] = {}
         for record in records:
             last[TopicPartition(record.topic, record.partition)] = record
+        now = self._readings.take()
         for tp, record in last.items():
             self._applied[tp] = max(self._applied.get(tp, 0), record.offset + 1)
-            taken = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+            taken = self._readings.at(record.timestamp / 1000) or now
             self.watermarks[tp] = max(self.watermarks.get(tp, taken), taken)
         self.advanced.set()
 
@@ -402,8 +428,7 @@ class BatchConsumer:
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         """Lag is the high-water mark minus what this member applied durably (the
-        embedded broker cannot list group offsets). A partition without lag is applied
-        up to now; otherwise up to the last record applied."""
+        embedded broker cannot list group offsets)."""
         for tp in consumer.assignment():
             if tp not in consumer.assignment():  # revoked while awaiting an earlier one
                 return
@@ -418,9 +443,6 @@ class BatchConsumer:
                 self._applied.setdefault(tp, committed or 0)
             lag = max(0, high - self._applied[tp])
             self._metrics.lag.labels(self._group_id, tp.topic, tp.partition).set(lag)
-            if lag == 0:
-                self.watermarks[tp] = self._clock.now()
-                self.advanced.set()
 
 
 async def _raw_records(message: Any) -> Any:

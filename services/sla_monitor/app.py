@@ -141,7 +141,7 @@ def create_app(
         )
         timer = TimerLoop(
             service,
-            consumer.watermarks,
+            consumer.watermark,
             rt.topics.tickets,
             cfg.timer_interval_s,
             advanced=consumer.advanced,

@@ -8,11 +8,13 @@ second earlier cancels it) and two instances can never publish the same breach.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
 import structlog
+from aiokafka import TopicPartition
 from pymongo.errors import PyMongoError
 
 from services.sla_monitor.domain import (
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
     from datetime import datetime
 
-    from aiokafka import TopicPartition
     from aiokafka.structs import ConsumerRecord
 
     from services.sla_monitor.metrics import SlaMetrics
@@ -379,19 +380,24 @@ def set_open_clocks(metrics: SlaMetrics, counts: dict[str, int]) -> None:
         metrics.open_clocks.labels(metric.value).set(counts.get(metric.value, 0))
 
 
+HELD_CHECK_S = 0.02  # how often a pause looks whether the watermark passed a held timer
+
+
 class TimerLoop(BackgroundTask):
     """Fires due SLA timers of the partitions this instance owns: again at once after a
     tick that fired, else after `interval_s`, or as soon as the tickets consumer's
-    watermark passes a timer it was holding back (`advanced` is set on every move).
+    watermark passes a timer it was holding back.
 
-    Under ingest the watermark trails the clock by a batch or two, so ticks often find a
-    timer due but held; a fixed sleep on top of that wait put up to `interval_s` more on
-    every such timer's lag."""
+    Under ingest the watermark trails the clock by a batch, so ticks often find a timer
+    due but held; a fixed sleep on top of that wait put up to `interval_s` more on every
+    such timer's lag. `watermark` is the consumer's (`BatchConsumer.watermark`); it moves
+    with each batch applied (`advanced` is set then) and with each fetch that finds a
+    partition caught up (looked at every `HELD_CHECK_S` while a timer is held)."""
 
     def __init__(
         self,
         service: SlaService,
-        watermarks: dict[TopicPartition, datetime],
+        watermark: Callable[[TopicPartition], datetime | None],
         topic: str,
         interval_s: float = 0.2,
         *,
@@ -400,7 +406,7 @@ class TimerLoop(BackgroundTask):
     ) -> None:
         super().__init__()
         self._service = service
-        self._watermarks = watermarks
+        self._watermark = watermark
         self._topic = topic
         self._interval = interval_s
         self._advanced = advanced or asyncio.Event()
@@ -417,11 +423,8 @@ class TimerLoop(BackgroundTask):
 
     def horizons(self) -> dict[int, datetime]:
         """Owned partitions whose consumer has caught up to some instant."""
-        return {
-            tp.partition: mark
-            for tp, mark in self._watermarks.items()
-            if tp.topic == self._topic and tp.partition in self.owned
-        }
+        marks = {p: self._watermark(TopicPartition(self._topic, p)) for p in self.owned}
+        return {p: mark for p, mark in marks.items() if mark is not None}
 
     async def tick(self) -> int:
         return await self._service.fire_due(self.horizons())
@@ -452,10 +455,9 @@ class TimerLoop(BackgroundTask):
             if any(p in horizons and horizons[p] >= due for p, due in held.items()):
                 return
             self._advanced.clear()
-            try:
-                await asyncio.wait_for(self._advanced.wait(), remaining)
-            except TimeoutError:
-                return
+            wait = min(remaining, HELD_CHECK_S) if held else remaining
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._advanced.wait(), wait)
 
     def _count(self, outcome: str, started: float) -> None:
         if self._metrics is not None:

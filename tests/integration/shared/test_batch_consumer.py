@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from prometheus_client import CollectorRegistry
 
@@ -230,3 +230,53 @@ async def test_a_consumer_started_while_the_broker_is_away_says_so_and_stops_cle
         assert consumer.assigned == set()
     finally:
         await asyncio.wait_for(consumer.stop(), 10)
+
+
+async def test_a_caught_up_partition_is_applied_up_to_its_last_fetch_but_not_past_a_pending_event(
+    infra: Infra, make_settings: Any
+) -> None:
+    settings = make_settings(ServiceSettings)
+    topic = f"{settings.topic_prefix}input"
+    release = asyncio.Event()
+    handed: dict[int, tuple[TopicPartition, datetime]] = {}  # offset → partition, when
+
+    async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> Sequence[Rejected]:
+        for record in records:
+            handed[record.offset] = (TopicPartition(record.topic, record.partition), now())
+        if 1 in handed:  # the second event (same key, same partition) is slow to apply
+            await release.wait()
+        return []
+
+    await produce(infra.kafka_bootstrap, topic, [(b"T-1", created_event("T-1"))])
+    consumer, producer = await run_consumer(settings, topic, handle, CollectorRegistry())
+    try:
+        await eventually(lambda: _true(0 in handed))
+        tp, _ = handed[0]
+        first = await eventually(lambda: _got(consumer.watermarks.get(tp)))
+
+        # quiet and caught up: applied up to a recent fetch, well past its only event
+        past_first = first + timedelta(milliseconds=500)
+        await eventually(lambda: _true((consumer.watermark(tp) or first) > past_first))
+
+        await produce(infra.kafka_bootstrap, topic, [(b"T-1", created_event("T-1"))])
+        await eventually(lambda: _true(1 in handed))
+        _, handed_at = handed[1]
+        await asyncio.sleep(0.6)  # several fetches go by while it is being applied
+        pending = consumer.watermark(tp)
+        assert pending is not None
+        assert pending < handed_at  # not past the fetch that brought the pending event
+
+        release.set()
+        await eventually(lambda: _true((consumer.watermark(tp) or first) > handed_at))
+    finally:
+        release.set()
+        await consumer.stop()
+        await producer.stop()
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _got(value: datetime | None) -> datetime | None:
+    return value

@@ -260,7 +260,7 @@ async def test_the_timer_ticks_again_once_the_watermark_passes_a_held_timer() ->
     service = await h.service()
     advanced = asyncio.Event()
     marks = {TopicPartition("tickets", 0): T0 + timedelta(minutes=40)}
-    loop = TimerLoop(service, marks, "tickets", interval_s=3600.0, advanced=advanced)
+    loop = TimerLoop(service, marks.get, "tickets", interval_s=3600.0, advanced=advanced)
     loop.owned = {0}
     pause = asyncio.create_task(loop.pause({0: T0 + timedelta(minutes=45)}))
 
@@ -280,7 +280,7 @@ async def test_a_watermark_move_does_not_end_the_pause_when_no_timer_is_held() -
     service = await h.service()
     advanced = asyncio.Event()
     marks = {TopicPartition("tickets", 0): T0}
-    loop = TimerLoop(service, marks, "tickets", interval_s=3600.0, advanced=advanced)
+    loop = TimerLoop(service, marks.get, "tickets", interval_s=3600.0, advanced=advanced)
     loop.owned = {0}
     pause = asyncio.create_task(loop.pause({}))
 
