@@ -87,20 +87,6 @@ class MemorySlaRepository:
         due.sort(key=lambda s: s.next_due or until)
         return [copy_sla(s.sla) for s in due[:limit]]
 
-    async def next_due_between(
-        self, partition: int, after: datetime, until: datetime
-    ) -> datetime | None:
-        return min(
-            (
-                s.next_due
-                for s in self.tickets.values()
-                if s.sla.partition == partition
-                and s.next_due is not None
-                and after < s.next_due <= until
-            ),
-            default=None,
-        )
-
     async def save(self, changes: Sequence[SlaChange], now: datetime) -> int:
         lost = 0
         for change in changes:

@@ -58,12 +58,6 @@ class SlaRepository(Protocol):
         soonest first."""
         ...
 
-    async def next_due_between(
-        self, partition: int, after: datetime, until: datetime
-    ) -> datetime | None:
-        """The soonest next due time in (`after`, `until`] of one partition's tickets."""
-        ...
-
     async def save(self, changes: Sequence[SlaChange], now: datetime) -> int:
         """Writes every change that still can; returns how many lost a race (their ticket
         changed, or was created, since it was read). Those are not written at all."""

@@ -201,19 +201,6 @@ class SlaStore:
         )
         return [from_document(d) for d in docs]
 
-    async def next_due_between(
-        self, partition: int, after: datetime, until: datetime
-    ) -> datetime | None:
-        doc = await self.tickets.find_one(
-            {"partition": partition, "next_due": {"$gt": after, "$lte": until}},
-            {"next_due": 1, "_id": 0},
-            sort=[("next_due", ASCENDING)],
-        )
-        if doc is None:
-            return None
-        due: datetime = doc["next_due"]
-        return due
-
     async def save(self, changes: Sequence[SlaChange], now: datetime) -> int:
         return await self.documents.commit([self._change(c) for c in changes], now)
 

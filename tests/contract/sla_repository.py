@@ -188,13 +188,6 @@ class SlaRepositoryContract:
         assert [s.ticket_id for s in await repo.due(1, until, 10)] == ["T-other"]
         assert await repo.due(2, until, 10) == []
 
-        # the soonest due strictly after one instant and at or before another
-        assert await repo.next_due_between(0, NOW, until) == NOW + timedelta(minutes=1)
-        after_soon = NOW + timedelta(minutes=1)
-        assert await repo.next_due_between(0, after_soon, until) == NOW + timedelta(minutes=3)
-        assert await repo.next_due_between(0, NOW + timedelta(minutes=3), until) is None
-        assert await repo.next_due_between(1, NOW - timedelta(minutes=1), until) == NOW
-
     async def test_policy_versions_are_numbered_once_and_found_by_any_instance(
         self, harness: Harness
     ) -> None:
