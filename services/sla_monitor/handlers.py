@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -62,6 +64,19 @@ if TYPE_CHECKING:
 SOURCE = "/helpstream/sla_monitor"
 MISSING_VERSION_RETRY_S = 60.0  # how long a version found nowhere is not looked for again
 log = structlog.get_logger(__name__)
+
+HELD_CHECK_S = 0.02  # how often a pause looks whether the watermark passed a held timer
+HELD_LOOKAHEAD = timedelta(seconds=1)  # how far past a watermark a tick looks for held timers
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What a timer tick did: the events it fired, and per partition the soonest timer
+    due by the clock but held back by the partition's watermark (the tickets consumer
+    has yet to apply the events up to it)."""
+
+    fired: int
+    held: dict[int, datetime]
 
 
 class SlaService:
@@ -334,21 +349,32 @@ class SlaService:
 
     # --- timers -------------------------------------------------------------------------
 
-    async def fire_due(self, partitions: dict[int, datetime], limit: int = 500) -> int:
-        """Fire what is due in each owned partition, up to that partition's watermark."""
+    async def fire_due(self, partitions: dict[int, datetime], limit: int = 500) -> Tick:
+        """Fire what is due in each owned partition, up to that partition's watermark.
+
+        Each partition's query reaches `HELD_LOOKAHEAD` past its watermark (never past
+        now): timers due by the clock but not yet by the watermark are left for later,
+        and the soonest of them tells the timer loop what to wait for."""
         now = self._clock.now()
         changes: list[SlaChange] = []
         fired = 0
+        held: dict[int, datetime] = {}
         horizons = {partition: min(now, watermark) for partition, watermark in partitions.items()}
         # asked together: the database answers one while the next is on its way
         found = await asyncio.gather(
-            *(self._store.due(p, horizon, limit) for p, horizon in horizons.items())
+            *(
+                self._store.due(p, min(now, horizon + HELD_LOOKAHEAD), limit)
+                for p, horizon in horizons.items()
+            )
         )
-        for horizon, due in zip(horizons.values(), found, strict=True):
+        for (partition, horizon), due in zip(horizons.items(), found, strict=True):
             await self.ensure_versions(due)
             for sla in due:
                 policies = self.policies_for(sla)
                 due_at = sla.next_due(policies)
+                if due_at is not None and due_at > horizon:
+                    held.setdefault(partition, due_at)  # soonest first
+                    continue
                 sla.fire(horizon, policies)
                 # a new trace, linked to the ticket's; the request's correlation id stays
                 with new_trace("sla timer fire", sla.traceparent, {"ticket.id": sla.ticket_id}):
@@ -362,25 +388,12 @@ class SlaService:
             self._on_urgent()  # breaches and warnings leave at once, ahead of any backlog
         if lost:
             log.info("sla_fire_raced", lost=lost)  # the next tick sees the newer state
-        return fired
-
-    async def held_back(self, partitions: dict[int, datetime]) -> dict[int, datetime]:
-        """Per partition, the soonest timer already due by the clock but not yet by the
-        partition's watermark: the tickets consumer has yet to apply events up to it."""
-        now = self._clock.now()
-        behind = {p: mark for p, mark in partitions.items() if mark < now}
-        found = await asyncio.gather(
-            *(self._store.next_due_between(p, mark, now) for p, mark in behind.items())
-        )
-        return {p: due for p, due in zip(behind, found, strict=True) if due is not None}
+        return Tick(fired, held)
 
 
 def set_open_clocks(metrics: SlaMetrics, counts: dict[str, int]) -> None:
     for metric in SlaMetric:
         metrics.open_clocks.labels(metric.value).set(counts.get(metric.value, 0))
-
-
-HELD_CHECK_S = 0.02  # how often a pause looks whether the watermark passed a held timer
 
 
 class TimerLoop(BackgroundTask):
@@ -426,15 +439,14 @@ class TimerLoop(BackgroundTask):
         marks = {p: self._watermark(TopicPartition(self._topic, p)) for p in self.owned}
         return {p: mark for p, mark in marks.items() if mark is not None}
 
-    async def tick(self) -> int:
+    async def tick(self) -> Tick:
         return await self._service.fire_due(self.horizons())
 
     async def run(self) -> None:
         while True:
             started = time.perf_counter()
             try:
-                fired = await self.tick()
-                held = {} if fired else await self._service.held_back(self.horizons())
+                tick = await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -442,9 +454,9 @@ class TimerLoop(BackgroundTask):
                 log.warning("sla_timer_failed", error=f"{type(exc).__name__}: {exc}"[:300])
                 await asyncio.sleep(1.0)
                 continue
-            self._count("fired" if fired else "held" if held else "idle", started)
-            if not fired:
-                await self.pause(held)
+            self._count("fired" if tick.fired else "held" if tick.held else "idle", started)
+            if not tick.fired:
+                await self.pause(tick.held)
 
     async def pause(self, held: dict[int, datetime]) -> None:
         """Until the next tick: `interval_s`, or less once a held timer's partition

@@ -14,7 +14,7 @@ import pytest
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry
 
-from services.sla_monitor.handlers import SlaService, TimerLoop
+from services.sla_monitor.handlers import SlaService, Tick, TimerLoop
 from services.sla_monitor.memory_store import MemorySlaRepository
 from services.sla_monitor.metrics import sla_metrics
 from services.sla_monitor.policy import parse_policies
@@ -241,18 +241,24 @@ async def test_timer_fires_are_saved_urgent_and_ticket_events_are_not() -> None:
     assert h.wakes == [("events", 2), ("urgent", 1), ("urgent", 1)]  # 2: both clocks started
 
 
-async def test_a_timer_due_beyond_the_watermark_is_reported_held_back() -> None:
+async def test_a_timer_due_just_past_the_watermark_is_held_back_and_reported() -> None:
     h = Harness()
     service = await h.service()
     await service.apply([created("T-1")])
     h.clock.set(T0 + timedelta(hours=2))
+    warning_at = T0 + timedelta(minutes=45)
 
-    # the consumer has read partition 0 up to 40 minutes in: the warning (45 min) waits
-    read_to = T0 + timedelta(minutes=40)
-    assert await service.fire_due({0: read_to}) == 0
-    assert await service.held_back({0: read_to}) == {0: T0 + timedelta(minutes=45)}
-    # caught up: nothing is held back, and nothing is asked for
-    assert await service.held_back({0: h.clock.now()}) == {}
+    # the consumer has read partition 0 up to just before the warning: it waits for it
+    tick = await service.fire_due({0: warning_at - timedelta(milliseconds=500)})
+    assert (tick.fired, tick.held) == (0, {0: warning_at})
+    # read far less: nothing is fired, and nothing so far ahead is looked at
+    assert await service.fire_due({0: T0 + timedelta(minutes=10)}) == Tick(0, {})
+    assert h.published(SlaWarning) == []
+
+    tick = await service.fire_due({0: h.clock.now()})  # caught up
+    assert tick.fired > 0
+    assert tick.held == {}
+    assert h.published(SlaBreached) == [("T-1", SlaMetric.first_reply)]
 
 
 async def test_the_timer_ticks_again_once_the_watermark_passes_a_held_timer() -> None:
