@@ -156,8 +156,8 @@ class BatchConsumer:
         self.name = name
         self._opener = opener
         self._clock = clock or SystemClock()
-        # Per partition: the time of the last event applied (`watermark` adds the time up
-        # to which a caught-up partition is applied).
+        # Per partition: the time up to which every event is known applied, as of the last
+        # batch or the last `watermark` call (which brings it up to date).
         self.watermarks: dict[TopicPartition, datetime] = {}
         self.advanced = asyncio.Event()  # set whenever a batch moves a watermark
         self._readings = ClockReadings(self._clock)
