@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,13 +42,20 @@ def timer_gauge(
     name: str, count: Callable[[], Awaitable[dict[str, int]]], gauge: Gauge, every_s: float
 ) -> LoopWorker:
     """Recounts one per-metric gauge now and then (indexed counts). Never more often than
-    four times its own duration, so a slow database is not kept busy counting."""
+    four times its own duration, so a slow database is not kept busy counting. A failed
+    count keeps the last values and says why, so a gauge gone flat is never a silent one."""
 
     async def loop() -> None:
         while True:
             started = time.monotonic()
-            with contextlib.suppress(Exception):
-                for metric, n in (await count()).items():
+            try:
+                counts = await count()
+            except Exception as exc:
+                log.warning(
+                    "sla_gauge_unread", gauge=name, error=f"{type(exc).__name__}: {exc}"[:300]
+                )
+            else:
+                for metric, n in counts.items():
                     gauge.labels(metric).set(n)
             await asyncio.sleep(max(every_s, 4 * (time.monotonic() - started)))
 
